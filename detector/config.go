@@ -1,0 +1,123 @@
+package detector
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// Config configures the detector. YAML keys live under `detector:`.
+type Config struct {
+	// MaxSeries caps the number of active series; samples of new series past
+	// the cap are dropped and counted (reason series_limit).
+	MaxSeries int `yaml:"max_series"`
+	// SeriesIdleTimeout expires series that received no sample for that long.
+	SeriesIdleTimeout model.Duration `yaml:"series_idle_timeout"`
+	// BatchSize is the most windows one ONNX Runtime call scores.
+	BatchSize int `yaml:"batch_size"`
+	// BatchInterval is how long pending windows may wait for a batch to fill.
+	BatchInterval model.Duration `yaml:"batch_interval"`
+	// AnomalyCloseAfter closes an anomaly once its series has scored below the
+	// threshold for this long (in sample time).
+	AnomalyCloseAfter model.Duration `yaml:"anomaly_close_after"`
+	// HistoryPoints is how many recent results each series keeps for the API
+	// (24 bytes per point per series); 0 turns history off.
+	HistoryPoints int `yaml:"history_points"`
+	// Selectors are PromQL series selectors; a series is scored when any of
+	// them matches. Empty selects every series. Parsed by the caller into
+	// Selection.
+	Selectors []string `yaml:"selectors,omitempty"`
+	Scoring   ScoringConfig `yaml:"scoring"`
+
+	// Selection is the parsed form of Selectors.
+	Selection Selection `yaml:"-"`
+}
+
+// DefaultConfig is the detector configuration used when none is given.
+var DefaultConfig = Config{
+	MaxSeries:         1_000_000,
+	SeriesIdleTimeout: model.Duration(15 * time.Minute),
+	BatchSize:         4096,
+	BatchInterval:     model.Duration(100 * time.Millisecond),
+	AnomalyCloseAfter: model.Duration(5 * time.Minute),
+	HistoryPoints:     120,
+	Scoring:           DefaultScoringConfig,
+}
+
+// UnmarshalYAML reads a direction from "up", "down" or "both".
+func (d *Direction) UnmarshalYAML(unmarshal func(any) error) error {
+	var s string
+	if err := unmarshal(&s); err != nil {
+		return err
+	}
+	v, err := ParseDirection(s)
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// MarshalYAML writes a direction as text.
+func (d Direction) MarshalYAML() (any, error) { return d.String(), nil }
+
+// ParseDirection parses "up", "down" or "both".
+func ParseDirection(s string) (Direction, error) {
+	switch s {
+	case "", "both":
+		return DirectionBoth, nil
+	case "up":
+		return DirectionUp, nil
+	case "down":
+		return DirectionDown, nil
+	}
+	return DirectionBoth, fmt.Errorf("unknown direction %q (want up, down or both)", s)
+}
+
+// Validate checks the configuration; errors name the YAML key.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.MaxSeries <= 0 {
+		errs = append(errs, errors.New("detector.max_series must be > 0"))
+	}
+	if c.SeriesIdleTimeout <= 0 {
+		errs = append(errs, errors.New("detector.series_idle_timeout must be > 0"))
+	}
+	if c.BatchSize <= 0 {
+		errs = append(errs, errors.New("detector.batch_size must be > 0"))
+	}
+	if c.BatchInterval <= 0 {
+		errs = append(errs, errors.New("detector.batch_interval must be > 0"))
+	}
+	if c.AnomalyCloseAfter < 0 {
+		errs = append(errs, errors.New("detector.anomaly_close_after must be >= 0"))
+	}
+	if c.HistoryPoints < 0 {
+		errs = append(errs, errors.New("detector.history_points must be >= 0"))
+	}
+	s := &c.Scoring
+	if s.WarmupSamples < 0 {
+		errs = append(errs, errors.New("detector.scoring.warmup_samples must be >= 0"))
+	}
+	if s.LongWindow < 1 {
+		errs = append(errs, errors.New("detector.scoring.long_window must be >= 1"))
+	}
+	if s.ShortWindow < 1 {
+		errs = append(errs, errors.New("detector.scoring.short_window must be >= 1"))
+	}
+	if !(s.PFloor > 0 && s.PFloor < 1) {
+		errs = append(errs, errors.New("detector.scoring.p_floor must be in (0,1)"))
+	}
+	if !(s.Threshold > 0 && s.Threshold <= 1) {
+		errs = append(errs, errors.New("detector.scoring.threshold must be in (0,1]"))
+	}
+	if s.MinAbsDeviation < 0 {
+		errs = append(errs, errors.New("detector.scoring.min_abs_deviation must be >= 0"))
+	}
+	if s.MinRelDeviation < 0 {
+		errs = append(errs, errors.New("detector.scoring.min_rel_deviation must be >= 0"))
+	}
+	return errors.Join(errs...)
+}

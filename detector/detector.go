@@ -1,0 +1,605 @@
+package detector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const numShards = 256
+
+// staleNaN is the bit pattern Prometheus uses to mark a series as stale.
+const staleNaN = 0x7ff0000000000002
+
+// IsStaleNaN reports whether v is a Prometheus staleness marker.
+func IsStaleNaN(v float64) bool { return math.Float64bits(v) == staleNaN }
+
+type shard struct {
+	mu      sync.Mutex
+	series  map[uint64]*series
+	pending []*series
+}
+
+// modelState is swapped atomically when a new model is loaded.
+type modelState struct {
+	model Model
+	norm  Normalisation
+}
+
+// Detector holds the state of every scored series and runs inference in
+// batches. Append may be called from many goroutines; Run drives the batching
+// scheduler.
+type Detector struct {
+	cfg     Config
+	zThr    float64
+	logger  *slog.Logger
+	metrics *metrics
+	sinks   []EventSink
+
+	model     atomic.Pointer[modelState]
+	inferMu   sync.Mutex // one inference pass at a time
+	numSeries atomic.Int64
+	nextID    atomic.Uint64
+	shards    [numShards]shard
+
+	// inference buffers, owned by the goroutine holding inferMu.
+	batch   []*series
+	seqs    []uint32
+	means   []float64
+	scales  []float64
+	input   []float32
+	output  []float32
+	winBuf  []float64
+	enqueue []int64
+}
+
+// New returns a detector. The model can be set later with SetModel; until
+// then samples fill windows but nothing is scored.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, sinks ...EventSink) (*Detector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d := &Detector{
+		cfg:    cfg,
+		zThr:   cfg.Scoring.zAtThreshold(),
+		logger: logger,
+		sinks:  sinks,
+	}
+	for i := range d.shards {
+		d.shards[i].series = make(map[uint64]*series)
+	}
+	d.metrics = newMetrics(reg, d)
+	return d, nil
+}
+
+// SetModel installs a model. Series keep their windows and calibration when
+// the window length is unchanged; otherwise their windows restart.
+func (d *Detector) SetModel(m Model) {
+	norm := DefaultNormalisation
+	if p, ok := m.(NormalisationProvider); ok {
+		norm = p.Normalisation()
+	}
+	d.inferMu.Lock()
+	old := d.model.Swap(&modelState{model: m, norm: norm})
+	d.inferMu.Unlock()
+	d.metrics.setModel(m.Version())
+	if old != nil && old.model.Window() != m.Window() {
+		d.logger.Info("model window changed, series windows restart", "old", old.model.Window(), "new", m.Window())
+	}
+}
+
+// Model returns the current model, or nil.
+func (d *Detector) Model() Model {
+	if st := d.model.Load(); st != nil {
+		return st.model
+	}
+	return nil
+}
+
+// Ready reports whether a model is loaded.
+func (d *Detector) Ready() bool { return d.model.Load() != nil }
+
+// NumSeries returns the number of active series.
+func (d *Detector) NumSeries() int { return int(d.numSeries.Load()) }
+
+// Threshold returns the score at which anomalies open.
+func (d *Detector) Threshold() float64 { return d.cfg.Scoring.Threshold }
+
+// hashSeries identifies a series by tenant and label set.
+func hashSeries(tenant string, lbls Labels) uint64 {
+	var h xxhash.Digest
+	h.Reset()
+	_, _ = h.WriteString(tenant)
+	_, _ = h.Write([]byte{0xff})
+	for _, l := range lbls {
+		_, _ = h.WriteString(l.Name)
+		_, _ = h.Write([]byte{0xfe})
+		_, _ = h.WriteString(l.Value)
+		_, _ = h.Write([]byte{0xff})
+	}
+	return h.Sum64()
+}
+
+func labelsEqual(a, b Labels) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Append routes samples of one series into its state and scores each sample
+// against the prediction made from the window before it. Samples must be in
+// timestamp order; older ones are dropped and counted. lbls and samples are
+// not retained.
+func (d *Detector) Append(tenant string, lbls Labels, samples []Sample) AppendStats {
+	var st AppendStats
+	if len(samples) == 0 {
+		return st
+	}
+	if !d.cfg.Selection.Matches(lbls) {
+		st.Unselected = len(samples)
+		d.metrics.countDrops(st)
+		return st
+	}
+	h := hashSeries(tenant, lbls)
+	sh := &d.shards[h%numShards]
+	var events []Event
+
+	sh.mu.Lock()
+	s := sh.series[h]
+	for s != nil && (s.tenant != tenant || !labelsEqual(s.labels, lbls)) {
+		s = s.next
+	}
+	if s == nil {
+		if d.numSeries.Load() >= int64(d.cfg.MaxSeries) {
+			sh.mu.Unlock()
+			st.SeriesCap = len(samples)
+			d.metrics.seriesLimitReached.Inc()
+			d.metrics.countDrops(st)
+			return st
+		}
+		s = d.newSeries(h, tenant, lbls)
+		s.next = sh.series[h]
+		sh.series[h] = s
+		d.numSeries.Add(1)
+		d.metrics.seriesCreated.Inc()
+	}
+	ms := d.model.Load()
+	if ms != nil && len(s.ring) != ms.model.Window() {
+		s.ring = make([]float64, ms.model.Window())
+		s.reset()
+	}
+	now := time.Now()
+	for _, smp := range samples {
+		if IsStaleNaN(smp.Value) {
+			// The target is gone: the run ends, an open anomaly closes, and the
+			// next sample starts a fresh window.
+			st.Stale++
+			if s.anomalyID != 0 {
+				events = append(events, d.closeAnomaly(s, smp.TimestampMs, ms))
+			}
+			s.reset()
+			continue
+		}
+		if smp.TimestampMs <= s.lastTs {
+			st.OutOfOrder++
+			continue
+		}
+		if math.IsNaN(smp.Value) || math.IsInf(smp.Value, 0) {
+			st.NaN++
+			continue
+		}
+		st.Accepted++
+		s.lastTs = smp.TimestampMs
+		if ev, ok := d.score(s, smp, ms); ok {
+			events = append(events, ev)
+		}
+		s.push(smp.Value)
+		s.seq++
+		s.predValid = false
+		if ms != nil && int(s.count) >= ms.model.Window() && int(s.count) == len(s.ring) && !s.pending {
+			s.pending = true
+			s.enqueuedNano = now.UnixNano()
+			sh.pending = append(sh.pending, s)
+		}
+	}
+	s.lastSeenUnix = now.Unix()
+	sh.mu.Unlock()
+
+	d.metrics.countDrops(st)
+	d.emit(events)
+	return st
+}
+
+func (d *Detector) newSeries(h uint64, tenant string, lbls Labels) *series {
+	w := 32
+	if ms := d.model.Load(); ms != nil {
+		w = ms.model.Window()
+	}
+	s := &series{
+		hash:   h,
+		tenant: clone(tenant),
+		labels: lbls.Clone(),
+		ring:   make([]float64, w),
+	}
+	if d.cfg.HistoryPoints > 0 {
+		s.hist = make([]historyPoint, d.cfg.HistoryPoints)
+	}
+	return s
+}
+
+func clone(s string) string {
+	if s == "" {
+		return ""
+	}
+	b := make([]byte, len(s))
+	copy(b, s)
+	return string(b)
+}
+
+// score compares smp with the series' pending prediction, updates the
+// calibration and the anomaly state, and returns an event when an anomaly
+// opens or closes. Called with the shard lock held.
+func (d *Detector) score(s *series, smp Sample, ms *modelState) (Event, bool) {
+	s.value = smp.Value
+	if !s.predValid {
+		if s.count > 0 && ms != nil && int(s.count) == len(s.ring) {
+			// The window was full but inference had not caught up.
+			d.metrics.samplesUnscored.WithLabelValues("inference_lag").Inc()
+		}
+		return Event{}, false
+	}
+	cfg := &d.cfg.Scoring
+	dev := smp.Value - s.pred
+	e := math.Abs(dev) / s.predScale
+	gated := true
+	switch cfg.Direction {
+	case DirectionUp:
+		gated = dev > 0
+	case DirectionDown:
+		gated = dev < 0
+	}
+	if math.Abs(dev) < max(cfg.MinAbsDeviation, cfg.MinRelDeviation*math.Abs(s.pred)) {
+		gated = false
+	}
+	// Bounds come from the calibration before this sample updates it.
+	half := s.cal.halfWidth(cfg, d.zThr) * s.predScale
+	score, warm := s.cal.observe(cfg, e, gated)
+	if !gated {
+		// A deviation the knobs ignore never opens an anomaly.
+		score = min(score, cfg.Threshold*0.99)
+	}
+	s.score, s.expected, s.lower, s.upper, s.scoredTs = score, s.pred, s.pred-half, s.pred+half, smp.TimestampMs
+	s.record(historyPoint{ts: smp.TimestampMs, value: float32(smp.Value), expected: float32(s.pred), half: float32(half), score: float32(score)})
+	d.metrics.samplesScored.Inc()
+	if !warm {
+		d.metrics.samplesUnscored.WithLabelValues("warmup").Inc()
+	}
+
+	dir := DirectionUp
+	if dev < 0 {
+		dir = DirectionDown
+	}
+	if score >= cfg.Threshold {
+		s.lastAboveTs = smp.TimestampMs
+		if s.anomalyID == 0 {
+			s.anomalyID = d.nextID.Add(1)
+			s.openedAt = smp.TimestampMs
+			s.peak = score
+			d.metrics.anomaliesOpen.Inc()
+			d.metrics.events.WithLabelValues("open").Inc()
+			return d.event(s, EventOpen, smp, ms, dir), true
+		}
+		s.peak = max(s.peak, score)
+		return Event{}, false
+	}
+	if s.anomalyID != 0 && smp.TimestampMs-s.lastAboveTs >= time.Duration(d.cfg.AnomalyCloseAfter).Milliseconds() {
+		return d.closeAnomalyAt(s, smp, ms, dir), true
+	}
+	return Event{}, false
+}
+
+func (d *Detector) event(s *series, kind EventKind, smp Sample, ms *modelState, dir Direction) Event {
+	ev := Event{
+		Kind:        kind,
+		ID:          s.anomalyID,
+		Tenant:      s.tenant,
+		Labels:      s.labels,
+		OpenedAtMs:  s.openedAt,
+		TimestampMs: smp.TimestampMs,
+		Value:       smp.Value,
+		Expected:    s.expected,
+		Lower:       s.lower,
+		Upper:       s.upper,
+		Score:       s.score,
+		PeakScore:   s.peak,
+		Direction:   dir,
+	}
+	if ms != nil {
+		ev.ModelVersion = ms.model.Version()
+	}
+	return ev
+}
+
+func (d *Detector) closeAnomalyAt(s *series, smp Sample, ms *modelState, dir Direction) Event {
+	ev := d.event(s, EventClose, smp, ms, dir)
+	ev.ClosedAtMs = smp.TimestampMs
+	s.anomalyID = 0
+	d.metrics.anomaliesOpen.Dec()
+	d.metrics.events.WithLabelValues("close").Inc()
+	return ev
+}
+
+// closeAnomaly closes an open anomaly without a new sample (stale marker or expiry).
+func (d *Detector) closeAnomaly(s *series, ts int64, ms *modelState) Event {
+	return d.closeAnomalyAt(s, Sample{TimestampMs: ts, Value: s.value}, ms, DirectionBoth)
+}
+
+func (d *Detector) emit(events []Event) {
+	if len(events) == 0 {
+		return
+	}
+	for _, sink := range d.sinks {
+		sink.HandleEvents(events)
+	}
+}
+
+// Run schedules inference until ctx is done: every batch interval, or as soon
+// as a full batch is pending, and expires idle series once a minute.
+func (d *Detector) Run(ctx context.Context) error {
+	tick := time.NewTicker(time.Duration(d.cfg.BatchInterval))
+	defer tick.Stop()
+	expire := time.NewTicker(time.Minute)
+	defer expire.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if err := d.Flush(); err != nil {
+				d.logger.Error("inference failed", "err", err)
+			}
+		case now := <-expire.C:
+			d.Expire(now)
+		}
+	}
+}
+
+// Flush runs inference on every pending window now. Eval harnesses call it
+// after each step to score one sample at a time; the server calls it from Run.
+func (d *Detector) Flush() error {
+	d.inferMu.Lock()
+	defer d.inferMu.Unlock()
+	ms := d.model.Load()
+	if ms == nil {
+		return nil
+	}
+	var errs []error
+	for i := range d.shards {
+		sh := &d.shards[i]
+		sh.mu.Lock()
+		d.batch = append(d.batch, sh.pending...)
+		clear(sh.pending)
+		sh.pending = sh.pending[:0]
+		sh.mu.Unlock()
+		for len(d.batch) >= d.cfg.BatchSize {
+			if err := d.infer(ms, d.batch[:d.cfg.BatchSize]); err != nil {
+				errs = append(errs, err)
+			}
+			n := copy(d.batch, d.batch[d.cfg.BatchSize:])
+			clear(d.batch[n:])
+			d.batch = d.batch[:n]
+		}
+	}
+	if len(d.batch) > 0 {
+		if err := d.infer(ms, d.batch); err != nil {
+			errs = append(errs, err)
+		}
+		clear(d.batch)
+		d.batch = d.batch[:0]
+	}
+	return errors.Join(errs...)
+}
+
+// infer scores one batch. Called with inferMu held.
+func (d *Detector) infer(ms *modelState, batch []*series) error {
+	w := ms.model.Window()
+	n := len(batch)
+	d.input = grow(d.input, n*w)
+	d.output = grow(d.output, n)
+	d.seqs = growU32(d.seqs, n)
+	d.means = grow64(d.means, n)
+	d.scales = grow64(d.scales, n)
+	d.enqueue = growI64(d.enqueue, n)
+	valid := 0
+	for _, s := range batch {
+		sh := &d.shards[s.hash%numShards]
+		sh.mu.Lock()
+		s.pending = false
+		if int(s.count) != w || len(s.ring) != w {
+			// The window restarted (stale marker, model change) since queuing.
+			if len(s.ring) != w {
+				s.ring = make([]float64, w)
+				s.reset()
+			}
+			sh.mu.Unlock()
+			continue
+		}
+		d.winBuf = s.window(d.winBuf)
+		d.seqs[valid] = s.seq
+		d.enqueue[valid] = s.enqueuedNano
+		sh.mu.Unlock()
+		d.means[valid], d.scales[valid] = ms.norm.normaliseWindow(d.input[valid*w:(valid+1)*w], d.winBuf)
+		batch[valid] = s
+		valid++
+	}
+	if valid == 0 {
+		return nil
+	}
+	start := time.Now()
+	err := ms.model.Predict(d.input[:valid*w], valid, d.output[:valid])
+	elapsed := time.Since(start)
+	d.metrics.inferenceDuration.Observe(elapsed.Seconds())
+	d.metrics.batchSize.Observe(float64(valid))
+	if err != nil {
+		d.metrics.inferenceErrors.Inc()
+		return fmt.Errorf("cannot run model %s on %d windows: %w", ms.model.Version(), valid, err)
+	}
+	nowNano := time.Now().UnixNano()
+	for i, s := range batch[:valid] {
+		p := float64(d.output[i])
+		sh := &d.shards[s.hash%numShards]
+		sh.mu.Lock()
+		if s.seq == d.seqs[i] {
+			s.pred = d.means[i] + p*d.scales[i]
+			s.predScale = d.scales[i]
+			s.predValid = !math.IsNaN(s.pred) && !math.IsInf(s.pred, 0)
+		}
+		sh.mu.Unlock()
+		d.metrics.predictionLatency.Observe(float64(nowNano-d.enqueue[i]) / 1e9)
+	}
+	return nil
+}
+
+func grow(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}
+
+func grow64(b []float64, n int) []float64 {
+	if cap(b) < n {
+		return make([]float64, n)
+	}
+	return b[:n]
+}
+
+func growU32(b []uint32, n int) []uint32 {
+	if cap(b) < n {
+		return make([]uint32, n)
+	}
+	return b[:n]
+}
+
+func growI64(b []int64, n int) []int64 {
+	if cap(b) < n {
+		return make([]int64, n)
+	}
+	return b[:n]
+}
+
+// Expire removes series idle for longer than series_idle_timeout, closing
+// their open anomalies.
+func (d *Detector) Expire(now time.Time) {
+	cutoff := now.Add(-time.Duration(d.cfg.SeriesIdleTimeout)).Unix()
+	ms := d.model.Load()
+	var events []Event
+	for i := range d.shards {
+		sh := &d.shards[i]
+		sh.mu.Lock()
+		for h, head := range sh.series {
+			var keep *series
+			for s := head; s != nil; {
+				next := s.next
+				if s.lastSeenUnix < cutoff && !s.pending {
+					if s.anomalyID != 0 {
+						events = append(events, d.closeAnomaly(s, s.lastTs, ms))
+					}
+					d.numSeries.Add(-1)
+					d.metrics.seriesExpired.Inc()
+				} else {
+					s.next = keep
+					keep = s
+				}
+				s = next
+			}
+			if keep == nil {
+				delete(sh.series, h)
+			} else {
+				sh.series[h] = keep
+			}
+		}
+		sh.mu.Unlock()
+	}
+	d.emit(events)
+}
+
+// Results calls fn with the latest result of every scored series, holding one
+// shard lock at a time. r is reused between calls; fn must not retain it.
+// Stops early when fn returns false.
+func (d *Detector) Results(fn func(r *Result) bool) {
+	var r Result
+	for i := range d.shards {
+		sh := &d.shards[i]
+		sh.mu.Lock()
+		for _, head := range sh.series {
+			for s := head; s != nil; s = s.next {
+				if s.scoredTs == 0 {
+					continue
+				}
+				r = Result{
+					Tenant: s.tenant, Labels: s.labels, TimestampMs: s.scoredTs,
+					Value: s.value, Score: s.score, Expected: s.expected,
+					Lower: s.lower, Upper: s.upper, Anomalous: s.anomalyID != 0,
+				}
+				if !fn(&r) {
+					sh.mu.Unlock()
+					return
+				}
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// HistoryPoint is one past result of a series.
+type HistoryPoint struct {
+	TimestampMs                           int64
+	Value, Score, Expected, Lower, Upper float64
+}
+
+// History calls fn for every series matched by sel with its recent results
+// between fromMs and toMs (inclusive), oldest first. points is reused.
+func (d *Detector) History(sel Selector, tenant string, fromMs, toMs int64, fn func(tenant string, lbls Labels, points []HistoryPoint) bool) {
+	var pts []HistoryPoint
+	for i := range d.shards {
+		sh := &d.shards[i]
+		sh.mu.Lock()
+		for _, head := range sh.series {
+			for s := head; s != nil; s = s.next {
+				if (tenant != "" && s.tenant != tenant) || !sel.Matches(s.labels) {
+					continue
+				}
+				pts = pts[:0]
+				n := int32(len(s.hist))
+				for j := int32(0); j < s.histLen; j++ {
+					p := s.hist[(s.histHead+j)%n]
+					if p.ts < fromMs || p.ts > toMs {
+						continue
+					}
+					e, h := float64(p.expected), float64(p.half)
+					pts = append(pts, HistoryPoint{TimestampMs: p.ts, Value: float64(p.value), Score: float64(p.score), Expected: e, Lower: e - h, Upper: e + h})
+				}
+				if !fn(s.tenant, s.labels, pts) {
+					sh.mu.Unlock()
+					return
+				}
+			}
+		}
+		sh.mu.Unlock()
+	}
+}

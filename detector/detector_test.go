@@ -1,0 +1,236 @@
+package detector
+
+import (
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type recordingSink struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func (r *recordingSink) HandleEvents(evs []Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, evs...)
+}
+
+func newTestDetector(t *testing.T, mod func(*Config), sinks ...EventSink) (*Detector, *prometheus.Registry) {
+	t.Helper()
+	cfg := DefaultConfig
+	cfg.AnomalyCloseAfter = 0
+	if mod != nil {
+		mod(&cfg)
+	}
+	reg := prometheus.NewRegistry()
+	d, err := New(cfg, slog.New(slog.DiscardHandler), reg, sinks...)
+	require.NoError(t, err)
+	d.SetModel(WindowMeanModel{W: 16})
+	return d, reg
+}
+
+func lbls(kv ...string) Labels {
+	var ls Labels
+	for i := 0; i < len(kv); i += 2 {
+		ls = append(ls, Label{kv[i], kv[i+1]})
+	}
+	return ls
+}
+
+// feed appends one sample and runs inference, like the eval harness does.
+func feed(t *testing.T, d *Detector, ls Labels, ts int64, v float64) AppendStats {
+	t.Helper()
+	st := d.Append("", ls, []Sample{{TimestampMs: ts, Value: v}})
+	require.NoError(t, d.Flush())
+	return st
+}
+
+func latest(d *Detector, ls Labels) (Result, bool) {
+	var out Result
+	found := false
+	d.Results(func(r *Result) bool {
+		if labelsEqual(r.Labels, ls) {
+			out, found = *r, true
+			return false
+		}
+		return true
+	})
+	return out, found
+}
+
+func TestSpikeOpensAndClosesAnomaly(t *testing.T) {
+	sink := &recordingSink{}
+	d, reg := newTestDetector(t, nil, sink)
+	ls := lbls("__name__", "http_requests", "job", "api")
+	rng := rand.New(rand.NewPCG(1, 2))
+	maxBefore := 0.0
+	ts := int64(1000)
+	for i := range 300 {
+		v := 100 + 10*math.Sin(float64(i)/5) + rng.NormFloat64()
+		feed(t, d, ls, ts, v)
+		ts += 1000
+		if r, ok := latest(d, ls); ok {
+			maxBefore = max(maxBefore, r.Score)
+		}
+	}
+	require.Less(t, maxBefore, 0.5, "calm series must score low")
+	require.Empty(t, sink.events)
+
+	feed(t, d, ls, ts, 400)
+	ts += 1000
+	r, ok := latest(d, ls)
+	require.True(t, ok)
+	require.Greater(t, r.Score, 0.9)
+	require.True(t, r.Anomalous)
+	require.Greater(t, 400.0, r.Upper, "spike must lie above the upper bound")
+	require.Less(t, r.Lower, r.Expected)
+	require.Len(t, sink.events, 1)
+	require.Equal(t, EventOpen, sink.events[0].Kind)
+	require.Equal(t, 400.0, sink.events[0].Value)
+
+	for i := range 50 {
+		feed(t, d, ls, ts, 100+10*math.Sin(float64(300+i)/5)+rng.NormFloat64())
+		ts += 1000
+	}
+	require.Len(t, sink.events, 2)
+	require.Equal(t, EventClose, sink.events[1].Kind)
+	require.Equal(t, sink.events[0].ID, sink.events[1].ID)
+	require.Equal(t, 0.0, testutil.ToFloat64(d.metrics.anomaliesOpen))
+	require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.events.WithLabelValues("open")))
+	_ = reg
+}
+
+func TestAppendDropsAndCounts(t *testing.T) {
+	tests := []struct {
+		name    string
+		mod     func(*Config)
+		samples []Sample
+		want    AppendStats
+	}{
+		{"in order", nil, []Sample{{1, 1}, {2, 2}}, AppendStats{Accepted: 2}},
+		{"out of order", nil, []Sample{{2, 1}, {1, 2}, {2, 3}}, AppendStats{Accepted: 1, OutOfOrder: 2}},
+		{"nan and inf", nil, []Sample{{1, math.NaN()}, {2, math.Inf(1)}, {3, 1}}, AppendStats{Accepted: 1, NaN: 2}},
+		{"stale marker", nil, []Sample{{1, 1}, {2, math.Float64frombits(staleNaN)}, {3, 1}}, AppendStats{Accepted: 2, Stale: 1}},
+		{"unselected", func(c *Config) {
+			m, _ := NewMatcher(MatchEqual, "job", "other")
+			c.Selection = Selection{{m}}
+		}, []Sample{{1, 1}}, AppendStats{Unselected: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, _ := newTestDetector(t, tc.mod)
+			got := d.Append("", lbls("__name__", "up", "job", "api"), tc.samples)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestSeriesCapAndExpiry(t *testing.T) {
+	d, reg := newTestDetector(t, func(c *Config) { c.MaxSeries = 2 })
+	for i, name := range []string{"a", "b", "c"} {
+		st := d.Append("", lbls("__name__", name), []Sample{{int64(i + 1), 1}})
+		if name == "c" {
+			require.Equal(t, 1, st.SeriesCap)
+		} else {
+			require.Equal(t, 1, st.Accepted)
+		}
+	}
+	require.Equal(t, 2, d.NumSeries())
+	require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.seriesLimitReached))
+	n, err := testutil.GatherAndCount(reg, "sentinel_mesh_series_active")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+
+	d.Expire(time.Now().Add(time.Hour))
+	require.Equal(t, 0, d.NumSeries())
+	require.Equal(t, 1, d.Append("", lbls("__name__", "c"), []Sample{{1, 1}}).Accepted)
+}
+
+func TestTenantsAreSeparateSeries(t *testing.T) {
+	d, _ := newTestDetector(t, nil)
+	ls := lbls("__name__", "up")
+	require.Equal(t, 1, d.Append("a", ls, []Sample{{5, 1}}).Accepted)
+	require.Equal(t, 1, d.Append("b", ls, []Sample{{5, 1}}).Accepted)
+	require.Equal(t, 2, d.NumSeries())
+}
+
+func TestAppendDoesNotRetainLabels(t *testing.T) {
+	d, _ := newTestDetector(t, nil)
+	buf := []byte("up")
+	name := string(buf)
+	ls := Labels{{Name: "__name__", Value: name}}
+	for i := range 20 {
+		feed(t, d, ls, int64(i+1), 1)
+	}
+	ls[0].Value = "changed"
+	_, ok := latest(d, lbls("__name__", "up"))
+	require.True(t, ok)
+}
+
+func TestDirectionAndMinDeviation(t *testing.T) {
+	tests := []struct {
+		name   string
+		mod    func(*Config)
+		spike  float64
+		opened bool
+	}{
+		{"both catches a drop", nil, -200, true},
+		{"up ignores a drop", func(c *Config) { c.Scoring.Direction = DirectionUp }, -200, false},
+		{"up catches a rise", func(c *Config) { c.Scoring.Direction = DirectionUp }, 400, true},
+		{"min abs deviation ignores a small step", func(c *Config) { c.Scoring.MinAbsDeviation = 1000 }, 400, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := &recordingSink{}
+			d, _ := newTestDetector(t, tc.mod, sink)
+			ls := lbls("__name__", "x")
+			rng := rand.New(rand.NewPCG(3, 4))
+			for i := range 200 {
+				feed(t, d, ls, int64(i+1)*1000, 100+rng.NormFloat64())
+			}
+			feed(t, d, ls, 201_000, tc.spike)
+			require.Equal(t, tc.opened, len(sink.events) == 1)
+		})
+	}
+}
+
+func TestConcurrentAppend(t *testing.T) {
+	d, _ := newTestDetector(t, nil)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				ls := lbls("__name__", "m", "g", string(rune('a'+g)), "i", string(rune('a'+i%20)))
+				d.Append("", ls, []Sample{{int64(i + 1), float64(i)}})
+				if i%50 == 0 {
+					_ = d.Flush()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, 80, d.NumSeries())
+}
+
+func TestConfigValidateNamesKeys(t *testing.T) {
+	cfg := DefaultConfig
+	cfg.MaxSeries = 0
+	cfg.Scoring.Threshold = 2
+	err := cfg.Validate()
+	require.ErrorContains(t, err, "detector.max_series")
+	require.ErrorContains(t, err, "detector.scoring.threshold")
+}

@@ -1,0 +1,183 @@
+// Package detector keeps a short window per series, scores every new sample
+// against an LSTM's prediction and tracks anomalies as events.
+//
+// It knows nothing about HTTP, protobuf or Prometheus wire types: inputs
+// (remotewrite, kafka) translate their payloads into Labels and Samples, and
+// outputs (exporter, loki, ...) read Results and Events.
+package detector
+
+import (
+	"strings"
+)
+
+// MetricNameLabel is the label that carries a series' metric name.
+const MetricNameLabel = "__name__"
+
+// Label is one name/value pair of a series.
+type Label struct {
+	Name, Value string
+}
+
+// Labels is a label set sorted by Name, without duplicate names.
+type Labels []Label
+
+// Get returns the value of the label called name, or "".
+func (ls Labels) Get(name string) string {
+	for _, l := range ls {
+		if l.Name == name {
+			return l.Value
+		}
+	}
+	return ""
+}
+
+// Clone returns a deep copy whose strings do not alias the receiver's memory.
+// Decoders hand the detector labels that point into reused request buffers;
+// the detector clones them once, when it creates a series.
+func (ls Labels) Clone() Labels {
+	n := 0
+	for _, l := range ls {
+		n += len(l.Name) + len(l.Value)
+	}
+	// One backing string for all names and values keeps a series' labels in a
+	// single allocation.
+	var b strings.Builder
+	b.Grow(n)
+	for _, l := range ls {
+		b.WriteString(l.Name)
+		b.WriteString(l.Value)
+	}
+	s := b.String()
+	out := make(Labels, len(ls))
+	off := 0
+	for i, l := range ls {
+		out[i].Name = s[off : off+len(l.Name)]
+		off += len(l.Name)
+		out[i].Value = s[off : off+len(l.Value)]
+		off += len(l.Value)
+	}
+	return out
+}
+
+// String renders the label set like PromQL does: {a="b", c="d"}.
+func (ls Labels) String() string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, l := range ls {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(l.Name)
+		b.WriteString(`="`)
+		b.WriteString(strings.ReplaceAll(strings.ReplaceAll(l.Value, `\`, `\\`), `"`, `\"`))
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// Sample is one observation of a series: a millisecond Unix timestamp and a value.
+type Sample struct {
+	TimestampMs int64
+	Value       float64
+}
+
+// AppendStats counts what happened to the samples of one Append call.
+type AppendStats struct {
+	Accepted   int // routed into series state
+	OutOfOrder int // timestamp not after the series' newest sample
+	NaN        int // NaN values that are not stale markers; not scored
+	Stale      int // Prometheus staleness markers; end the series' current run
+	Unselected int // series not matched by the configured selectors
+	SeriesCap  int // series would exceed detector.max_series
+}
+
+// Add adds o to s.
+func (s *AppendStats) Add(o AppendStats) {
+	s.Accepted += o.Accepted
+	s.OutOfOrder += o.OutOfOrder
+	s.NaN += o.NaN
+	s.Stale += o.Stale
+	s.Unselected += o.Unselected
+	s.SeriesCap += o.SeriesCap
+}
+
+// Appender is what inputs hand decoded series to. Implementations must not
+// retain lbls or samples after returning: both may alias reused buffers.
+type Appender interface {
+	Append(tenant string, lbls Labels, samples []Sample) AppendStats
+}
+
+// Direction says which deviations from the expected value count as anomalous.
+type Direction int
+
+const (
+	DirectionBoth Direction = iota
+	DirectionUp
+	DirectionDown
+)
+
+func (d Direction) String() string {
+	switch d {
+	case DirectionUp:
+		return "up"
+	case DirectionDown:
+		return "down"
+	default:
+		return "both"
+	}
+}
+
+// Result is the latest scoring of one series.
+type Result struct {
+	Tenant      string
+	Labels      Labels // the input labels including __name__; owned by the detector, do not modify
+	TimestampMs int64  // timestamp of the scored sample
+	Value       float64
+	Score       float64 // anomaly score in [0,1]
+	Expected    float64
+	Lower       float64
+	Upper       float64
+	Anomalous   bool // an anomaly is open on this series
+}
+
+// EventKind tells an anomaly's opening from its closing.
+type EventKind int
+
+const (
+	EventOpen EventKind = iota
+	EventClose
+)
+
+func (k EventKind) String() string {
+	if k == EventClose {
+		return "close"
+	}
+	return "open"
+}
+
+// Event is the opening or closing of one anomaly on one series.
+type Event struct {
+	Kind         EventKind
+	ID           uint64 // stable per anomaly: open and close share it
+	Tenant       string
+	Labels       Labels // owned by the detector, do not modify
+	OpenedAtMs   int64
+	ClosedAtMs   int64 // set on close
+	TimestampMs  int64 // sample that caused the event
+	Value        float64
+	Expected     float64
+	Lower        float64
+	Upper        float64
+	Score        float64 // score of that sample
+	PeakScore    float64 // highest score while open
+	Direction    Direction
+	ModelVersion string
+}
+
+// EventSink receives anomaly events. HandleEvents is called from the detector's
+// scheduler goroutine and from Append callers; implementations must be fast and
+// must not block (queue and drop with a counter when full).
+type EventSink interface {
+	HandleEvents([]Event)
+}

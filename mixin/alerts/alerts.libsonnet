@@ -1,0 +1,1 @@
+(import 'anomaly.libsonnet') + (import 'sentinel-mesh.libsonnet')

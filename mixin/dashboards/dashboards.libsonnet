@@ -1,0 +1,1 @@
+(import 'overview.libsonnet') + (import 'series.libsonnet') + (import 'internals.libsonnet')
