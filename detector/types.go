@@ -7,6 +7,7 @@
 package detector
 
 import (
+	"sort"
 	"strings"
 )
 
@@ -180,4 +181,15 @@ type Event struct {
 // must not block (queue and drop with a counter when full).
 type EventSink interface {
 	HandleEvents([]Event)
+}
+
+// FromStrings builds Labels from name, value pairs and sorts them by name.
+// It is meant for tests and configuration, not hot paths.
+func FromStrings(nv ...string) Labels {
+	ls := make(Labels, 0, len(nv)/2)
+	for i := 0; i+1 < len(nv); i += 2 {
+		ls = append(ls, Label{Name: nv[i], Value: nv[i+1]})
+	}
+	sort.Slice(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
+	return ls
 }

@@ -1,0 +1,137 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sentinel-mesh/sentinel-mesh/detector"
+	"github.com/sentinel-mesh/sentinel-mesh/detector/onnxmodel"
+	"github.com/sentinel-mesh/sentinel-mesh/internal/config"
+)
+
+// modelLoader loads the configured model into the detector and, when a model
+// directory is configured, reloads it when a new version appears there. A bad
+// model is rejected with a log line and a metric while the old one keeps serving.
+type modelLoader struct {
+	cfg      config.ModelConfig
+	det      *detector.Detector
+	logger   *slog.Logger
+	failures prometheus.Counter
+	lastOK   prometheus.Gauge
+	version  string
+}
+
+func newModelLoader(cfg config.ModelConfig, det *detector.Detector, logger *slog.Logger, reg prometheus.Registerer) *modelLoader {
+	l := &modelLoader{
+		cfg:    cfg,
+		det:    det,
+		logger: logger,
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_mesh_model_load_failures_total",
+			Help: "Models that could not be loaded; the previous model keeps serving.",
+		}),
+		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sentinel_mesh_model_last_load_success_timestamp_seconds",
+			Help: "When the current model was loaded.",
+		}),
+	}
+	reg.MustRegister(l.failures, l.lastOK)
+	return l
+}
+
+func (l *modelLoader) options() onnxmodel.Options {
+	return onnxmodel.Options{LibraryPath: l.cfg.RuntimeLibrary, IntraOpThreads: l.cfg.IntraOpThreads}
+}
+
+// load loads the model once: from the directory if configured, else the
+// embedded default.
+func (l *modelLoader) load() error {
+	var (
+		m   *onnxmodel.Model
+		err error
+	)
+	if l.cfg.Dir == "" {
+		m, err = onnxmodel.LoadDefault(l.options())
+	} else {
+		m, err = onnxmodel.Load(l.cfg.Dir, l.options())
+	}
+	if err != nil {
+		l.failures.Inc()
+		return err
+	}
+	old := l.det.Model()
+	l.det.SetModel(m)
+	if old != nil {
+		if err := old.Close(); err != nil {
+			l.logger.Warn("cannot close previous model", "err", err)
+		}
+	}
+	l.version = m.Version()
+	l.lastOK.SetToCurrentTime()
+	l.logger.Info("model loaded", "version", m.Version(), "window", m.Window(), "dir", l.cfg.Dir)
+	return nil
+}
+
+// dirVersion reads the version in the directory's model.json without loading the network.
+func (l *modelLoader) dirVersion() (string, error) {
+	b, err := os.ReadFile(filepath.Join(l.cfg.Dir, "model.json"))
+	if err != nil {
+		return "", err
+	}
+	var meta struct {
+		Version string `json:"version"`
+	}
+	if err := json.Unmarshal(b, &meta); err != nil {
+		return "", fmt.Errorf("cannot parse model.json: %w", err)
+	}
+	return meta.Version, nil
+}
+
+// run loads the model, retrying until it succeeds, then watches the model
+// directory for new versions.
+func (l *modelLoader) run(ctx context.Context) error {
+	interval := time.Duration(l.cfg.ReloadInterval)
+	for {
+		err := l.load()
+		if err == nil {
+			break
+		}
+		l.logger.Error("cannot load model; retrying", "err", err, "retry_in", interval)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+	}
+	if l.cfg.Dir == "" {
+		<-ctx.Done()
+		return nil
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	failedVersion := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		v, err := l.dirVersion()
+		if err != nil || v == l.version || v == failedVersion {
+			continue
+		}
+		if err := l.load(); err != nil {
+			failedVersion = v
+			l.logger.Error("cannot load new model version; keeping the current one", "version", v, "current", l.version, "err", err)
+			continue
+		}
+		failedVersion = ""
+	}
+}

@@ -1,0 +1,166 @@
+// Package config reads the sentinel-mesh YAML configuration file.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+	"gopkg.in/yaml.v3"
+
+	"github.com/sentinel-mesh/sentinel-mesh/detector"
+	"github.com/sentinel-mesh/sentinel-mesh/exporter"
+	"github.com/sentinel-mesh/sentinel-mesh/remotewrite"
+)
+
+// Config is the whole configuration file. Every section has defaults, so an
+// empty file (or none) runs the product on its embedded defaults.
+type Config struct {
+	Detector    detector.Config    `yaml:"detector"`
+	RemoteWrite remotewrite.Config `yaml:"remote_write"`
+	Model       ModelConfig        `yaml:"model"`
+	Exporter    ExporterConfig     `yaml:"exporter"`
+}
+
+// ModelConfig selects the model and how ONNX Runtime runs it.
+type ModelConfig struct {
+	// Dir is a directory holding model.onnx and model.json; empty uses the
+	// model embedded in the binary. The directory is watched for new versions.
+	Dir string `yaml:"dir"`
+	// ReloadInterval is how often Dir is checked for a new model version.
+	ReloadInterval model.Duration `yaml:"reload_interval"`
+	// IntraOpThreads sizes ONNX Runtime's intra-op thread pool (0: one per core).
+	IntraOpThreads int `yaml:"intra_op_threads"`
+	// RuntimeLibrary is the path of libonnxruntime.so; empty searches the
+	// usual places (see docs/model.md).
+	RuntimeLibrary string `yaml:"runtime_library"`
+}
+
+// ExporterConfig configures the /metrics outputs.
+type ExporterConfig struct {
+	LabelNames exporter.LabelNames `yaml:"label_names"`
+}
+
+// Default returns the configuration used for keys the file leaves out.
+func Default() Config {
+	return Config{
+		Detector:    detector.DefaultConfig,
+		RemoteWrite: remotewrite.DefaultConfig(),
+		Model: ModelConfig{
+			ReloadInterval: model.Duration(30 * time.Second),
+		},
+		Exporter: ExporterConfig{LabelNames: exporter.DefaultLabelNames},
+	}
+}
+
+// Load reads and validates the file at path; an empty path gives the defaults.
+func Load(path string) (*Config, error) {
+	if path == "" {
+		cfg := Default()
+		return &cfg, cfg.Validate()
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read config file: %w", err)
+	}
+	cfg, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load config file %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse parses and validates YAML; unknown keys are errors.
+func Parse(b []byte) (*Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, errEOF(err)) {
+		return nil, fmt.Errorf("cannot parse YAML: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// errEOF lets an empty document through: yaml.v3 reports it as io.EOF.
+func errEOF(err error) error {
+	if err != nil && err.Error() == "EOF" {
+		return err
+	}
+	return errors.New("not EOF")
+}
+
+// Validate checks every section and parses the detector selectors.
+func (c *Config) Validate() error {
+	var errs []error
+	sel, err := ParseSelectors(c.Detector.Selectors)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("detector.selectors: %w", err))
+	}
+	c.Detector.Selection = sel
+	if err := c.Detector.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.RemoteWrite.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Model.ReloadInterval <= 0 {
+		errs = append(errs, errors.New("model.reload_interval must be > 0"))
+	}
+	if c.Model.IntraOpThreads < 0 {
+		errs = append(errs, errors.New("model.intra_op_threads must be >= 0"))
+	}
+	ln := c.Exporter.LabelNames
+	for key, v := range map[string]string{"metric": ln.Metric, "tenant": ln.Tenant, "model": ln.Model} {
+		if !legacyLabelName.MatchString(v) || v == detector.MetricNameLabel {
+			errs = append(errs, fmt.Errorf("exporter.label_names.%s: invalid label name %q", key, v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// legacyLabelName keeps the added output labels usable by every PromQL
+// engine and remote-write receiver, including ones without UTF-8 names.
+var legacyLabelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+// ParseSelectors parses PromQL series selectors such as
+// `{job="api", __name__=~"http_.*"}` into a detector.Selection.
+func ParseSelectors(in []string) (detector.Selection, error) {
+	var out detector.Selection
+	for _, s := range in {
+		ms, err := parser.NewParser(parser.Options{}).ParseMetricSelector(s)
+		if err != nil {
+			return nil, fmt.Errorf("cannot parse selector %q: %w", s, err)
+		}
+		var sel detector.Selector
+		for _, m := range ms {
+			dm, err := detector.NewMatcher(matchType(m.Type), m.Name, m.Value)
+			if err != nil {
+				return nil, err
+			}
+			sel = append(sel, dm)
+		}
+		out = append(out, sel)
+	}
+	return out, nil
+}
+
+func matchType(t labels.MatchType) detector.MatchType {
+	switch t {
+	case labels.MatchNotEqual:
+		return detector.MatchNotEqual
+	case labels.MatchRegexp:
+		return detector.MatchRegexp
+	case labels.MatchNotRegexp:
+		return detector.MatchNotRegexp
+	}
+	return detector.MatchEqual
+}

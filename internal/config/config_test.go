@@ -1,0 +1,53 @@
+package config
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sentinel-mesh/sentinel-mesh/detector"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		wantErr string
+		check   func(t *testing.T, c *Config)
+	}{
+		{name: "empty file keeps defaults", yaml: "", check: func(t *testing.T, c *Config) {
+			require.Equal(t, detector.DefaultConfig.MaxSeries, c.Detector.MaxSeries)
+			require.Equal(t, "metric", c.Exporter.LabelNames.Metric)
+		}},
+		{name: "partial section keeps other defaults", yaml: "detector:\n  max_series: 10\n", check: func(t *testing.T, c *Config) {
+			require.Equal(t, 10, c.Detector.MaxSeries)
+			require.Equal(t, detector.DefaultConfig.BatchSize, c.Detector.BatchSize)
+			require.Equal(t, "X-Scope-OrgID", c.RemoteWrite.TenantHeader)
+		}},
+		{name: "selectors parse", yaml: "detector:\n  selectors: ['{job=\"api\"}', 'up']\n", check: func(t *testing.T, c *Config) {
+			require.Len(t, c.Detector.Selection, 2)
+			require.True(t, c.Detector.Selection.Matches(detector.FromStrings("__name__", "x", "job", "api")))
+			require.True(t, c.Detector.Selection.Matches(detector.FromStrings("__name__", "up")))
+			require.False(t, c.Detector.Selection.Matches(detector.FromStrings("__name__", "x")))
+		}},
+		{name: "direction", yaml: "detector:\n  scoring:\n    direction: up\n", check: func(t *testing.T, c *Config) {
+			require.Equal(t, detector.DirectionUp, c.Detector.Scoring.Direction)
+		}},
+		{name: "unknown key", yaml: "detectr: {}\n", wantErr: "detectr"},
+		{name: "bad selector names the key", yaml: "detector:\n  selectors: ['{job=']\n", wantErr: "detector.selectors"},
+		{name: "bad value names the key", yaml: "detector:\n  batch_size: 0\n", wantErr: "detector.batch_size"},
+		{name: "bad direction", yaml: "detector:\n  scoring:\n    direction: sideways\n", wantErr: "sideways"},
+		{name: "bad label name", yaml: "exporter:\n  label_names:\n    metric: 'a-b'\n", wantErr: "exporter.label_names.metric"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.yaml))
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			tc.check(t, c)
+		})
+	}
+}
