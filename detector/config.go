@@ -22,8 +22,8 @@ type Config struct {
 	// AnomalyCloseAfter closes an anomaly once its series has scored below the
 	// threshold for this long (in sample time).
 	AnomalyCloseAfter model.Duration `yaml:"anomaly_close_after"`
-	// HistoryPoints is how many recent results each series keeps for the API
-	// (24 bytes per point per series); 0 turns history off.
+	// HistoryPoints is how many recent results a series keeps for the API
+	// once it has had an anomaly (24 bytes per point); 0 turns history off.
 	HistoryPoints int `yaml:"history_points"`
 	// Selectors are PromQL series selectors; a series is scored when any of
 	// them matches. Empty selects every series. Parsed by the caller into

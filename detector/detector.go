@@ -235,9 +235,6 @@ func (d *Detector) newSeries(h uint64, tenant string, lbls Labels) *series {
 		labels: lbls.Clone(),
 		ring:   make([]float64, w),
 	}
-	if d.cfg.HistoryPoints > 0 {
-		s.hist = make([]historyPoint, d.cfg.HistoryPoints)
-	}
 	return s
 }
 
@@ -298,6 +295,12 @@ func (d *Detector) score(s *series, smp Sample, ms *modelState) (Event, bool) {
 		if s.anomalyID == 0 {
 			s.anomalyID = d.nextID.Add(1)
 			s.openedAt = smp.TimestampMs
+			if s.hist == nil && d.cfg.HistoryPoints > 0 {
+				// History is kept only for series that had an anomaly: it is
+				// what the API and the Grafana plugin draw, and it would
+				// otherwise dominate the memory of a calm fleet.
+				s.hist = make([]historyPoint, d.cfg.HistoryPoints)
+			}
 			s.peak = score
 			d.metrics.anomaliesOpen.Inc()
 			d.metrics.events.WithLabelValues("open").Inc()

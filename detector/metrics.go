@@ -64,7 +64,7 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 		predictionLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sentinel_mesh_prediction_latency_seconds",
 			Help:    "Time from a sample's arrival to the prediction its successor is scored against.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+			Buckets: prometheus.ExponentialBucketsRange(0.001, 10, 20),
 		}),
 		anomaliesOpen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sentinel_mesh_anomalies_open",

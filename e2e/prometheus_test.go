@@ -1,0 +1,134 @@
+package e2e
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// signalTarget serves one gauge, e2e_signal, that follows a noisy sine and
+// jumps far above it while spiking is set.
+type signalTarget struct {
+	mu      sync.Mutex
+	rng     *rand.Rand
+	n       int
+	spiking bool
+	spikeAt time.Time
+}
+
+func (s *signalTarget) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	s.n++
+	v := 100 + 10*math.Sin(float64(s.n)/6) + s.rng.NormFloat64()
+	if s.spiking {
+		v += 300
+	}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	fmt.Fprintf(w, "# TYPE e2e_signal gauge\ne2e_signal{series=\"a\"} %g\n", v)
+}
+
+func (s *signalTarget) spike() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.spiking, s.spikeAt = true, time.Now()
+	return s.spikeAt
+}
+
+func (s *signalTarget) scrapes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+// TestPrometheusRemoteWriteEndToEnd points a real Prometheus at sentinel-mesh
+// with remote_write 1.0 and 2.0 (one tenant each), scrapes a target whose
+// series spikes, and checks through Prometheus's query API that
+// anomaly_score stays low before the spike and rises above 0.9 after it.
+func TestPrometheusRemoteWriteEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test runs real Prometheus for about two minutes")
+	}
+	prom := toolBinary(t, "prometheus", PrometheusModule)
+
+	_, sentinelURL := startSentinel(t, "detector:\n  batch_interval: 50ms\n")
+	target := &signalTarget{rng: rand.New(rand.NewPCG(7, 7))}
+	targetSrv := httptest.NewServer(target)
+	t.Cleanup(targetSrv.Close)
+
+	promAddr := freePort(t)
+	dir := t.TempDir()
+	promCfg := fmt.Sprintf(`
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: signal
+    static_configs: [{targets: [%q]}]
+  - job_name: sentinel-mesh
+    honor_labels: true
+    static_configs: [{targets: [%q]}]
+remote_write:
+  - name: v1
+    url: %s/api/v1/write
+    headers: {X-Scope-OrgID: v1}
+    queue_config: {batch_send_deadline: 500ms, min_backoff: 100ms}
+    write_relabel_configs:
+      - {source_labels: [__name__], regex: e2e_signal, action: keep}
+  - name: v2
+    url: %s/api/v1/write
+    protobuf_message: io.prometheus.write.v2.Request
+    headers: {X-Scope-OrgID: v2}
+    queue_config: {batch_send_deadline: 500ms, min_backoff: 100ms}
+    write_relabel_configs:
+      - {source_labels: [__name__], regex: e2e_signal, action: keep}
+`, targetSrv.Listener.Addr().String(), sentinelURL[len("http://"):], sentinelURL, sentinelURL)
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(promCfg), 0o644))
+	startProcess(t, prom,
+		"--config.file="+cfgPath,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+promAddr,
+		"--log.level=warn",
+	)
+	promURL := "http://" + promAddr
+	waitFor(t, 60*time.Second, func() bool { return httpStatus(promURL+"/-/ready") == http.StatusOK })
+
+	// The detector needs a full window (32 samples) plus its warm-up (30
+	// prediction errors) before it scores; 90 scrapes leave a margin.
+	scoreQuery := `anomaly_score{metric="e2e_signal",series="a"}`
+	waitFor(t, 4*time.Minute, func() bool {
+		return target.scrapes() >= 90 && len(promVector(t, promURL, scoreQuery, time.Now(), "tenant")) == 2
+	})
+	time.Sleep(3 * time.Second)
+	before := time.Now()
+	calm := promVector(t, promURL, `max_over_time(`+scoreQuery+`[5m])`, before, "tenant")
+	require.Len(t, calm, 2, "both remote-write versions must produce scores")
+	for tenant, v := range calm {
+		require.Less(t, v, 0.5, "tenant %s scored %v before the spike", tenant, v)
+	}
+
+	spikeAt := target.spike()
+	var after map[string]float64
+	waitFor(t, 60*time.Second, func() bool {
+		after = promVector(t, promURL, `max_over_time(`+scoreQuery+`[1m])`, time.Now(), "tenant")
+		return after["v1"] > 0.9 && after["v2"] > 0.9
+	})
+	t.Logf("max score before spike %v, after spike %v (spike at %s)", calm, after, spikeAt.Format(time.TimeOnly))
+
+	opened := promVector(t, promURL, `sentinel_mesh_anomaly_events_total{kind="open"}`, time.Now(), "kind")
+	require.GreaterOrEqual(t, opened["open"], 2.0, "one anomaly per tenant must open")
+	expected := promVector(t, promURL, `anomaly_expected{metric="e2e_signal"}`, before, "tenant")
+	for tenant, v := range expected {
+		require.InDelta(t, 100, v, 30, "tenant %s expected value", tenant)
+	}
+}
