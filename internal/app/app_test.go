@@ -1,0 +1,133 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/sentinel-mesh/sentinel-mesh/internal/config"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// ONNX Runtime's environment and the HTTP client's idle connections
+		// outlive a test by design.
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+func startApp(t *testing.T, cfg *config.Config, opts Options) (*App, func()) {
+	t.Helper()
+	if opts.ListenAddress == "" {
+		opts.ListenAddress = "127.0.0.1:0"
+	}
+	a, err := New(cfg, opts, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	return a, func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(15 * time.Second):
+			t.Fatal("app did not stop within 15s")
+		}
+	}
+}
+
+func get(t *testing.T, url string, mod func(*http.Request)) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if mod != nil {
+		mod(req)
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestStartServeStop(t *testing.T) {
+	cfg, err := config.Load("")
+	require.NoError(t, err)
+	a, stop := startApp(t, cfg, Options{})
+	base := "http://" + a.Addr()
+	code, _ := get(t, base+"/-/healthy", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Eventually(t, func() bool {
+		code, _ := get(t, base+"/-/ready", nil)
+		return code == http.StatusOK
+	}, 30*time.Second, 50*time.Millisecond)
+	code, body := get(t, base+"/metrics", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "sentinel_mesh_model_info{version=")
+	require.Contains(t, body, "go_goroutines")
+	stop()
+}
+
+func TestNotReadyWhileModelMissing(t *testing.T) {
+	cfg, err := config.Load("")
+	require.NoError(t, err)
+	cfg.Model.Dir = filepath.Join(t.TempDir(), "missing")
+	a, stop := startApp(t, cfg, Options{})
+	defer stop()
+	base := "http://" + a.Addr()
+	code, body := get(t, base+"/-/ready", nil)
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Contains(t, body, "model not loaded")
+	code, _ = get(t, base+"/-/healthy", nil)
+	require.Equal(t, http.StatusOK, code)
+
+	// Remote-write is refused with a retryable status while not ready.
+	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/write", bytes.NewReader(nil))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "snappy")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+}
+
+func TestBasicAuthFromWebConfig(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	require.NoError(t, err)
+	webCfg := filepath.Join(t.TempDir(), "web.yml")
+	require.NoError(t, os.WriteFile(webCfg, []byte("basic_auth_users:\n  admin: "+string(hash)+"\n"), 0o600))
+	cfg, err := config.Load("")
+	require.NoError(t, err)
+	a, stop := startApp(t, cfg, Options{WebConfigFile: webCfg})
+	defer stop()
+	base := "http://" + a.Addr()
+	require.Eventually(t, func() bool {
+		code, _ := get(t, base+"/-/healthy", nil)
+		return code == http.StatusUnauthorized
+	}, 5*time.Second, 50*time.Millisecond)
+	code, _ := get(t, base+"/-/healthy", func(r *http.Request) { r.SetBasicAuth("admin", "s3cret") })
+	require.Equal(t, http.StatusOK, code)
+	code, _ = get(t, base+"/metrics", func(r *http.Request) { r.SetBasicAuth("admin", "wrong") })
+	require.Equal(t, http.StatusUnauthorized, code)
+}
+
+func TestMainRejectsBadConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yml")
+	require.NoError(t, os.WriteFile(path, []byte("detector:\n  batch_size: -1\n"), 0o644))
+	var stderr bytes.Buffer
+	code := Main([]string{"--config.file=" + path, "--web.listen-address=127.0.0.1:0", "--log.level=error"}, io.Discard, &stderr)
+	require.Equal(t, 1, code)
+}
