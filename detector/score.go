@@ -33,8 +33,8 @@ type ScoringConfig struct {
 // DefaultScoringConfig is the scoring the server runs by default.
 var DefaultScoringConfig = ScoringConfig{
 	WarmupSamples:   30,
-	LongWindow:      500,
-	ShortWindow:     2,
+	LongWindow:      8000,
+	ShortWindow:     1,
 	PFloor:          1e-10,
 	Threshold:       0.9,
 	Direction:       DirectionBoth,
