@@ -28,7 +28,7 @@ type Config struct {
 	// Selectors are PromQL series selectors; a series is scored when any of
 	// them matches. Empty selects every series. Parsed by the caller into
 	// Selection.
-	Selectors []string `yaml:"selectors,omitempty"`
+	Selectors []string      `yaml:"selectors,omitempty"`
 	Scoring   ScoringConfig `yaml:"scoring"`
 
 	// Selection is the parsed form of Selectors.

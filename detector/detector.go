@@ -571,7 +571,7 @@ func (d *Detector) Results(fn func(r *Result) bool) {
 
 // HistoryPoint is one past result of a series.
 type HistoryPoint struct {
-	TimestampMs                           int64
+	TimestampMs                          int64
 	Value, Score, Expected, Lower, Upper float64
 }
 

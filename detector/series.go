@@ -43,7 +43,7 @@ type series struct {
 
 // historyPoint is one past result kept for the API.
 type historyPoint struct {
-	ts                          int64
+	ts                           int64
 	value, expected, half, score float32
 }
 

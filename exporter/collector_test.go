@@ -36,7 +36,7 @@ func TestOutputLabels(t *testing.T) {
 			name:   "clashing input labels are kept as exported_",
 			tenant: "t",
 			in:     detector.FromStrings("__name__", "up", "metric", "x", "model", "y", "tenant", "z"),
-			want: []detector.Label(detector.FromStrings("exported_metric", "x", "exported_model", "y", "exported_tenant", "z", "metric", "up", "model", "m1", "tenant", "t")),
+			want:   []detector.Label(detector.FromStrings("exported_metric", "x", "exported_model", "y", "exported_tenant", "z", "metric", "up", "model", "m1", "tenant", "t")),
 		},
 	}
 	for _, tc := range tests {
