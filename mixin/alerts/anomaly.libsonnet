@@ -26,7 +26,7 @@ local utils = import '../lib/utils.libsonnet';
     selectorTemplate +
     '{{ $labels.metric }}' +
     '{{ with $labels.workload }} of {{ $labels.workload_kind }} {{ $labels.namespace }}/{{ . }}{{ end }}' +
-    ' (tenant {{ $labels.tenant }}) is anomalous: score {{ printf "%.3f" $value }} from model {{ $labels.model }}.' +
+    '{{ with $labels.tenant }} (tenant {{ . }}){{ end }} is anomalous: score {{ printf "%.3f" $value }} from model {{ $labels.model }}.' +
     ' Observed ' + queryValue('{__name__=%q,%s}', '$labels.metric $obs') +
     ', expected ' + queryValue('anomaly_expected{%s}', '$sel') +
     ' (normal range ' + queryValue('anomaly_lower{%s}', '$sel') +

@@ -110,7 +110,7 @@ local utils = import '../lib/utils.libsonnet';
             expr: |||
               (time() - sentinel_mesh_model_last_load_success_timestamp_seconds{%(sel)s} > %(age)d)
               and
-              sentinel_mesh_model_last_load_success_timestamp_seconds{%(sel)s} > 0
+              sentinel_mesh_model_last_load_success_timestamp_seconds{%(sel)s} != 0
             ||| % { sel: sel, age: c.modelMaxAgeSeconds },
             'for': '1h',
             labels: { severity: 'warning' },
