@@ -4,18 +4,23 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sentinel-mesh/sentinel-mesh/internal/config"
+	"github.com/sentinel-mesh/sentinel-mesh/models"
 )
 
 func TestMain(m *testing.M) {
@@ -83,7 +88,8 @@ func TestStartServeStop(t *testing.T) {
 func TestNotReadyWhileModelMissing(t *testing.T) {
 	cfg, err := config.Load("")
 	require.NoError(t, err)
-	cfg.Model.Dir = filepath.Join(t.TempDir(), "missing")
+	cfg.Model.Dir = t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(cfg.Model.Dir, "model.json"), []byte(`{"format":"bogus"}`), 0o644))
 	a, stop := startApp(t, cfg, Options{})
 	defer stop()
 	base := "http://" + a.Addr()
@@ -102,6 +108,47 @@ func TestNotReadyWhileModelMissing(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+}
+
+func TestEmptyModelDirServesEmbeddedModelThenReloads(t *testing.T) {
+	cfg, err := config.Load("")
+	require.NoError(t, err)
+	cfg.Model.Dir = t.TempDir()
+	cfg.Model.ReloadInterval = model.Duration(100 * time.Millisecond)
+	a, stop := startApp(t, cfg, Options{})
+	defer stop()
+	require.Eventually(t, func() bool { return a.Detector().Ready() }, 30*time.Second, 50*time.Millisecond)
+	embedded := a.Detector().Model().Version()
+
+	// A new version appears in the watched directory: copy the embedded
+	// model under another version string.
+	for _, name := range []string{"model.onnx", "model.json"} {
+		b, err := fs.ReadFile(models.Default, path.Join(models.DefaultDir, name))
+		require.NoError(t, err)
+		if name == "model.json" {
+			b = bytes.Replace(b, []byte(`"version": "`+embedded+`"`), []byte(`"version": "retrained-1"`), 1)
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(cfg.Model.Dir, name+".tmp"), b, 0o644))
+	}
+	// model.json last, so the loader never sees a half-written model.
+	require.NoError(t, os.Rename(filepath.Join(cfg.Model.Dir, "model.onnx.tmp"), filepath.Join(cfg.Model.Dir, "model.onnx")))
+	require.NoError(t, os.Rename(filepath.Join(cfg.Model.Dir, "model.json.tmp"), filepath.Join(cfg.Model.Dir, "model.json")))
+	require.Eventually(t, func() bool { return a.Detector().Model().Version() == "retrained-1" }, 10*time.Second, 50*time.Millisecond)
+
+	// A broken model is rejected and the current one keeps serving.
+	require.NoError(t, os.WriteFile(filepath.Join(cfg.Model.Dir, "model.onnx"), []byte("not onnx"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(cfg.Model.Dir, "model.json"), bytes.Replace(mustRead(t, filepath.Join(cfg.Model.Dir, "model.json")), []byte("retrained-1"), []byte("broken-2"), 1), 0o644))
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(a.models.failures) >= 1
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Equal(t, "retrained-1", a.Detector().Model().Version())
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	return b
 }
 
 func TestBasicAuthFromWebConfig(t *testing.T) {

@@ -3,8 +3,10 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -51,15 +53,22 @@ func (l *modelLoader) options() onnxmodel.Options {
 }
 
 // load loads the model once: from the directory if configured, else the
-// embedded default.
+// embedded default. A configured directory that holds no model yet (a fresh
+// volume waiting for its first training run) also gets the embedded default
+// until a model appears there.
 func (l *modelLoader) load() error {
 	var (
 		m   *onnxmodel.Model
 		err error
 	)
-	if l.cfg.Dir == "" {
+	_, statErr := os.Stat(filepath.Join(l.cfg.Dir, "model.json"))
+	switch {
+	case l.cfg.Dir == "":
 		m, err = onnxmodel.LoadDefault(l.options())
-	} else {
+	case errors.Is(statErr, fs.ErrNotExist) && l.det.Model() == nil:
+		l.logger.Warn("model directory holds no model.json yet; serving the embedded model until one appears", "dir", l.cfg.Dir)
+		m, err = onnxmodel.LoadDefault(l.options())
+	default:
 		m, err = onnxmodel.Load(l.cfg.Dir, l.options())
 	}
 	if err != nil {
