@@ -43,34 +43,42 @@ type Config struct {
 	// MaxErrorsInResponse bounds how many individual problems a 400 response
 	// body lists; the counts of all problems are always included.
 	MaxErrorsInResponse int `yaml:"max_errors_in_response"`
+	// MaxConcurrentRequests bounds requests being read, decoded and
+	// appended at once; 0 means unbounded. Each request may hold up to
+	// max_body_bytes + max_decoded_bytes of buffers, so this is what bounds
+	// the input's memory. Requests over it wait (body unread) until a slot
+	// frees or the sender gives up, like VictoriaMetrics' maxConcurrentInserts.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 }
 
 // Defaults; exported so docs and tests can name them.
 const (
-	DefaultMaxBodyBytes         = 32 << 20
-	DefaultMaxDecodedBytes      = 128 << 20
-	DefaultMaxLabelsPerSeries   = 100
-	DefaultMaxLabelNameLength   = 1024
-	DefaultMaxLabelValueLength  = 4096
-	DefaultMaxSamplesPerRequest = 1_000_000
-	DefaultTenantHeader         = "X-Scope-OrgID"
-	DefaultTenant               = "default"
-	DefaultMaxErrorsInResponse  = 5
+	DefaultMaxBodyBytes          = 32 << 20
+	DefaultMaxDecodedBytes       = 128 << 20
+	DefaultMaxLabelsPerSeries    = 100
+	DefaultMaxLabelNameLength    = 1024
+	DefaultMaxLabelValueLength   = 4096
+	DefaultMaxSamplesPerRequest  = 1_000_000
+	DefaultTenantHeader          = "X-Scope-OrgID"
+	DefaultTenant                = "default"
+	DefaultMaxErrorsInResponse   = 5
+	DefaultMaxConcurrentRequests = 16
 )
 
 // DefaultConfig returns the configuration used when remote_write keys are
 // left out.
 func DefaultConfig() Config {
 	return Config{
-		MaxBodyBytes:         DefaultMaxBodyBytes,
-		MaxDecodedBytes:      DefaultMaxDecodedBytes,
-		MaxLabelsPerSeries:   DefaultMaxLabelsPerSeries,
-		MaxLabelNameLength:   DefaultMaxLabelNameLength,
-		MaxLabelValueLength:  DefaultMaxLabelValueLength,
-		MaxSamplesPerRequest: DefaultMaxSamplesPerRequest,
-		TenantHeader:         DefaultTenantHeader,
-		DefaultTenant:        DefaultTenant,
-		MaxErrorsInResponse:  DefaultMaxErrorsInResponse,
+		MaxBodyBytes:          DefaultMaxBodyBytes,
+		MaxDecodedBytes:       DefaultMaxDecodedBytes,
+		MaxLabelsPerSeries:    DefaultMaxLabelsPerSeries,
+		MaxLabelNameLength:    DefaultMaxLabelNameLength,
+		MaxLabelValueLength:   DefaultMaxLabelValueLength,
+		MaxSamplesPerRequest:  DefaultMaxSamplesPerRequest,
+		TenantHeader:          DefaultTenantHeader,
+		DefaultTenant:         DefaultTenant,
+		MaxErrorsInResponse:   DefaultMaxErrorsInResponse,
+		MaxConcurrentRequests: DefaultMaxConcurrentRequests,
 	}
 }
 
@@ -116,6 +124,9 @@ func (c Config) Validate() error {
 	}
 	if err := validateTenant(c.DefaultTenant); err != nil {
 		errs = append(errs, fmt.Errorf("remote_write.default_tenant is invalid: %w", err))
+	}
+	if c.MaxConcurrentRequests < 0 {
+		errs = append(errs, errors.New("remote_write.max_concurrent_requests must be >= 0 (0: unbounded)"))
 	}
 	if c.MaxErrorsInResponse < 0 {
 		errs = append(errs, errors.New("remote_write.max_errors_in_response must be >= 0"))

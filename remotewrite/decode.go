@@ -133,6 +133,10 @@ type WriteRequest struct {
 	labelsPool  []detector.Label
 	samplesPool []detector.Sample
 	refs        []uint32
+	// symbolValid[i] says whether Symbols[i] is valid UTF-8. v2 series
+	// share symbols, so each is checked once per request instead of once
+	// per reference.
+	symbolValid []bool
 }
 
 // Reset drops all references into the previous buffer and keeps capacity.
@@ -145,6 +149,7 @@ func (wr *WriteRequest) Reset() {
 	wr.labelsPool = wr.labelsPool[:0]
 	wr.samplesPool = wr.samplesPool[:0]
 	wr.refs = wr.refs[:0]
+	wr.symbolValid = wr.symbolValid[:0]
 	wr.Samples, wr.Histograms, wr.Exemplars, wr.Metadata = 0, 0, 0, 0
 }
 
@@ -161,10 +166,16 @@ func (wr *WriteRequest) nextSeries() *Series {
 	return s
 }
 
-// addSamples counts n more samples against the request limit.
+// checkSampleLimit enforces max_samples_per_request. It also bounds the
+// number of series by the same figure: a series without samples costs ~100
+// bytes of Series for 2 bytes of input, so without this bound a request of
+// empty series would amplify max_decoded_bytes ~50x in memory.
 func (wr *WriteRequest) checkSampleLimit(lim Limits) error {
 	if total := wr.Samples + wr.Histograms; total > lim.MaxSamplesPerRequest {
 		return fmt.Errorf("%w: more than %d (remote_write.max_samples_per_request)", ErrTooManySamples, lim.MaxSamplesPerRequest)
+	}
+	if len(wr.Series) > lim.MaxSamplesPerRequest {
+		return fmt.Errorf("%w: more than %d series (remote_write.max_samples_per_request bounds series too)", ErrTooManySamples, lim.MaxSamplesPerRequest)
 	}
 	return nil
 }
@@ -183,8 +194,8 @@ func (wr *WriteRequest) DecodeV1(buf []byte, lim Limits) error {
 		buf = rest
 		switch f.num {
 		case 1: // timeseries
-			if err := f.expectWire(wireLen, "WriteRequest", "timeseries"); err != nil {
-				return err
+			if f.wire != wireLen {
+				return f.wireErr(wireLen, "WriteRequest", "timeseries")
 			}
 			if err := wr.decodeSeriesV1(f.data, lim); err != nil {
 				return fmt.Errorf("cannot decode timeseries %d: %w", len(wr.Series)-1, err)
@@ -193,8 +204,8 @@ func (wr *WriteRequest) DecodeV1(buf []byte, lim Limits) error {
 				return err
 			}
 		case 3: // metadata: tolerated, not used by the detector
-			if err := f.expectWire(wireLen, "WriteRequest", "metadata"); err != nil {
-				return err
+			if f.wire != wireLen {
+				return f.wireErr(wireLen, "WriteRequest", "metadata")
 			}
 			wr.Metadata++
 		}
@@ -215,8 +226,8 @@ func (wr *WriteRequest) decodeSeriesV1(b []byte, lim Limits) error {
 		b = rest
 		switch f.num {
 		case 1: // labels
-			if err := f.expectWire(wireLen, "TimeSeries", "labels"); err != nil {
-				return err
+			if f.wire != wireLen {
+				return f.wireErr(wireLen, "TimeSeries", "labels")
 			}
 			name, value, err := decodeLabelV1(f.data)
 			if err != nil {
@@ -233,8 +244,8 @@ func (wr *WriteRequest) decodeSeriesV1(b []byte, lim Limits) error {
 				wr.labelsPool = append(wr.labelsPool, detector.Label{Name: name, Value: value})
 			}
 		case 2: // samples
-			if err := f.expectWire(wireLen, "TimeSeries", "samples"); err != nil {
-				return err
+			if f.wire != wireLen {
+				return f.wireErr(wireLen, "TimeSeries", "samples")
 			}
 			smp, err := decodeSample(f.data, "Sample")
 			if err != nil {
@@ -242,25 +253,39 @@ func (wr *WriteRequest) decodeSeriesV1(b []byte, lim Limits) error {
 			}
 			wr.samplesPool = append(wr.samplesPool, smp)
 			wr.Samples++
+			// Checked per sample: one series must not grow the pool
+			// past the limit before the per-series check runs.
+			if wr.Samples > lim.MaxSamplesPerRequest {
+				return wr.checkSampleLimit(lim)
+			}
 		case 3: // exemplars
-			if err := f.expectWire(wireLen, "TimeSeries", "exemplars"); err != nil {
-				return err
+			if f.wire != wireLen {
+				return f.wireErr(wireLen, "TimeSeries", "exemplars")
 			}
 			s.Exemplars++
 			wr.Exemplars++
 		case 4: // histograms
-			if err := f.expectWire(wireLen, "TimeSeries", "histograms"); err != nil {
-				return err
+			if f.wire != wireLen {
+				return f.wireErr(wireLen, "TimeSeries", "histograms")
 			}
 			s.Histograms++
 			wr.Histograms++
 		}
 	}
-	wr.finishSeries(s, labelsStart, samplesStart, nLabels, lim)
+	wr.finishSeries(s, labelsStart, samplesStart, nLabels, lim, true)
 	return nil
 }
 
 func decodeLabelV1(b []byte) (name, value string, err error) {
+	// Fast path for the canonical encoding every sender produces: name (1)
+	// then value (2), each shorter than 128 bytes (one-byte length), and
+	// nothing else. Anything else takes the general path below.
+	if len(b) >= 4 && b[0] == 0x0a && b[1] < 0x80 {
+		n := 2 + int(b[1])
+		if n+2 <= len(b) && b[n] == 0x12 && b[n+1] < 0x80 && n+2+int(b[n+1]) == len(b) {
+			return unsafeString(b[2:n]), unsafeString(b[n+2:]), nil
+		}
+	}
 	for len(b) > 0 {
 		f, rest, err := nextField(b)
 		if err != nil {
@@ -269,13 +294,13 @@ func decodeLabelV1(b []byte) (name, value string, err error) {
 		b = rest
 		switch f.num {
 		case 1:
-			if err := f.expectWire(wireLen, "Label", "name"); err != nil {
-				return "", "", err
+			if f.wire != wireLen {
+				return "", "", f.wireErr(wireLen, "Label", "name")
 			}
 			name = unsafeString(f.data)
 		case 2:
-			if err := f.expectWire(wireLen, "Label", "value"); err != nil {
-				return "", "", err
+			if f.wire != wireLen {
+				return "", "", f.wireErr(wireLen, "Label", "value")
 			}
 			value = unsafeString(f.data)
 		}
@@ -296,14 +321,14 @@ func decodeSample(b []byte, msg string) (detector.Sample, error) {
 		b = rest
 		switch f.num {
 		case 1:
-			if err := f.expectWire(wireI64, msg, "value"); err != nil {
-				return smp, err
+			if f.wire != wireI64 {
+				return smp, f.wireErr(wireI64, msg, "value")
 			}
 			// Bit-exact: the StaleNaN pattern must reach the Appender intact.
 			smp.Value = math.Float64frombits(f.num64)
 		case 2:
-			if err := f.expectWire(wireVarint, msg, "timestamp"); err != nil {
-				return smp, err
+			if f.wire != wireVarint {
+				return smp, f.wireErr(wireVarint, msg, "timestamp")
 			}
 			smp.TimestampMs = int64(f.num64)
 		}
@@ -327,13 +352,15 @@ func (wr *WriteRequest) DecodeV2(buf []byte, lim Limits) error {
 		b = rest
 		switch f.num {
 		case 4:
-			if err := f.expectWire(wireLen, "Request", "symbols"); err != nil {
-				return err
+			if f.wire != wireLen {
+				return f.wireErr(wireLen, "Request", "symbols")
 			}
-			wr.Symbols = append(wr.Symbols, unsafeString(f.data))
+			sym := unsafeString(f.data)
+			wr.Symbols = append(wr.Symbols, sym)
+			wr.symbolValid = append(wr.symbolValid, utf8.ValidString(sym))
 		case 5:
-			if err := f.expectWire(wireLen, "Request", "timeseries"); err != nil {
-				return err
+			if f.wire != wireLen {
+				return f.wireErr(wireLen, "Request", "timeseries")
 			}
 		}
 	}
@@ -383,8 +410,8 @@ func (wr *WriteRequest) decodeSeriesV2(b []byte, lim Limits) error {
 				return fmt.Errorf("cannot decode TimeSeries.labels_refs: wrong wire type %d", f.wire)
 			}
 		case 2: // samples
-			if err := f.expectWire(wireLen, "TimeSeries", "samples"); err != nil {
-				return err
+			if f.wire != wireLen {
+				return f.wireErr(wireLen, "TimeSeries", "samples")
 			}
 			smp, err := decodeSample(f.data, "Sample")
 			if err != nil {
@@ -392,21 +419,26 @@ func (wr *WriteRequest) decodeSeriesV2(b []byte, lim Limits) error {
 			}
 			wr.samplesPool = append(wr.samplesPool, smp)
 			wr.Samples++
+			// Checked per sample: one series must not grow the pool
+			// past the limit before the per-series check runs.
+			if wr.Samples > lim.MaxSamplesPerRequest {
+				return wr.checkSampleLimit(lim)
+			}
 		case 3: // histograms
-			if err := f.expectWire(wireLen, "TimeSeries", "histograms"); err != nil {
-				return err
+			if f.wire != wireLen {
+				return f.wireErr(wireLen, "TimeSeries", "histograms")
 			}
 			s.Histograms++
 			wr.Histograms++
 		case 4: // exemplars
-			if err := f.expectWire(wireLen, "TimeSeries", "exemplars"); err != nil {
-				return err
+			if f.wire != wireLen {
+				return f.wireErr(wireLen, "TimeSeries", "exemplars")
 			}
 			s.Exemplars++
 			wr.Exemplars++
 		case 5: // metadata: tolerated, not used by the detector
-			if err := f.expectWire(wireLen, "TimeSeries", "metadata"); err != nil {
-				return err
+			if f.wire != wireLen {
+				return f.wireErr(wireLen, "TimeSeries", "metadata")
 			}
 			if len(f.data) > 0 {
 				wr.Metadata++
@@ -431,13 +463,21 @@ func (wr *WriteRequest) decodeSeriesV2(b []byte, lim Limits) error {
 			if value == "" {
 				continue
 			}
+			if s.Problem == ProblemNone {
+				switch {
+				case !wr.symbolValid[nr]:
+					s.Problem, s.Detail = ProblemInvalidUTF8LabelName, wr.Symbols[nr]
+				case !wr.symbolValid[vr]:
+					s.Problem, s.Detail = ProblemInvalidUTF8LabelValue, value
+				}
+			}
 			nLabels++
 			if nLabels <= lim.MaxLabelsPerSeries {
 				wr.labelsPool = append(wr.labelsPool, detector.Label{Name: wr.Symbols[nr], Value: value})
 			}
 		}
 	}
-	wr.finishSeries(s, labelsStart, samplesStart, nLabels, lim)
+	wr.finishSeries(s, labelsStart, samplesStart, nLabels, lim, false)
 	return nil
 }
 
@@ -451,8 +491,9 @@ func appendRef(refs []uint32, v uint64) []uint32 {
 }
 
 // finishSeries slices the series' labels and samples out of the pools and
-// validates the labels unless decoding already found a problem.
-func (wr *WriteRequest) finishSeries(s *Series, labelsStart, samplesStart, nLabels int, lim Limits) {
+// validates the labels unless decoding already found a problem. checkUTF8
+// is false when the caller validated UTF-8 already (v2 symbols).
+func (wr *WriteRequest) finishSeries(s *Series, labelsStart, samplesStart, nLabels int, lim Limits, checkUTF8 bool) {
 	// Full slice expressions: an Appender appending to Labels or Samples
 	// must reallocate rather than overwrite the next series.
 	end := len(wr.labelsPool)
@@ -471,14 +512,14 @@ func (wr *WriteRequest) finishSeries(s *Series, labelsStart, samplesStart, nLabe
 		s.Problem = ProblemEmptySeries
 		return
 	}
-	s.Problem, s.Detail = validateLabels(s.Labels, lim)
+	s.Problem, s.Detail = validateLabels(s.Labels, lim, checkUTF8)
 }
 
 // validateLabels checks a label set against the remote-write rules (sorted
 // by name, unique names, __name__ present) and Prometheus' UTF-8 name rules
 // (any valid UTF-8 except the empty string), plus our length limits. It
 // returns the first problem found and the label name or value at fault.
-func validateLabels(ls detector.Labels, lim Limits) (Problem, string) {
+func validateLabels(ls detector.Labels, lim Limits, checkUTF8 bool) (Problem, string) {
 	hasName := false
 	for i, l := range ls {
 		switch {
@@ -488,9 +529,9 @@ func validateLabels(ls detector.Labels, lim Limits) (Problem, string) {
 			return ProblemLabelNameTooLong, l.Name
 		case len(l.Value) > lim.MaxLabelValueLength:
 			return ProblemLabelValueTooLong, l.Name
-		case !utf8.ValidString(l.Name):
+		case checkUTF8 && !utf8.ValidString(l.Name):
 			return ProblemInvalidUTF8LabelName, l.Name
-		case !utf8.ValidString(l.Value):
+		case checkUTF8 && !utf8.ValidString(l.Value):
 			return ProblemInvalidUTF8LabelValue, l.Value
 		}
 		if i > 0 {

@@ -75,6 +75,8 @@ type Handler struct {
 	// pool holds *requestBuffers so steady-state requests reuse the
 	// compressed and decoded buffers and the decoded WriteRequest.
 	pool sync.Pool
+	// slots is a semaphore of cfg.MaxConcurrentRequests; nil if unbounded.
+	slots chan struct{}
 }
 
 // requestBuffers is everything one request needs, pooled as a unit because
@@ -116,6 +118,9 @@ func NewHandler(cfg Config, app detector.Appender, logger *slog.Logger, reg prom
 		m:      m,
 	}
 	h.pool.New = func() any { return new(requestBuffers) }
+	if cfg.MaxConcurrentRequests > 0 {
+		h.slots = make(chan struct{}, cfg.MaxConcurrentRequests)
+	}
 	for _, o := range opts {
 		o(h)
 	}
@@ -217,6 +222,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, bufs *requestBuf
 		res.tenant = t
 	}
 
+	if h.slots != nil {
+		select {
+		case h.slots <- struct{}{}:
+			defer func() { <-h.slots }()
+		case <-r.Context().Done():
+			// The sender gave up (or disconnected) while queued; it will
+			// retry a 5xx, and most likely never reads this one.
+			return fail(res, http.StatusServiceUnavailable, "too many concurrent requests (remote_write.max_concurrent_requests = %d); retry later", h.cfg.MaxConcurrentRequests)
+		}
+	}
+
 	// Body: refuse early on a declared length over the limit, and enforce the
 	// limit while reading for chunked or lying clients.
 	if r.ContentLength > h.cfg.MaxBodyBytes {
@@ -256,22 +272,24 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, bufs *requestBuf
 	} else {
 		err = wr.DecodeV1(decoded, h.lim)
 	}
-	res.samples, res.histograms = wr.Samples, wr.Histograms
 	if err != nil {
 		if errors.Is(err, ErrTooManySamples) {
+			// Decoding stopped at the limit, so this is a lower bound.
+			res.samples, res.histograms = wr.Samples, wr.Histograms
 			h.m.dropped[idxTooManySamples].Add(float64(wr.Samples + wr.Histograms))
 			return fail(res, http.StatusRequestEntityTooLarge, "%v", err)
 		}
 		return fail(res, http.StatusBadRequest, "cannot decode %s: %v", protoName(v), err)
 	}
-	return h.appendAll(res, wr)
+	res.samples, res.histograms = wr.Samples, wr.Histograms
+	return h.appendRequest(r.Context(), res, wr)
 }
 
 // appendAll hands every valid series to the Appender and builds the
 // response: 204 when everything was written, otherwise 400 with a summary
 // (the valid series are kept: a partial write per the 2.0 spec, which
 // senders must not retry).
-func (h *Handler) appendAll(res result, wr *WriteRequest) result {
+func (h *Handler) appendAll(app detector.Appender, res result, wr *WriteRequest) result {
 	var (
 		st       detector.AppendStats
 		problems [numProblems]int
@@ -291,7 +309,7 @@ func (h *Handler) appendAll(res result, wr *WriteRequest) result {
 			continue
 		}
 		if len(s.Samples) > 0 {
-			st.Add(h.app.Append(res.tenant, s.Labels, s.Samples))
+			st.Add(app.Append(res.tenant, s.Labels, s.Samples))
 		}
 		if s.Histograms > 0 {
 			if h.cfg.AcceptNativeHistograms {
@@ -324,7 +342,11 @@ func (h *Handler) appendAll(res result, wr *WriteRequest) result {
 		h.m.exemplars.Add(float64(res.exemplars))
 	}
 
-	if res.invalidSeries == 0 && res.histogramsRejected == 0 && res.outOfOrder == 0 && res.seriesCap == 0 {
+	// Out-of-order samples and samples of series over the cap are dropped
+	// and counted by the detector; they are not the sender's error and a 400
+	// would only make it log failures for data it cannot fix. The 2.0
+	// written headers still leave them out.
+	if res.invalidSeries == 0 && res.histogramsRejected == 0 {
 		res.code = http.StatusNoContent
 		return res
 	}
@@ -480,10 +502,14 @@ func (h *Handler) observe(ctx context.Context, res *result, took time.Duration) 
 	}
 }
 
-// readAll reads r into buf[:0], pre-growing to the declared length so a
-// well-behaved client costs one read loop and no reallocation.
+// maxPrealloc caps how much a declared Content-Length may pre-allocate: a
+// client announcing 32 MiB and sending nothing must not cost 32 MiB.
+const maxPrealloc = 4 << 20
+
+// readAll reads r into buf[:0], pre-growing to the declared length (up to
+// maxPrealloc) so a well-behaved client costs one read loop.
 func readAll(r io.Reader, buf []byte, declared int64) ([]byte, error) {
-	if declared > 0 && int64(cap(buf)) < declared {
+	if declared = min(declared, maxPrealloc); declared > 0 && int64(cap(buf)) < declared {
 		buf = make([]byte, 0, declared)
 	}
 	if cap(buf) == 0 {

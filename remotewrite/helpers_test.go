@@ -186,3 +186,21 @@ func counterValue(t testing.TB, reg *prometheus.Registry, name string, kv ...str
 	}
 	return 0
 }
+
+// dl builds detector labels from name/value pairs.
+func dl(kv ...string) detector.Labels {
+	out := make(detector.Labels, 0, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		out = append(out, detector.Label{Name: kv[i], Value: kv[i+1]})
+	}
+	return out
+}
+
+// ds builds detector samples from timestamp/value pairs.
+func ds(tv ...float64) []detector.Sample {
+	out := make([]detector.Sample, 0, len(tv)/2)
+	for i := 0; i < len(tv); i += 2 {
+		out = append(out, detector.Sample{TimestampMs: int64(tv[i]), Value: tv[i+1]})
+	}
+	return out
+}

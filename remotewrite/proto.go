@@ -46,6 +46,12 @@ func readVarint(b []byte) (v uint64, n int) {
 
 // nextField decodes the field at the start of b and returns the rest.
 func nextField(b []byte) (f field, rest []byte, err error) {
+	// Fast path: a length-delimited field with a one-byte tag and a one-byte
+	// length, the shape of almost every field in a remote-write request.
+	if len(b) >= 2 && b[0] < 0x80 && b[0]&7 == wireLen && b[0]>>3 != 0 && b[1] < 0x80 && int(b[1]) <= len(b)-2 {
+		l := 2 + int(b[1])
+		return field{num: uint32(b[0] >> 3), wire: wireLen, data: b[2:l]}, b[l:], nil
+	}
 	tag, n := readVarint(b)
 	if n <= 0 {
 		return f, nil, fmt.Errorf("cannot read field tag: %w", errVarint)
@@ -94,13 +100,11 @@ func nextField(b []byte) (f field, rest []byte, err error) {
 	}
 }
 
-// expectWire reports a wire type mismatch the way generated decoders do:
-// as a malformed message, not as an unknown field.
-func (f field) expectWire(w uint8, msg, name string) error {
-	if f.wire != w {
-		return fmt.Errorf("cannot decode %s.%s: wrong wire type %d, want %d", msg, name, f.wire, w)
-	}
-	return nil
+// wireErr reports a wire type mismatch the way generated decoders do: as a
+// malformed message, not as an unknown field. Callers compare f.wire inline
+// so the hot path has no call.
+func (f *field) wireErr(w uint8, msg, name string) error {
+	return fmt.Errorf("cannot decode %s.%s: wrong wire type %d, want %d", msg, name, f.wire, w)
 }
 
 // unsafeString returns a string that shares b's memory. The string is valid

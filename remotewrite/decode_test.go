@@ -1,0 +1,262 @@
+package remotewrite
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	cgwritev2 "github.com/prometheus/client_golang/exp/api/remote/genproto/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sentinel-mesh/sentinel-mesh/detector"
+)
+
+// genSeries returns n realistic series: ~8 labels, 1 sample each.
+func genSeries(n int, ts int64) []labels.Labels {
+	out := make([]labels.Labels, n)
+	for i := range out {
+		out[i] = labels.FromStrings(
+			"__name__", fmt.Sprintf("node_metric_%d_total", i%40),
+			"cluster", "eu-west-1-prod",
+			"container", "node-exporter",
+			"env", "production",
+			"instance", fmt.Sprintf("10.0.%d.%d:9100", (i/256)%256, i%256),
+			"job", "node",
+			"namespace", "monitoring",
+			"pod", fmt.Sprintf("node-exporter-%05x", i*7919%0xfffff),
+		)
+	}
+	return out
+}
+
+func genV1(n int, ts int64) *prompb.WriteRequest {
+	req := &prompb.WriteRequest{}
+	for i, ls := range genSeries(n, ts) {
+		var pl []prompb.Label
+		ls.Range(func(l labels.Label) { pl = append(pl, prompb.Label{Name: l.Name, Value: l.Value}) })
+		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{Labels: pl, Samples: []prompb.Sample{{Value: float64(i), Timestamp: ts}}})
+	}
+	return req
+}
+
+func genV2(n int, ts int64) *writev2.Request {
+	st := writev2.NewSymbolTable()
+	req := &writev2.Request{}
+	for i, ls := range genSeries(n, ts) {
+		req.Timeseries = append(req.Timeseries, writev2.TimeSeries{
+			LabelsRefs: st.SymbolizeLabels(ls, nil),
+			Samples:    []writev2.Sample{{Value: float64(i), Timestamp: ts}},
+		})
+	}
+	req.Symbols = st.Symbols()
+	return req
+}
+
+// expectedFromV1 is what a correct decoder must produce for valid input:
+// the prompb labels minus empty values, and the samples bit-exact.
+func expectedFromV1(req *prompb.WriteRequest) []appendCall {
+	var out []appendCall
+	for _, ts := range req.Timeseries {
+		c := appendCall{}
+		for _, l := range ts.Labels {
+			if l.Value != "" {
+				c.Labels = append(c.Labels, detector.Label{Name: l.Name, Value: l.Value})
+			}
+		}
+		for _, s := range ts.Samples {
+			c.Samples = append(c.Samples, detector.Sample{TimestampMs: s.Timestamp, Value: s.Value})
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func expectedFromV2(req *writev2.Request) []appendCall {
+	var out []appendCall
+	for _, ts := range req.Timeseries {
+		c := appendCall{}
+		for i := 0; i+1 < len(ts.LabelsRefs); i += 2 {
+			if v := req.Symbols[ts.LabelsRefs[i+1]]; v != "" {
+				c.Labels = append(c.Labels, detector.Label{Name: req.Symbols[ts.LabelsRefs[i]], Value: v})
+			}
+		}
+		for _, s := range ts.Samples {
+			c.Samples = append(c.Samples, detector.Sample{TimestampMs: s.Timestamp, Value: s.Value})
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func decodedCalls(wr *WriteRequest) []appendCall {
+	var out []appendCall
+	for _, s := range wr.Series {
+		out = append(out, appendCall{Labels: s.Labels.Clone(), Samples: slices.Clone(s.Samples)})
+	}
+	return out
+}
+
+// floatBits compares floats by bit pattern so NaN and StaleNaN compare,
+// and treats nil and empty slices alike.
+var floatBits = cmp.Options{
+	cmp.Comparer(func(a, b float64) bool { return math.Float64bits(a) == math.Float64bits(b) }),
+	cmpopts.EquateEmpty(),
+}
+
+func TestDecodeMatchesPrompb(t *testing.T) {
+	lim := DefaultConfig().limits()
+	v1 := genV1(300, 1700000000000)
+	v1.Timeseries[3].Samples = append(v1.Timeseries[3].Samples, prompb.Sample{Value: staleNaN, Timestamp: -5}, prompb.Sample{Value: math.Inf(-1)})
+	v1.Metadata = []prompb.MetricMetadata{{MetricFamilyName: "x", Help: "h"}}
+	b1, err := v1.Marshal()
+	require.NoError(t, err)
+	var wr WriteRequest
+	require.NoError(t, wr.DecodeV1(b1, lim))
+	require.Empty(t, cmp.Diff(expectedFromV1(v1), decodedCalls(&wr), floatBits))
+	require.Equal(t, 1, wr.Metadata)
+	for _, s := range wr.Series {
+		require.Equal(t, ProblemNone, s.Problem)
+	}
+
+	v2 := genV2(300, 1700000000000)
+	v2.Timeseries[7].Samples = append(v2.Timeseries[7].Samples, writev2.Sample{Value: math.NaN(), Timestamp: math.MaxInt64})
+	b2, err := v2.Marshal()
+	require.NoError(t, err)
+	// The same WriteRequest is reused: Reset must leave nothing behind.
+	require.NoError(t, wr.DecodeV2(b2, lim))
+	require.Empty(t, cmp.Diff(expectedFromV2(v2), decodedCalls(&wr), floatBits))
+	require.Equal(t, v2.Symbols, wr.Symbols)
+}
+
+func TestDecodeV2SymbolsAfterTimeseries(t *testing.T) {
+	// Field order is free in protobuf: timeseries (5) before symbols (4).
+	ts, err := (&writev2.Request{Timeseries: []writev2.TimeSeries{{LabelsRefs: []uint32{1, 2}, Samples: []writev2.Sample{{Value: 1, Timestamp: 2}}}}}).Marshal()
+	require.NoError(t, err)
+	sy, err := (&writev2.Request{Symbols: []string{"", "__name__", "up"}}).Marshal()
+	require.NoError(t, err)
+	var wr WriteRequest
+	require.NoError(t, wr.DecodeV2(append(ts, sy...), DefaultConfig().limits()))
+	require.Len(t, wr.Series, 1)
+	require.Equal(t, ProblemNone, wr.Series[0].Problem)
+	require.Equal(t, "up", wr.Series[0].Labels.Get("__name__"))
+}
+
+func TestDecodeV2UnpackedRefs(t *testing.T) {
+	// labels_refs as individual varint fields (non-packed): legal proto3.
+	var b []byte
+	b = append(b, 0x22, 0) // symbol ""
+	b = append(b, 0x22, 8)
+	b = append(b, "__name__"...)
+	b = append(b, 0x22, 2, 'u', 'p')
+	series := []byte{0x08, 1, 0x08, 2, 0x12, 0x09, 0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f} // refs 1,2; sample value 1.0
+	b = append(b, 0x2a, byte(len(series)))
+	b = append(b, series...)
+	var wr WriteRequest
+	require.NoError(t, wr.DecodeV2(b, DefaultConfig().limits()))
+	require.Len(t, wr.Series, 1)
+	require.Equal(t, ProblemNone, wr.Series[0].Problem)
+	require.Equal(t, dl("__name__", "up"), wr.Series[0].Labels)
+	require.Equal(t, ds(0, 1), wr.Series[0].Samples)
+}
+
+func TestDecodeReuseDoesNotAlias(t *testing.T) {
+	// Appending to a decoded series' slices must not clobber its neighbour.
+	b, err := genV1(2, 1).Marshal()
+	require.NoError(t, err)
+	var wr WriteRequest
+	require.NoError(t, wr.DecodeV1(b, DefaultConfig().limits()))
+	before := wr.Series[1].Labels.Clone()
+	_ = append(wr.Series[0].Labels, detector.Label{Name: "zzz", Value: "x"})
+	_ = append(wr.Series[0].Samples, detector.Sample{})
+	require.Equal(t, before, wr.Series[1].Labels)
+}
+
+// checkAccepted is an independent statement of what "valid" means, used by
+// the fuzz targets: every series the decoder reports as valid must pass it.
+func checkAccepted(t *testing.T, s *Series, lim Limits) {
+	t.Helper()
+	require.NotEmpty(t, s.Labels)
+	require.LessOrEqual(t, len(s.Labels), lim.MaxLabelsPerSeries)
+	require.True(t, len(s.Samples) > 0 || s.Histograms > 0 || s.Exemplars > 0)
+	hasName := false
+	for i, l := range s.Labels {
+		require.NotEmpty(t, l.Name)
+		require.NotEmpty(t, l.Value, "empty values are dropped")
+		require.True(t, utf8.ValidString(l.Name) && utf8.ValidString(l.Value))
+		require.LessOrEqual(t, len(l.Name), lim.MaxLabelNameLength)
+		require.LessOrEqual(t, len(l.Value), lim.MaxLabelValueLength)
+		if i > 0 {
+			require.Negative(t, strings.Compare(s.Labels[i-1].Name, l.Name), "sorted and unique")
+		}
+		hasName = hasName || l.Name == "__name__"
+	}
+	require.True(t, hasName)
+}
+
+func TestDecodeRandomValid(t *testing.T) {
+	// Random but valid requests round-trip through prompb and our decoder.
+	r := rand.New(rand.NewPCG(1, 2))
+	lim := DefaultConfig().limits()
+	var wr WriteRequest
+	for range 200 {
+		n := r.IntN(20)
+		v1 := genV1(n, r.Int64())
+		for i := range v1.Timeseries {
+			for range r.IntN(3) {
+				v1.Timeseries[i].Samples = append(v1.Timeseries[i].Samples, prompb.Sample{Value: r.NormFloat64(), Timestamp: r.Int64() - r.Int64()})
+			}
+		}
+		b, err := v1.Marshal()
+		require.NoError(t, err)
+		require.NoError(t, wr.DecodeV1(b, lim))
+		require.Empty(t, cmp.Diff(expectedFromV1(v1), decodedCalls(&wr), floatBits))
+		for i := range wr.Series {
+			checkAccepted(t, &wr.Series[i], lim)
+		}
+	}
+}
+
+// TestDecodeV2ClientGolangTypes checks the decoder against client_golang's
+// exp remote-write types (google.golang.org/protobuf + vtprotobuf), a second
+// independent encoder besides Prometheus' gogo types.
+func TestDecodeV2ClientGolangTypes(t *testing.T) {
+	st := cgwritev2.NewSymbolTable()
+	req := &cgwritev2.Request{}
+	want := []appendCall{}
+	for i := range 50 {
+		kv := []string{"__name__", "rpc_total", "method", "Get" + strconv.Itoa(i%7), "zone", "eu-" + strconv.Itoa(i)}
+		req.Timeseries = append(req.Timeseries, &cgwritev2.TimeSeries{
+			LabelsRefs: st.SymbolizeLabels(kv, nil),
+			Samples:    []*cgwritev2.Sample{{Value: float64(i), Timestamp: int64(1000 + i)}},
+			Metadata:   &cgwritev2.Metadata{Type: cgwritev2.Metadata_METRIC_TYPE_COUNTER},
+		})
+		want = append(want, appendCall{Labels: dl(kv...), Samples: ds(float64(1000+i), float64(i))})
+	}
+	req.Symbols = st.Symbols()
+	for name, marshal := range map[string]func() ([]byte, error){
+		"protobuf": func() ([]byte, error) { return proto.Marshal(req) },
+		"vtproto":  req.MarshalVT,
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := marshal()
+			require.NoError(t, err)
+			var wr WriteRequest
+			require.NoError(t, wr.DecodeV2(b, DefaultConfig().limits()))
+			require.Empty(t, cmp.Diff(want, decodedCalls(&wr), floatBits))
+			for i := range wr.Series {
+				require.Equal(t, ProblemNone, wr.Series[i].Problem)
+			}
+		})
+	}
+}
