@@ -30,6 +30,7 @@ type Options struct {
 	ListenAddress string // web.listen-address
 	WebConfigFile string // web.config.file (exporter-toolkit TLS and basic auth)
 	StoragePath   string // storage.path
+	Target        string // target: all (default), receiver or detector; see docs/kafka.md
 }
 
 // App is one running sentinel-mesh.
@@ -46,6 +47,7 @@ type App struct {
 	events    *eventFanout
 	enrichers *enricherChain
 	runs      []namedRun
+	kafka     kafkaState
 }
 
 type namedRun struct {
@@ -71,7 +73,11 @@ func New(cfg *config.Config, opts Options, logger *slog.Logger) (*App, error) {
 	a.models = newModelLoader(cfg.Model, det, logger.With("component", "model"), reg)
 	reg.MustRegister(exporter.NewCollector(det, cfg.Exporter.LabelNames, a.enrichers))
 
-	rw, err := remotewrite.NewHandler(cfg.RemoteWrite, det, logger.With("component", "remotewrite"), reg, remotewrite.WithReady(det.Ready))
+	rwApp, rwReady, err := a.remoteWriteAppender()
+	if err != nil {
+		return nil, err
+	}
+	rw, err := remotewrite.NewHandler(cfg.RemoteWrite, rwApp, logger.With("component", "remotewrite"), reg, remotewrite.WithReady(rwReady))
 	if err != nil {
 		return nil, fmt.Errorf("cannot create remote-write handler: %w", err)
 	}

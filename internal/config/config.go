@@ -16,6 +16,9 @@ import (
 
 	"github.com/sentinel-mesh/sentinel-mesh/detector"
 	"github.com/sentinel-mesh/sentinel-mesh/exporter"
+	"github.com/sentinel-mesh/sentinel-mesh/internal/api"
+	"github.com/sentinel-mesh/sentinel-mesh/internal/k8s"
+	"github.com/sentinel-mesh/sentinel-mesh/kafka"
 	"github.com/sentinel-mesh/sentinel-mesh/remotewrite"
 )
 
@@ -24,8 +27,16 @@ import (
 type Config struct {
 	Detector    detector.Config    `yaml:"detector"`
 	RemoteWrite remotewrite.Config `yaml:"remote_write"`
+	Kafka       kafka.Config       `yaml:"kafka"`
 	Model       ModelConfig        `yaml:"model"`
 	Exporter    ExporterConfig     `yaml:"exporter"`
+	API         api.Config         `yaml:"api"`
+
+	// Outputs and enrichment (see docs/outputs.md, docs/kubernetes.md).
+	Loki           exporter.LokiConfig           `yaml:"loki"`
+	RemoteWriteOut exporter.RemoteWriteOutConfig `yaml:"remote_write_out"`
+	Alertmanager   exporter.AlertmanagerConfig   `yaml:"alertmanager"`
+	Kubernetes     k8s.Config                    `yaml:"kubernetes"`
 }
 
 // ModelConfig selects the model and how ONNX Runtime runs it.
@@ -52,10 +63,17 @@ func Default() Config {
 	return Config{
 		Detector:    detector.DefaultConfig,
 		RemoteWrite: remotewrite.DefaultConfig(),
+		Kafka:       kafka.DefaultConfig(),
 		Model: ModelConfig{
 			ReloadInterval: model.Duration(30 * time.Second),
 		},
 		Exporter: ExporterConfig{LabelNames: exporter.DefaultLabelNames},
+		API:      api.DefaultConfig(),
+
+		Loki:           exporter.DefaultLokiConfig(),
+		RemoteWriteOut: exporter.DefaultRemoteWriteOutConfig(),
+		Alertmanager:   exporter.DefaultAlertmanagerConfig(),
+		Kubernetes:     k8s.DefaultConfig(),
 	}
 }
 
@@ -111,6 +129,17 @@ func (c *Config) Validate() error {
 	}
 	if err := c.RemoteWrite.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.API.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, v := range []interface{ Validate() error }{&c.Loki, &c.RemoteWriteOut, &c.Alertmanager, &c.Kubernetes} {
+		if err := v.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.Model.ReloadInterval <= 0 {
 		errs = append(errs, errors.New("model.reload_interval must be > 0"))

@@ -1,0 +1,348 @@
+package detector
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// SeriesState is the portable state of one series: what another detector
+// needs to keep scoring it without a cold start (window, calibration, last
+// timestamp, latest result, open anomaly). Inputs that move series between
+// replicas (kafka) export it from the old owner and import it into the new.
+type SeriesState struct {
+	Tenant string
+	Labels Labels
+	// Window holds the newest values in time order, at most the model window.
+	Window []float64
+	// LastTs is the newest accepted sample's timestamp (ms); older samples
+	// are dropped as out of order after import.
+	LastTs int64
+
+	// Calibration of the prediction error distribution.
+	CalN        uint32
+	CalErrMean  float32
+	CalErrVar   float32
+	CalShortErr float32
+
+	// Latest result; ScoredTs is 0 if the series was never scored.
+	Value, Score, Expected, Lower, Upper float64
+	ScoredTs                             int64
+
+	// Open anomaly; AnomalyOpen false means none. IDs are per process, so
+	// an imported open anomaly gets a new ID.
+	AnomalyOpen bool
+	OpenedAt    int64
+	LastAboveTs int64
+	Peak        float64
+}
+
+const stateFormatV1 = 1
+
+// MarshalBinary encodes s in a compact versioned format.
+func (s *SeriesState) MarshalBinary() ([]byte, error) {
+	return s.AppendBinary(nil)
+}
+
+// AppendBinary appends the encoding of s to b.
+func (s *SeriesState) AppendBinary(b []byte) ([]byte, error) {
+	b = append(b, stateFormatV1)
+	b = appendString(b, s.Tenant)
+	b = binary.AppendUvarint(b, uint64(len(s.Labels)))
+	for _, l := range s.Labels {
+		b = appendString(b, l.Name)
+		b = appendString(b, l.Value)
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.Window)))
+	for _, v := range s.Window {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+	}
+	b = binary.AppendVarint(b, s.LastTs)
+	b = binary.AppendUvarint(b, uint64(s.CalN))
+	for _, f := range [...]float32{s.CalErrMean, s.CalErrVar, s.CalShortErr} {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+	}
+	for _, f := range [...]float64{s.Value, s.Score, s.Expected, s.Lower, s.Upper, s.Peak} {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+	}
+	b = binary.AppendVarint(b, s.ScoredTs)
+	var flags byte
+	if s.AnomalyOpen {
+		flags |= 1
+	}
+	b = append(b, flags)
+	b = binary.AppendVarint(b, s.OpenedAt)
+	b = binary.AppendVarint(b, s.LastAboveTs)
+	return b, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+var errShortState = errors.New("truncated series state")
+
+type stateReader struct {
+	b   []byte
+	err error
+}
+
+func (r *stateReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errShortState
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *stateReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errShortState
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *stateReader) fixed(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if len(r.b) < n {
+		r.err = errShortState
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *stateReader) string() string {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.err = errShortState
+		return ""
+	}
+	return string(r.fixed(int(n)))
+}
+
+func (r *stateReader) f64() float64 {
+	if b := r.fixed(8); b != nil {
+		return math.Float64frombits(binary.LittleEndian.Uint64(b))
+	}
+	return 0
+}
+
+func (r *stateReader) f32() float32 {
+	if b := r.fixed(4); b != nil {
+		return math.Float32frombits(binary.LittleEndian.Uint32(b))
+	}
+	return 0
+}
+
+// maxStateItems bounds label and window counts so a corrupt record cannot
+// make UnmarshalBinary allocate without limit.
+const maxStateItems = 1 << 16
+
+// UnmarshalBinary decodes data produced by MarshalBinary. s does not alias data.
+func (s *SeriesState) UnmarshalBinary(data []byte) error {
+	if len(data) == 0 || data[0] != stateFormatV1 {
+		return fmt.Errorf("cannot decode series state: unknown format version")
+	}
+	r := stateReader{b: data[1:]}
+	*s = SeriesState{Tenant: r.string()}
+	n := r.uvarint()
+	if n > maxStateItems {
+		return fmt.Errorf("cannot decode series state: %d labels", n)
+	}
+	if n > 0 {
+		s.Labels = make(Labels, 0, n)
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		s.Labels = append(s.Labels, Label{Name: r.string(), Value: r.string()})
+	}
+	n = r.uvarint()
+	if n > maxStateItems {
+		return fmt.Errorf("cannot decode series state: window of %d values", n)
+	}
+	if n > 0 {
+		s.Window = make([]float64, 0, n)
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		s.Window = append(s.Window, r.f64())
+	}
+	s.LastTs = r.varint()
+	s.CalN = uint32(r.uvarint())
+	s.CalErrMean, s.CalErrVar, s.CalShortErr = r.f32(), r.f32(), r.f32()
+	s.Value, s.Score, s.Expected, s.Lower, s.Upper, s.Peak = r.f64(), r.f64(), r.f64(), r.f64(), r.f64(), r.f64()
+	s.ScoredTs = r.varint()
+	if f := r.fixed(1); f != nil {
+		s.AnomalyOpen = f[0]&1 != 0
+	}
+	s.OpenedAt = r.varint()
+	s.LastAboveTs = r.varint()
+	if r.err != nil {
+		return fmt.Errorf("cannot decode series state: %w", r.err)
+	}
+	return nil
+}
+
+// SeriesHash is the stable 64-bit identity of a series, the same the
+// detector shards by. Inputs use it to route a series to one partition.
+func SeriesHash(tenant string, lbls Labels) uint64 { return hashSeries(tenant, lbls) }
+
+// ExportState calls fn with the state of every series for which filter
+// (nil: all) returns true, holding one shard lock at a time. The state's
+// slices are fresh copies fn may keep. Stops early when fn returns false.
+// filter and fn must not call back into the detector.
+func (d *Detector) ExportState(filter func(tenant string, ls Labels) bool, fn func(SeriesState) bool) {
+	for i := range d.shards {
+		sh := &d.shards[i]
+		var out []SeriesState
+		sh.mu.Lock()
+		for _, head := range sh.series {
+			for s := head; s != nil; s = s.next {
+				if filter != nil && !filter(s.tenant, s.labels) {
+					continue
+				}
+				out = append(out, exportSeries(s))
+			}
+		}
+		sh.mu.Unlock()
+		for _, st := range out {
+			if !fn(st) {
+				return
+			}
+		}
+	}
+}
+
+func exportSeries(s *series) SeriesState {
+	return SeriesState{
+		Tenant: s.tenant, Labels: s.labels, // immutable for the series' life
+		Window:      s.window(nil),
+		LastTs:      s.lastTs,
+		CalN:        s.cal.n,
+		CalErrMean:  s.cal.errMean,
+		CalErrVar:   s.cal.errVar,
+		CalShortErr: s.cal.shortErr,
+		Value:       s.value, Score: s.score, Expected: s.expected, Lower: s.lower, Upper: s.upper,
+		ScoredTs:    s.scoredTs,
+		AnomalyOpen: s.anomalyID != 0,
+		OpenedAt:    s.openedAt,
+		LastAboveTs: s.lastAboveTs,
+		Peak:        s.peak,
+	}
+}
+
+// ImportState installs st as the state of its series, creating the series
+// if needed. A local series whose newest sample is at least as new as
+// st.LastTs keeps its own state. It reports whether st was applied; false
+// also when the series is unselected or detector.max_series is reached.
+// A full window is queued for inference so the next sample is scored.
+func (d *Detector) ImportState(st SeriesState) bool {
+	if !d.cfg.Selection.Matches(st.Labels) {
+		return false
+	}
+	h := hashSeries(st.Tenant, st.Labels)
+	sh := &d.shards[h%numShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s := sh.series[h]
+	for s != nil && (s.tenant != st.Tenant || !labelsEqual(s.labels, st.Labels)) {
+		s = s.next
+	}
+	if s == nil {
+		if d.numSeries.Load() >= int64(d.cfg.MaxSeries) {
+			d.metrics.seriesLimitReached.Inc()
+			return false
+		}
+		s = d.newSeries(h, st.Tenant, st.Labels)
+		s.next = sh.series[h]
+		sh.series[h] = s
+		d.numSeries.Add(1)
+		d.metrics.seriesCreated.Inc()
+	} else if s.lastTs >= st.LastTs {
+		return false
+	}
+	ms := d.model.Load()
+	if ms != nil && len(s.ring) != ms.model.Window() {
+		s.ring = make([]float64, ms.model.Window())
+	}
+	s.reset()
+	win := st.Window
+	if len(win) > len(s.ring) {
+		win = win[len(win)-len(s.ring):]
+	}
+	for _, v := range win {
+		s.push(v)
+	}
+	s.seq++
+	s.lastTs = st.LastTs
+	s.lastSeenUnix = time.Now().Unix()
+	s.cal = calibration{n: st.CalN, errMean: st.CalErrMean, errVar: st.CalErrVar, shortErr: st.CalShortErr}
+	s.value, s.score, s.expected, s.lower, s.upper, s.scoredTs = st.Value, st.Score, st.Expected, st.Lower, st.Upper, st.ScoredTs
+	switch {
+	case st.AnomalyOpen && s.anomalyID == 0:
+		s.anomalyID = d.nextID.Add(1)
+		d.metrics.anomaliesOpen.Inc()
+	case !st.AnomalyOpen && s.anomalyID != 0:
+		s.anomalyID = 0
+		d.metrics.anomaliesOpen.Dec()
+	}
+	s.openedAt, s.lastAboveTs, s.peak = st.OpenedAt, st.LastAboveTs, st.Peak
+	if ms != nil && int(s.count) == len(s.ring) && !s.pending {
+		s.pending = true
+		s.enqueuedNano = time.Now().UnixNano()
+		sh.pending = append(sh.pending, s)
+	}
+	return true
+}
+
+// DeleteSeries forgets every series for which filter returns true, without
+// closing their anomalies (the series moved to another replica, which
+// continues them), and returns how many it removed. Series queued for
+// inference are removed once the queue drained (on a later call).
+func (d *Detector) DeleteSeries(filter func(tenant string, ls Labels) bool) int {
+	removed := 0
+	for i := range d.shards {
+		sh := &d.shards[i]
+		sh.mu.Lock()
+		for h, head := range sh.series {
+			var keep *series
+			for s := head; s != nil; {
+				next := s.next
+				if !s.pending && filter(s.tenant, s.labels) {
+					if s.anomalyID != 0 {
+						d.metrics.anomaliesOpen.Dec()
+					}
+					d.numSeries.Add(-1)
+					removed++
+				} else {
+					s.next = keep
+					keep = s
+				}
+				s = next
+			}
+			if keep == nil {
+				delete(sh.series, h)
+			} else {
+				sh.series[h] = keep
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return removed
+}

@@ -1,0 +1,384 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sentinel-mesh/sentinel-mesh/detector"
+	"github.com/sentinel-mesh/sentinel-mesh/remotewrite"
+)
+
+// Target is what the consumer feeds: *detector.Detector.
+type Target interface {
+	detector.Appender
+	Flush() error
+	ExportState(filter func(tenant string, ls detector.Labels) bool, fn func(detector.SeriesState) bool)
+	ImportState(detector.SeriesState) bool
+	DeleteSeries(filter func(tenant string, ls detector.Labels) bool) int
+}
+
+// ConsumerOptions are the code-level settings of NewConsumer.
+type ConsumerOptions struct {
+	Target Target
+	// Limits and MaxDecodedBytes validate remote-write payloads like the
+	// HTTP endpoint does (remote_write section).
+	Limits          remotewrite.Limits
+	MaxDecodedBytes int64
+	Metrics         *Metrics
+	Logger          *slog.Logger
+	// ExtraOpts are appended to the kgo options (tests).
+	ExtraOpts []kgo.Opt
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// Consumer reads records in a consumer group into the detector with
+// at-least-once semantics: offsets are committed only after a polled batch
+// was appended and flushed. Rebalances block while a batch is processed.
+type Consumer struct {
+	cfg    Config
+	o      ConsumerOptions
+	cl     *kgo.Client
+	base   []kgo.Opt // connection options, for the state restore client
+	dec    *Decoder
+	m      *Metrics
+	logger *slog.Logger
+
+	mu    sync.Mutex
+	owner map[uint64]topicPartition // series hash -> partition it is read from
+	owned map[topicPartition]struct{}
+
+	killed         atomic.Bool // tests: behave like a crashed process
+	lastCheckpoint time.Time
+	dlq            []*kgo.Record
+}
+
+// NewConsumer connects to the brokers and joins the group once Run polls.
+func NewConsumer(cfg Config, o ConsumerOptions) (*Consumer, error) {
+	if !cfg.ConsumerEnabled() {
+		return nil, errors.New("cannot create kafka consumer: kafka.brokers and kafka.consumer.topics (or topic_regex) must be set")
+	}
+	if o.Target == nil {
+		return nil, errors.New("cannot create kafka consumer: nil Target")
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Limits == (remotewrite.Limits{}) {
+		o.Limits = remotewrite.DefaultConfig().DecodeLimits()
+	}
+	base, err := cfg.clientOpts()
+	if err != nil {
+		return nil, fmt.Errorf("cannot create kafka consumer: %w", err)
+	}
+	base = append(base, o.ExtraOpts...)
+	c := &Consumer{
+		cfg: cfg, o: o, base: base, m: o.Metrics, logger: o.Logger,
+		dec:   NewDecoder(&cfg, o.Limits, o.MaxDecodedBytes),
+		owner: make(map[uint64]topicPartition),
+		owned: make(map[topicPartition]struct{}),
+	}
+	cc := cfg.Consumer
+	start := kgo.NewOffset().AtStart()
+	if cc.StartOffset == "latest" {
+		start = kgo.NewOffset().AtEnd()
+	}
+	opts := append([]kgo.Opt{}, base...)
+	opts = append(opts,
+		kgo.ConsumerGroup(cc.Group),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(start),
+		kgo.FetchMaxBytes(cc.FetchMaxBytes),
+		kgo.MaxConcurrentFetches(cc.MaxConcurrentFetches),
+		kgo.SessionTimeout(time.Duration(cc.SessionTimeout)),
+		kgo.RebalanceTimeout(time.Duration(cc.RebalanceTimeout)),
+		kgo.HeartbeatInterval(min(3*time.Second, time.Duration(cc.SessionTimeout)/3)),
+		kgo.OnPartitionsAssigned(c.assigned),
+		kgo.OnPartitionsRevoked(c.revoked),
+		kgo.OnPartitionsLost(c.lost),
+		// State and dead-letter records keep their source partition
+		// (modulo the target topic's partition count).
+		kgo.RecordPartitioner(kgo.BasicConsistentPartitioner(func(string) func(*kgo.Record, int) int {
+			return func(r *kgo.Record, n int) int { return int(r.Partition) % n }
+		})),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+	)
+	if cc.TopicRegex != "" {
+		opts = append(opts, kgo.ConsumeTopics(cc.TopicRegex), kgo.ConsumeRegex())
+	} else {
+		opts = append(opts, kgo.ConsumeTopics(cc.Topics...))
+	}
+	if c.cl, err = kgo.NewClient(opts...); err != nil {
+		return nil, fmt.Errorf("cannot create kafka consumer: %w", err)
+	}
+	if cfg.State.Topic != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.ensureStateTopic(ctx); err != nil {
+			c.cl.Close()
+			return nil, err
+		}
+	}
+	c.lastCheckpoint = time.Now()
+	return c, nil
+}
+
+// Run consumes until ctx is done, then commits, writes a final state
+// checkpoint of the owned partitions and leaves the group.
+func (c *Consumer) Run(ctx context.Context) error {
+	defer c.cl.Close()
+	// A poll blocks rebalances until AllowRebalance; Close must not wait on it.
+	defer c.cl.AllowRebalance()
+	for {
+		fetches := c.cl.PollRecords(ctx, c.cfg.Consumer.MaxPollRecords)
+		if fetches.IsClientClosed() || c.killed.Load() {
+			return nil
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				c.logger.Warn("kafka fetch failed", "topic", t, "partition", p, "err", err)
+			}
+		})
+		c.processBatch(ctx, fetches)
+		if ctx.Err() != nil {
+			c.shutdown()
+			return nil
+		}
+		c.cl.AllowRebalance()
+	}
+}
+
+// shutdown writes the final checkpoint while the partitions are still ours;
+// the revoke callback of the following Close then only forgets them.
+func (c *Consumer) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(c.cfg.State.RestoreTimeout))
+	defer cancel()
+	if err := c.o.Target.Flush(); err != nil {
+		c.logger.Warn("cannot flush detector at shutdown", "err", err)
+	}
+	if err := c.cl.CommitUncommittedOffsets(ctx); err != nil {
+		c.logger.Warn("cannot commit offsets at shutdown", "err", err)
+	}
+	c.mu.Lock()
+	parts := make(map[topicPartition]struct{}, len(c.owned))
+	for k := range c.owned {
+		parts[k] = struct{}{}
+	}
+	c.mu.Unlock()
+	c.checkpoint(ctx, c.cl, parts)
+}
+
+// kill makes the consumer behave like a crashed process: no commit, no
+// checkpoint, no revoke handling; the client is closed so the group
+// rebalances without waiting for the session timeout.
+func (c *Consumer) kill() {
+	c.killed.Store(true)
+	c.cl.Close()
+}
+
+func (c *Consumer) processBatch(ctx context.Context, fetches kgo.Fetches) {
+	start := time.Now()
+	var (
+		st                        detector.AppendStats
+		records, badRecs, invalid int
+		reasons                   map[string]int
+	)
+	fetches.EachRecord(func(r *kgo.Record) {
+		records++
+		k := topicPartition{r.Topic, r.Partition}
+		inv, err := c.dec.Decode(r, func(tenant string, ls detector.Labels, s []detector.Sample) {
+			h := detector.SeriesHash(tenant, ls)
+			c.mu.Lock()
+			if c.owner[h] != k {
+				c.owner[h] = k
+			}
+			c.mu.Unlock()
+			st.Add(c.o.Target.Append(tenant, ls, s))
+		})
+		invalid += inv
+		if err != nil {
+			badRecs++
+			reason := reasonBadProtobuf
+			if br, ok := errors.AsType[*badRecord](err); ok {
+				reason = br.reason
+			}
+			if reasons == nil {
+				reasons = make(map[string]int)
+			}
+			if reasons[reason] == 0 {
+				c.logger.Warn("skipping bad kafka record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", reason, "err", err)
+			}
+			reasons[reason]++
+			c.deadLetter(r, err)
+		}
+	})
+	if records == 0 {
+		return
+	}
+	if err := c.o.Target.Flush(); err != nil {
+		c.logger.Warn("detector flush failed", "err", err)
+	}
+	// Commit even when ctx is cancelled: the batch is processed.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	c.flushDeadLetters(cctx)
+	if err := c.cl.CommitUncommittedOffsets(cctx); err != nil {
+		c.logger.Warn("cannot commit kafka offsets; the batch will be consumed again", "err", err)
+	}
+
+	m := c.m
+	m.records.WithLabelValues("ok").Add(float64(records - badRecs))
+	for r, n := range reasons {
+		m.records.WithLabelValues(r).Add(float64(n))
+	}
+	for _, o := range [...]struct {
+		name string
+		n    int
+	}{{"accepted", st.Accepted}, {"out_of_order", st.OutOfOrder}, {"nan", st.NaN}, {"stale", st.Stale},
+		{"unselected", st.Unselected}, {"series_cap", st.SeriesCap}, {"invalid_series", invalid}} {
+		if o.n > 0 {
+			m.samples.WithLabelValues(o.name).Add(float64(o.n))
+		}
+	}
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if n := len(p.Records); n > 0 {
+			lag := p.HighWatermark - p.Records[n-1].Offset - 1
+			m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(lag, 0)))
+		}
+	})
+	m.batchDuration.Observe(time.Since(start).Seconds())
+	c.logger.Debug("kafka batch", "records", records, "bad_records", badRecs, "accepted", st.Accepted,
+		"out_of_order", st.OutOfOrder, "invalid_samples", invalid, "duration", time.Since(start))
+
+	if c.cfg.State.Topic != "" && time.Since(c.lastCheckpoint) >= time.Duration(c.cfg.State.CheckpointInterval) {
+		c.mu.Lock()
+		parts := make(map[topicPartition]struct{}, len(c.owned))
+		for k := range c.owned {
+			parts[k] = struct{}{}
+		}
+		c.mu.Unlock()
+		c.checkpoint(cctx, c.cl, parts)
+		c.lastCheckpoint = time.Now()
+	}
+}
+
+func (c *Consumer) deadLetter(r *kgo.Record, err error) {
+	if c.cfg.Consumer.DeadLetterTopic == "" {
+		return
+	}
+	hdrs := append([]kgo.RecordHeader{}, r.Headers...)
+	hdrs = append(hdrs,
+		kgo.RecordHeader{Key: HeaderError, Value: []byte(err.Error())},
+		kgo.RecordHeader{Key: "x-sentinel-mesh-source", Value: fmt.Appendf(nil, "%s/%d/%d", r.Topic, r.Partition, r.Offset)})
+	c.dlq = append(c.dlq, &kgo.Record{Topic: c.cfg.Consumer.DeadLetterTopic, Partition: r.Partition, Key: r.Key, Value: r.Value, Headers: hdrs})
+}
+
+// flushDeadLetters produces the batch's bad records before its offsets are
+// committed; a failure is logged and counted, it does not block the partition.
+func (c *Consumer) flushDeadLetters(ctx context.Context) {
+	if len(c.dlq) == 0 {
+		return
+	}
+	if err := c.cl.ProduceSync(ctx, c.dlq...).FirstErr(); err != nil {
+		c.logger.Warn("cannot produce to the dead-letter topic", "topic", c.cfg.Consumer.DeadLetterTopic, "records", len(c.dlq), "err", err)
+	} else {
+		c.m.deadLettered.Add(float64(len(c.dlq)))
+	}
+	clear(c.dlq)
+	c.dlq = c.dlq[:0]
+}
+
+func toSet(m map[string][]int32) map[topicPartition]struct{} {
+	out := make(map[topicPartition]struct{})
+	for t, ps := range m {
+		for _, p := range ps {
+			out[topicPartition{t, p}] = struct{}{}
+		}
+	}
+	return out
+}
+
+func (c *Consumer) assigned(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+	if c.killed.Load() {
+		return
+	}
+	parts := toSet(m)
+	c.m.rebalances.WithLabelValues("assigned").Inc()
+	c.logger.Info("kafka partitions assigned", "partitions", m)
+	if c.cfg.State.Topic != "" {
+		rctx, cancel := context.WithTimeout(ctx, time.Duration(c.cfg.State.RestoreTimeout))
+		defer cancel()
+		c.restore(rctx, cl, parts)
+	}
+	c.mu.Lock()
+	for k := range parts {
+		c.owned[k] = struct{}{}
+	}
+	c.mu.Unlock()
+}
+
+func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+	if c.killed.Load() {
+		return
+	}
+	parts := toSet(m)
+	c.m.rebalances.WithLabelValues("revoked").Inc()
+	c.logger.Info("kafka partitions revoked", "partitions", m)
+	if err := c.o.Target.Flush(); err != nil {
+		c.logger.Warn("detector flush failed", "err", err)
+	}
+	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+		c.logger.Warn("cannot commit offsets of revoked partitions", "err", err)
+	}
+	c.checkpoint(ctx, cl, parts)
+	c.forget(parts)
+}
+
+func (c *Consumer) lost(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	if c.killed.Load() {
+		return
+	}
+	c.m.rebalances.WithLabelValues("lost").Inc()
+	c.logger.Warn("kafka partitions lost", "partitions", m)
+	c.forget(toSet(m))
+}
+
+// forget drops the series of parts: their new owner scores them now.
+func (c *Consumer) forget(parts map[topicPartition]struct{}) {
+	c.mu.Lock()
+	for k := range parts {
+		delete(c.owned, k)
+		c.m.lag.DeleteLabelValues(k.topic, strconv.Itoa(int(k.partition)))
+	}
+	c.mu.Unlock()
+	n := c.o.Target.DeleteSeries(func(tenant string, ls detector.Labels) bool {
+		h := detector.SeriesHash(tenant, ls)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		k, ok := c.owner[h]
+		if !ok {
+			return false
+		}
+		if _, gone := parts[k]; gone {
+			delete(c.owner, h)
+			return true
+		}
+		return false
+	})
+	c.logger.Info("forgot series of moved partitions", "series", n)
+}
