@@ -6,7 +6,7 @@
 import { decodeOnnx } from './onnx.js';
 
 function tensorValues(t) {
-  const raw = t.raw_data;
+  const raw = Buffer.from(t.raw_data.buffer, t.raw_data.byteOffset, t.raw_data.byteLength);
   const n = (t.dims || []).reduce((a, b) => a * Number(b), 1);
   if (t.data_type === 1) {
     const out = new Float64Array(n);
@@ -28,9 +28,9 @@ function attr(node, name) {
   if (!a) return undefined;
   switch (a.type) {
     case 2: return Number(a.i);
-    case 3: return a.s.toString('utf8');
+    case 3: return Buffer.from(a.s).toString('utf8');
     case 7: return a.ints.map(Number);
-    case 8: return a.strings.map((s) => s.toString('utf8'));
+    case 8: return a.strings.map((s) => Buffer.from(s).toString('utf8'));
     default: return a;
   }
 }

@@ -132,10 +132,12 @@ export function buildModelProto(model, { window, docString = '', metadata = {} }
       inits.push(floatTensor(`${name}_B`, [1, 8 * u], reorderBias(b.data, u)));
       const y = `${name}_Y`;
       const yh = `${name}_Y_h`;
+      // Only the needed output is requested: Y (all steps) feeds a stacked
+      // LSTM, Y_h (last step) the head; an empty name omits an optional output.
       nodes.push({
         name, op_type: 'LSTM',
         input: [cur, `${name}_W`, `${name}_R`, `${name}_B`],
-        output: [y, yh],
+        output: cfg.returnSequences ? [y] : ['', yh],
         attribute: [attrInt('hidden_size', u), attrString('direction', 'forward'), attrInt('layout', 0),
           attrStrings('activations', ['Sigmoid', 'Tanh', 'Tanh'])],
       });
