@@ -55,6 +55,47 @@ fuzz: ## Run each decoder fuzz target for FUZZTIME (default 30s).
 	$(GO) test ./remotewrite/ -run '^$$' -fuzz '^FuzzDecodeV1$$' -fuzztime $(or $(FUZZTIME),30s)
 	$(GO) test ./remotewrite/ -run '^$$' -fuzz '^FuzzDecodeV2$$' -fuzztime $(or $(FUZZTIME),30s)
 
+.PHONY: training-deps
+training-deps: ## Install the pinned TensorFlow.js training dependencies (npm ci).
+	cd detector/training && npm ci --no-audit --no-fund
+
+MODEL_DIR      ?= models/default
+MODEL_FLAGS    ?= --units 16 --dense none --dropout 0 --window 32 --series 128 --length 4096 --windows 200000 --epochs 5 --seed 1
+MODEL_CI_FLAGS ?= --units 16 --dense none --dropout 0 --window 32 --series 8 --length 1024 --windows 4000 --epochs 1 --seed 1
+
+.PHONY: model
+model: training-deps ## Retrain the embedded default model (same flags and seed give the same bytes).
+	cd detector/training && node src/train.js --out ../../$(MODEL_DIR) $(MODEL_FLAGS)
+
+.PHONY: training-test
+training-test: ort training-deps ## Training unit tests, then a one-epoch training checked for ONNX/tfjs parity in Go.
+	cd detector/training && npm test
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	(cd detector/training && node src/train.js --out "$$tmp" $(MODEL_CI_FLAGS)) && \
+	SENTINEL_MODEL_DIR="$$tmp" $(GO) test -count=1 -run 'Parity' ./detector/onnxmodel/
+
+.PHONY: mixin
+mixin: ## Generate mixin/out/{alerts,rules}.yaml and dashboards (and the chart's copies).
+	bash mixin/build.sh
+
+.PHONY: test-mixin
+test-mixin: ## promtool check/test rules and the dashboard checks.
+	bash mixin/test.sh
+
+.PHONY: test-charts
+test-charts: ## helm lint/template and the chart render tests.
+	bash charts/test.sh
+
+NAB_DATA ?= ../shared/nab-dev
+.PHONY: eval
+eval: ort ## Score the detector on NAB data ($(NAB_DATA)) and update docs/detection.md.
+	$(GO) run ./cmd/sentinel-mesh eval nab --data $(NAB_DATA) --out .cache/nab-eval \
+		--model embedded --model baseline --docs docs/detection.md
+
+.PHONY: bench
+bench: ort ## Go benchmarks of the hot paths.
+	$(GO) test -run '^$$' -bench . -benchmem ./remotewrite/ ./detector/... ./kafka/
+
 .PHONY: test
-test: unit e2e ## Run every test (the command CI runs).
+test: unit e2e training-test test-mixin test-charts ## Run every test (the command CI runs).
 	@echo "make test: all tests passed"
