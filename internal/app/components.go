@@ -51,6 +51,14 @@ type enricherChain struct {
 	}
 }
 
+func (c *enricherChain) add(e interface {
+	Enrich(tenant string, lbls detector.Labels, add func(name, value string))
+}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.enrichers = append(c.enrichers, e)
+}
+
 func (c *enricherChain) Enrich(tenant string, lbls detector.Labels, add func(name, value string)) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()

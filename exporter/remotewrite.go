@@ -1,0 +1,489 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/golang/snappy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+
+	"github.com/sentinel-mesh/sentinel-mesh/detector"
+)
+
+// Remote-write protobuf messages, named as in Prometheus' protobuf_message.
+const (
+	RemoteWriteV1Message = "prometheus.WriteRequest"
+	RemoteWriteV2Message = "io.prometheus.write.v2.Request"
+)
+
+// RemoteWriteOutConfig is the `remote_write_out:` section. An empty URL
+// disables the output.
+type RemoteWriteOutConfig struct {
+	// URL is the receiver's remote-write endpoint.
+	URL string `yaml:"url"`
+	// ProtobufMessage selects Remote-Write 1.0 (prometheus.WriteRequest,
+	// the default) or 2.0 (io.prometheus.write.v2.Request).
+	ProtobufMessage string `yaml:"protobuf_message"`
+	// Interval is how often the detector's results are read; every series
+	// scored since the previous read is sent with its sample's timestamp.
+	// Series scored more than once per interval send only their latest
+	// result.
+	Interval model.Duration `yaml:"interval"`
+	// Shards is the number of concurrent senders; a series always uses the
+	// same shard, so its samples stay in order.
+	Shards int `yaml:"shards"`
+	// QueueCapacity is the number of series results (4 samples each) each
+	// shard buffers; more are dropped and counted.
+	QueueCapacity int `yaml:"queue_capacity"`
+	// MaxSamplesPerSend bounds the samples of one request.
+	MaxSamplesPerSend int `yaml:"max_samples_per_send"`
+	// Timeout bounds one request; MinBackoff, MaxBackoff and MaxRetries
+	// bound the retries of a request that got 429, 5xx or a transport error.
+	Timeout    model.Duration `yaml:"timeout"`
+	MinBackoff model.Duration `yaml:"min_backoff"`
+	MaxBackoff model.Duration `yaml:"max_backoff"`
+	MaxRetries int            `yaml:"max_retries"`
+	// HTTPClientConfig holds basic_auth, authorization, tls_config,
+	// http_headers (e.g. X-Scope-OrgID), ...
+	HTTPClientConfig config.HTTPClientConfig `yaml:",inline"`
+}
+
+// DefaultRemoteWriteOutConfig returns the remote_write_out section used for
+// omitted keys.
+func DefaultRemoteWriteOutConfig() RemoteWriteOutConfig {
+	return RemoteWriteOutConfig{
+		ProtobufMessage:   RemoteWriteV1Message,
+		Interval:          model.Duration(15 * time.Second),
+		Shards:            4,
+		QueueCapacity:     50_000,
+		MaxSamplesPerSend: 2000,
+		Timeout:           model.Duration(30 * time.Second),
+		MinBackoff:        model.Duration(30 * time.Millisecond),
+		MaxBackoff:        model.Duration(5 * time.Second),
+		MaxRetries:        10,
+		HTTPClientConfig:  config.DefaultHTTPClientConfig,
+	}
+}
+
+// UnmarshalYAML starts from the defaults so omitted keys keep them.
+func (c *RemoteWriteOutConfig) UnmarshalYAML(unmarshal func(any) error) error {
+	*c = DefaultRemoteWriteOutConfig()
+	type plain RemoteWriteOutConfig
+	if err := unmarshal((*plain)(c)); err != nil {
+		return fmt.Errorf("cannot parse remote_write_out: %w", err)
+	}
+	return nil
+}
+
+// Enabled reports whether the output is configured.
+func (c *RemoteWriteOutConfig) Enabled() bool { return c.URL != "" }
+
+// Validate reports every invalid field, naming its YAML key.
+func (c *RemoteWriteOutConfig) Validate() error {
+	if !c.Enabled() {
+		return nil
+	}
+	var errs []error
+	if err := validateURL(c.URL); err != nil {
+		errs = append(errs, fmt.Errorf("remote_write_out.url: %w", err))
+	}
+	if c.ProtobufMessage != RemoteWriteV1Message && c.ProtobufMessage != RemoteWriteV2Message {
+		errs = append(errs, fmt.Errorf("remote_write_out.protobuf_message: unknown message %q (want %s or %s)", c.ProtobufMessage, RemoteWriteV1Message, RemoteWriteV2Message))
+	}
+	if c.Interval <= 0 {
+		errs = append(errs, errors.New("remote_write_out.interval must be > 0"))
+	}
+	if c.Shards <= 0 {
+		errs = append(errs, errors.New("remote_write_out.shards must be > 0"))
+	}
+	if c.QueueCapacity <= 0 {
+		errs = append(errs, errors.New("remote_write_out.queue_capacity must be > 0"))
+	}
+	if c.MaxSamplesPerSend < 4 {
+		errs = append(errs, errors.New("remote_write_out.max_samples_per_send must be >= 4"))
+	}
+	errs = append(errs, validateSending("remote_write_out", c.Timeout, c.MinBackoff, c.MaxBackoff, c.MaxRetries)...)
+	if err := c.HTTPClientConfig.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("remote_write_out: invalid HTTP client settings: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+type remoteWriteOutMetrics struct {
+	samples  *prometheus.CounterVec
+	failures *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	retries  prometheus.Counter
+	duration prometheus.Histogram
+	lastSent prometheus.Gauge
+}
+
+func newRemoteWriteOutMetrics(reg prometheus.Registerer, w *RemoteWriteOut) *remoteWriteOutMetrics {
+	m := &remoteWriteOutMetrics{
+		samples: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentinel_mesh_remote_write_out_samples_total",
+			Help: "Score samples written to remote_write_out.url, by outcome (sent; failed: rejected or retries exhausted; dropped: queue full).",
+		}, []string{"outcome"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentinel_mesh_remote_write_out_failures_total",
+			Help: "Remote-write requests given up on, by reason (rejected: 4xx other than 429; retries_exhausted).",
+		}, []string{"reason"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentinel_mesh_remote_write_out_requests_total",
+			Help: "Remote-write requests, by HTTP status code (\"error\" for transport errors).",
+		}, []string{"code"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_mesh_remote_write_out_retries_total",
+			Help: "Remote-write requests retried after 429, 5xx or a transport error.",
+		}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sentinel_mesh_remote_write_out_request_duration_seconds",
+			Help:    "Duration of one remote-write request.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 4, 8),
+		}),
+		lastSent: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sentinel_mesh_remote_write_out_last_sent_timestamp_seconds",
+			Help: "Newest sample timestamp the receiver accepted.",
+		}),
+	}
+	for _, o := range []string{"sent", "failed", "dropped"} {
+		m.samples.WithLabelValues(o)
+	}
+	for _, r := range []string{"rejected", "retries_exhausted"} {
+		m.failures.WithLabelValues(r)
+	}
+	if reg != nil {
+		reg.MustRegister(m.samples, m.failures, m.requests, m.retries, m.duration, m.lastSent,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "sentinel_mesh_remote_write_out_queue_length",
+				Help: "Score samples waiting to be sent, over all shards.",
+			}, func() float64 { return float64(4 * w.queued()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "sentinel_mesh_remote_write_out_queue_capacity",
+				Help: "Score samples the shards can buffer.",
+			}, func() float64 { return float64(4 * w.cfg.QueueCapacity * w.cfg.Shards) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "sentinel_mesh_remote_write_out_shards",
+				Help: "The configured remote_write_out.shards.",
+			}, func() float64 { return float64(w.cfg.Shards) }),
+		)
+	}
+	return m
+}
+
+// RemoteWriteOut writes anomaly_score, anomaly_expected, anomaly_lower and
+// anomaly_upper of every newly scored series to a Prometheus-compatible
+// receiver, with the timestamps of the scored samples.
+type RemoteWriteOut struct {
+	cfg      RemoteWriteOutConfig
+	src      ResultSource
+	names    LabelNames
+	enricher LabelEnricher
+	client   *http.Client
+	logger   *slog.Logger
+	metrics  *remoteWriteOutMetrics
+	shards   []chan rwItem
+
+	// last is the newest timestamp queued per series, owned by Run's
+	// collecting goroutine; gen marks the series seen by the latest pass.
+	last map[uint64]rwLast
+	gen  uint32
+
+	lastSentMu sync.Mutex
+	lastSentMs int64 // newest timestamp accepted, over all shards
+}
+
+type rwLast struct {
+	ts  int64
+	gen uint32
+}
+
+// rwItem is one series' result: four samples sharing labels.
+type rwItem struct {
+	labels []detector.Label // output labels without __name__, sorted
+	ts     int64
+	values [4]float64
+}
+
+var rwMetricNames = [4]string{ScoreMetric, ExpectedMetric, LowerMetric, UpperMetric}
+
+// NewRemoteWriteOut returns the remote-write output reading src. enricher
+// may be nil.
+func NewRemoteWriteOut(cfg RemoteWriteOutConfig, src ResultSource, names LabelNames, enricher LabelEnricher, logger *slog.Logger, reg prometheus.Registerer) (*RemoteWriteOut, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	client, err := config.NewClientFromConfig(cfg.HTTPClientConfig, "remote_write_out", config.WithUserAgent(userAgent()))
+	if err != nil {
+		return nil, fmt.Errorf("cannot create remote-write HTTP client: %w", err)
+	}
+	client.Timeout = time.Duration(cfg.Timeout)
+	w := &RemoteWriteOut{
+		cfg: cfg, src: src, names: names, enricher: enricher, client: client, logger: logger,
+		shards: make([]chan rwItem, cfg.Shards), last: map[uint64]rwLast{},
+	}
+	for i := range w.shards {
+		w.shards[i] = make(chan rwItem, cfg.QueueCapacity)
+	}
+	w.metrics = newRemoteWriteOutMetrics(reg, w)
+	return w, nil
+}
+
+func (w *RemoteWriteOut) queued() int {
+	n := 0
+	for _, ch := range w.shards {
+		n += len(ch)
+	}
+	return n
+}
+
+// Run reads results every interval and sends them until ctx is done; the
+// shards then make one last attempt to send what they hold.
+func (w *RemoteWriteOut) Run(ctx context.Context) error {
+	defer w.client.CloseIdleConnections()
+	var wg sync.WaitGroup
+	for i := range w.shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.runShard(ctx, w.shards[i])
+		}()
+	}
+	t := time.NewTicker(time.Duration(w.cfg.Interval))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-t.C:
+			w.Collect()
+		}
+	}
+}
+
+// Collect queues every result newer than the one last queued for its series.
+// Run calls it every interval; it must not be called concurrently.
+func (w *RemoteWriteOut) Collect() {
+	version := ""
+	if m := w.src.Model(); m != nil {
+		version = m.Version()
+	}
+	w.gen++
+	dropped, queued := 0, 0
+	var buf []detector.Label
+	w.src.Results(func(r *detector.Result) bool {
+		h := seriesHash(r.Tenant, r.Labels)
+		last, ok := w.last[h]
+		if ok && r.TimestampMs <= last.ts {
+			w.last[h] = rwLast{ts: last.ts, gen: w.gen}
+			return true
+		}
+		buf = OutputLabels(buf[:0], w.names, r.Tenant, version, r.Labels, w.enricher)
+		lbls := make([]detector.Label, len(buf))
+		for i, l := range buf {
+			lbls[i] = detector.Label{Name: strings.Clone(l.Name), Value: strings.Clone(l.Value)}
+		}
+		it := rwItem{labels: lbls, ts: r.TimestampMs, values: [4]float64{r.Score, r.Expected, r.Lower, r.Upper}}
+		select {
+		case w.shards[h%uint64(len(w.shards))] <- it:
+			w.last[h] = rwLast{ts: r.TimestampMs, gen: w.gen}
+			queued++
+		default:
+			// Not recorded as sent: the next pass offers the series again.
+			w.last[h] = rwLast{ts: last.ts, gen: w.gen}
+			dropped++
+		}
+		return true
+	})
+	for h, l := range w.last {
+		if l.gen != w.gen {
+			delete(w.last, h) // series expired in the detector
+		}
+	}
+	if dropped > 0 {
+		w.metrics.samples.WithLabelValues("dropped").Add(float64(4 * dropped))
+		w.logger.Warn("Remote-write queue full; dropped score samples", "samples", 4*dropped, "queued", 4*queued)
+	}
+}
+
+func seriesHash(tenant string, lbls detector.Labels) uint64 {
+	d := xxhash.New()
+	_, _ = d.WriteString(tenant)
+	sep := []byte{0xff}
+	for _, l := range lbls {
+		_, _ = d.Write(sep)
+		_, _ = d.WriteString(l.Name)
+		_, _ = d.Write(sep)
+		_, _ = d.WriteString(l.Value)
+	}
+	return d.Sum64()
+}
+
+func (w *RemoteWriteOut) runShard(ctx context.Context, ch chan rwItem) {
+	maxItems := w.cfg.MaxSamplesPerSend / 4
+	batch := make([]rwItem, 0, maxItems)
+	for {
+		select {
+		case <-ctx.Done():
+			// One last attempt for what is queued, without long retries.
+			fctx, cancel := context.WithTimeout(context.Background(), time.Duration(w.cfg.Timeout))
+			defer cancel()
+			for {
+				batch = batch[:0]
+				for len(batch) < maxItems {
+					select {
+					case it := <-ch:
+						batch = append(batch, it)
+						continue
+					default:
+					}
+					break
+				}
+				if len(batch) == 0 || fctx.Err() != nil {
+					return
+				}
+				w.send(fctx, batch)
+			}
+		case it := <-ch:
+			batch = append(batch[:0], it)
+			for len(batch) < maxItems {
+				select {
+				case it := <-ch:
+					batch = append(batch, it)
+					continue
+				default:
+				}
+				break
+			}
+			w.send(ctx, batch)
+			clear(batch)
+		}
+	}
+}
+
+func (w *RemoteWriteOut) send(ctx context.Context, batch []rwItem) {
+	body, ctype, version, err := w.encode(batch)
+	n := float64(4 * len(batch))
+	if err != nil {
+		w.metrics.samples.WithLabelValues("failed").Add(n)
+		w.logger.Error("Cannot encode remote-write request", "err", err)
+		return
+	}
+	res := sendWithRetry(ctx, sendParams{
+		client: w.client, url: w.cfg.URL, body: body,
+		minBackoff: time.Duration(w.cfg.MinBackoff), maxBackoff: time.Duration(w.cfg.MaxBackoff), maxRetries: w.cfg.MaxRetries,
+		header: func(h http.Header) {
+			h.Set("Content-Encoding", "snappy")
+			h.Set("Content-Type", ctype)
+			h.Set("User-Agent", userAgent())
+			h.Set("X-Prometheus-Remote-Write-Version", version)
+		},
+		onResponse: func(code string, d time.Duration) {
+			w.metrics.requests.WithLabelValues(code).Inc()
+			w.metrics.duration.Observe(d.Seconds())
+		},
+		onRetry: w.metrics.retries.Inc,
+	})
+	switch res.outcome {
+	case outcomeSent:
+		w.metrics.samples.WithLabelValues("sent").Add(n)
+		newest := int64(0)
+		for _, it := range batch {
+			newest = max(newest, it.ts)
+		}
+		w.lastSentMu.Lock()
+		if newest > w.lastSentMs {
+			w.lastSentMs = newest
+			w.metrics.lastSent.Set(float64(newest) / 1000)
+		}
+		w.lastSentMu.Unlock()
+	case outcomeRejected:
+		w.metrics.samples.WithLabelValues("failed").Add(n)
+		w.metrics.failures.WithLabelValues("rejected").Inc()
+		w.logger.Warn("Remote-write receiver rejected score samples; dropping them", "samples", int(n), "status", res.status, "body", res.body)
+	default:
+		w.metrics.samples.WithLabelValues("failed").Add(n)
+		w.metrics.failures.WithLabelValues("retries_exhausted").Inc()
+		w.logger.Warn("Cannot write score samples; dropping them", "samples", int(n), "attempts", res.attempts, "err", res.err)
+	}
+}
+
+// withName returns lbls with __name__=name inserted in sorted position.
+func withName(lbls []detector.Label, name string, dst []detector.Label) []detector.Label {
+	dst = append(dst[:0], lbls...)
+	dst = append(dst, detector.Label{Name: detector.MetricNameLabel, Value: name})
+	sort.Slice(dst, func(i, j int) bool { return dst[i].Name < dst[j].Name })
+	return dst
+}
+
+func (w *RemoteWriteOut) encode(batch []rwItem) (body []byte, contentType, version string, err error) {
+	var buf []detector.Label
+	var raw []byte
+	if w.cfg.ProtobufMessage == RemoteWriteV2Message {
+		st := writev2.NewSymbolTable()
+		req := writev2.Request{Timeseries: make([]writev2.TimeSeries, 0, 4*len(batch))}
+		var helpRefs [4]uint32
+		for i, name := range rwMetricNames {
+			helpRefs[i] = st.Symbolize(rwHelp[name])
+		}
+		for _, it := range batch {
+			for i, name := range rwMetricNames {
+				buf = withName(it.labels, name, buf)
+				refs := make([]uint32, 0, 2*len(buf))
+				for _, l := range buf {
+					refs = append(refs, st.Symbolize(l.Name), st.Symbolize(l.Value))
+				}
+				req.Timeseries = append(req.Timeseries, writev2.TimeSeries{
+					LabelsRefs: refs,
+					Samples:    []writev2.Sample{{Value: it.values[i], Timestamp: it.ts}},
+					Metadata:   writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_GAUGE, HelpRef: helpRefs[i]},
+				})
+			}
+		}
+		req.Symbols = st.Symbols()
+		raw, err = req.Marshal()
+		if err != nil {
+			return nil, "", "", fmt.Errorf("cannot marshal remote-write 2.0 request: %w", err)
+		}
+		return snappy.Encode(nil, raw), "application/x-protobuf;proto=" + RemoteWriteV2Message, "2.0.0", nil
+	}
+	req := prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, 0, 4*len(batch))}
+	for _, it := range batch {
+		for i, name := range rwMetricNames {
+			buf = withName(it.labels, name, buf)
+			ls := make([]prompb.Label, len(buf))
+			for j, l := range buf {
+				ls[j] = prompb.Label{Name: l.Name, Value: l.Value}
+			}
+			req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
+				Labels:  ls,
+				Samples: []prompb.Sample{{Value: it.values[i], Timestamp: it.ts}},
+			})
+		}
+	}
+	raw, err = req.Marshal()
+	if err != nil {
+		return nil, "", "", fmt.Errorf("cannot marshal remote-write 1.0 request: %w", err)
+	}
+	return snappy.Encode(nil, raw), "application/x-protobuf", "0.1.0", nil
+}
+
+var rwHelp = map[string]string{
+	ScoreMetric:    "Anomaly score of the input series' sample, 0 (normal) to 1 (anomalous).",
+	ExpectedMetric: "Value the model expected for the input series' sample.",
+	LowerMetric:    "Lower bound of the normal range for the sample.",
+	UpperMetric:    "Upper bound of the normal range for the sample.",
+}
