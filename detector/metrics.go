@@ -1,6 +1,8 @@
 package detector
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -19,6 +21,7 @@ type metrics struct {
 	anomaliesOpen      prometheus.Gauge
 	events             *prometheus.CounterVec
 	modelInfo          *prometheus.GaugeVec
+	lastSampleUnix     atomic.Int64 // wall clock of the newest accepted sample
 }
 
 func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
@@ -97,6 +100,10 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 				Name: "sentinel_mesh_series_active",
 				Help: "Series the detector holds state for.",
 			}, func() float64 { return float64(d.numSeries.Load()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "sentinel_mesh_last_sample_timestamp_seconds",
+				Help: "When the detector last accepted a sample (wall clock); 0 before the first.",
+			}, func() float64 { return float64(m.lastSampleUnix.Load()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "sentinel_mesh_series_limit",
 				Help: "The configured detector.max_series.",

@@ -178,6 +178,7 @@ type lokiMetrics struct {
 	dropped    *prometheus.CounterVec
 	requests   *prometheus.CounterVec
 	retries    prometheus.Counter
+	failures   prometheus.Counter
 	duration   prometheus.Histogram
 	batchBytes prometheus.Histogram
 }
@@ -196,6 +197,10 @@ func newLokiMetrics(reg prometheus.Registerer, l *Loki) *lokiMetrics {
 			Name: "sentinel_mesh_loki_requests_total",
 			Help: "Push requests to Loki, by HTTP status code (\"error\" for transport errors).",
 		}, []string{"code"}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_mesh_loki_push_failures_total",
+			Help: "Push batches that were not delivered (rejected or out of retries); the mixin alerts on it.",
+		}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_mesh_loki_retries_total",
 			Help: "Push requests retried after 429, 5xx or a transport error.",
@@ -215,7 +220,7 @@ func newLokiMetrics(reg prometheus.Registerer, l *Loki) *lokiMetrics {
 		m.dropped.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.sent, m.dropped, m.requests, m.retries, m.duration, m.batchBytes,
+		reg.MustRegister(m.sent, m.dropped, m.requests, m.retries, m.failures, m.duration, m.batchBytes,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "sentinel_mesh_loki_queue_length",
 				Help: "Entries waiting to be pushed to Loki.",
@@ -464,9 +469,11 @@ func (l *Loki) flush(ctx context.Context, batch []lokiEntry, size int) {
 			l.metrics.sent.Add(n)
 			l.logger.Debug("Pushed anomaly events to Loki", "entries", len(entries), "tenant", org)
 		case outcomeRejected:
+			l.metrics.failures.Inc()
 			l.metrics.dropped.WithLabelValues("rejected").Add(n)
 			l.logger.Warn("Loki rejected anomaly events; dropping the batch", "entries", len(entries), "tenant", org, "status", res.status, "body", res.body)
 		default:
+			l.metrics.failures.Inc()
 			l.metrics.dropped.WithLabelValues("retries_exhausted").Add(n)
 			l.logger.Warn("Cannot push anomaly events to Loki; dropping the batch", "entries", len(entries), "tenant", org, "attempts", res.attempts, "err", res.err)
 		}

@@ -42,9 +42,9 @@ local utils = import '../lib/utils.libsonnet';
             alert: 'SentinelMeshSamplesDropped',
             expr: |||
               (
-                sum by (%(by)s, reason) (rate(sentinel_mesh_samples_dropped_total{%(sel)s,reason!~"%(ignored)s"}[5m]))
+                sum by (%(by)s, reason) (rate({__name__=~"sentinel_mesh_(remote_write_)?samples_dropped_total",%(sel)s,reason!~"%(ignored)s"}[5m]))
               / ignoring (reason) group_left
-                sum by (%(by)s) (rate(sentinel_mesh_samples_received_total{%(sel)s}[5m]))
+                sum by (%(by)s) (rate(sentinel_mesh_remote_write_samples_received_total{%(sel)s}[5m]))
               ) > %(ratio)g
             ||| % { by: by, sel: sel, ratio: c.samplesDroppedRatio, ignored: std.join('|', c.samplesDroppedIgnoredReasons) },
             'for': '15m',
@@ -57,7 +57,7 @@ local utils = import '../lib/utils.libsonnet';
           {
             alert: 'SentinelMeshIngestStopped',
             expr: |||
-              sum by (%(byJob)s) (rate(sentinel_mesh_samples_received_total{%(sel)s}[%(for)s])) == 0
+              sum by (%(byJob)s) (rate(sentinel_mesh_remote_write_samples_received_total{%(sel)s}[%(for)s])) == 0
               or
               (time() - max by (%(byJob)s) (sentinel_mesh_last_sample_timestamp_seconds{%(sel)s})) > %(stale)d
             ||| % { byJob: byJob, sel: sel, 'for': c.ingestStoppedFor, stale: c.ingestStaleSeconds },

@@ -22,7 +22,7 @@ local utils = import '../lib/utils.libsonnet';
       ],
       panels=[
         g.row('Ingest'),
-        g.timeseries('Samples received', [g.target(rate('sentinel_mesh_samples_received_total', 'version'), 'remote_write {{version}}')],
+        g.timeseries('Samples received', [g.target(rate('sentinel_mesh_remote_write_samples_received_total', 'version'), 'remote_write {{version}}')],
                      unit='ops', min=0, w=8, description='Samples received per second, by remote_write protocol version.'),
         g.timeseries('Remote-write requests', [g.target(rate('sentinel_mesh_remote_write_requests_total', 'version, code'), '{{version}} {{code}}')],
                      unit='reqps', min=0, w=8, description='remote_write requests per second by protocol version and HTTP status code.'),

@@ -49,7 +49,7 @@ local utils = import '../lib/utils.libsonnet';
         rules: [
           {
             record: 'job:sentinel_mesh_samples_received:rate5m',
-            expr: 'sum by (%s) (rate(sentinel_mesh_samples_received_total{%s}[5m]))' % [utils.labelList(c.jobLabels), c.sentinelMeshSelector],
+            expr: 'sum by (%s) (rate(sentinel_mesh_remote_write_samples_received_total{%s}[5m]))' % [utils.labelList(c.jobLabels), c.sentinelMeshSelector],
           },
           {
             record: 'job_reason:sentinel_mesh_samples_dropped:rate5m',
