@@ -359,3 +359,59 @@ func TestGeneratedFilesUpToDate(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricNamesExistInCode checks that every sentinel_mesh_* and anomaly_*
+// metric the alerts, rules and dashboards use is registered by the Go code, so a
+// renamed metric cannot leave an alert silently selecting nothing.
+func TestMetricNamesExistInCode(t *testing.T) {
+	m := evaluate(t)
+	var used []string
+	nameRE := regexp.MustCompile(`\b(sentinel_mesh_[a-z_]+|anomaly_(score|expected|lower|upper))\b`)
+	collect := func(s string) {
+		for _, n := range nameRE.FindAllString(s, -1) {
+			for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+				n = strings.TrimSuffix(n, suffix)
+			}
+			used = append(used, n)
+		}
+	}
+	for _, r := range append(alerts(m), records(m)...) {
+		collect(r.Expr)
+	}
+	for _, d := range m.Dashboards {
+		collect(string(d))
+	}
+	require.NotEmpty(t, used)
+
+	var code strings.Builder
+	root := filepath.Join(mixinDir, "..")
+	require.NoError(t, filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || d.Name() == ".cache" || d.Name() == "grafana-plugin" || d.Name() == "mixin") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			code.Write(b)
+		}
+		return nil
+	}))
+	src := code.String()
+	missing := map[string]bool{}
+	for _, n := range used {
+		// A regex over names (e.g. sentinel_mesh_(remote_write_)?samples_dropped_total)
+		// leaves fragments; only whole registered names are checked.
+		if strings.HasSuffix(n, "_") {
+			continue
+		}
+		if !strings.Contains(src, `"`+n+`"`) && !strings.Contains(src, n) {
+			missing[n] = true
+		}
+	}
+	require.Empty(t, missing, "metrics used by the mixin but not registered in the Go code")
+}
