@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -141,7 +142,7 @@ func TestAnomalies(t *testing.T) {
 				require.NotNil(t, as[0].ClosedAt)
 				require.True(t, as[0].ClosedAt.After(as[0].OpenedAt))
 				require.Equal(t, "up", as[0].Direction)
-				require.GreaterOrEqual(t, float64(as[0].PeakScore), 0.9)
+				require.GreaterOrEqual(t, float64(as[0].PeakScore), detector.DefaultConfig.Scoring.Threshold)
 			}},
 		{name: "direction down", path: q("/api/v1/anomalies", "direction", "down"), wantIDsOf: []detector.Labels{queue},
 			check: func(t *testing.T, as []api.AnomalyJSON) {
@@ -291,8 +292,8 @@ func TestSeries(t *testing.T) {
 				require.Equal(t, baseMs+200_000, sj.Timestamps[n-1])
 				require.Greater(t, float64(sj.Value[n-1]), 50.0)
 				for _, sc := range sj.Score {
-					require.GreaterOrEqual(t, float64(sc), 0.0)
-					require.LessOrEqual(t, float64(sc), 1.0)
+					require.GreaterOrEqual(t, float64(sc), -1e-6, "scores are in [0,1] up to rounding")
+					require.LessOrEqual(t, float64(sc), 1+1e-6)
 				}
 				for i := range n {
 					require.LessOrEqual(t, float64(sj.Lower[i]), float64(sj.Expected[i]))
@@ -339,7 +340,7 @@ func TestLabelsModelBuildInfo(t *testing.T) {
 		{"values matching", q("/api/v1/label/instance/values", "match[]", `{job="api"}`), nil, `["a","b"]`},
 		{"values limited", q("/api/v1/label/job/values", "limit", "2"), nil, `["api","node"]`},
 		{"unknown label", "/api/v1/label/nope/values", nil, `[]`},
-		{"model", "/api/v1/model", nil, `{"loaded":true,"version":"window-mean-w8","window":8,"threshold":0.9}`},
+		{"model", "/api/v1/model", nil, fmt.Sprintf(`{"loaded":true,"version":"window-mean-w8","window":8,"threshold":%g}`, detector.DefaultConfig.Scoring.Threshold)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

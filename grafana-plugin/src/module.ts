@@ -1,0 +1,5 @@
+import { AppPlugin } from '@grafana/data';
+
+import { App } from './components/App';
+
+export const plugin = new AppPlugin<{}>().setRootPage(App);
