@@ -94,6 +94,21 @@ eval: ort ## Score the detector on NAB data ($(NAB_DATA)) and update docs/detect
 bench: ort ## Go benchmarks of the hot paths.
 	$(GO) test -run '^$$' -bench . -benchmem ./remotewrite/ ./detector/... ./kafka/
 
+.PHONY: chromium
+chromium: ## Install Debian's chromium for the plugin's headless page check (root only; skipped otherwise).
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium not installed and not root: the plugin's page check will be skipped"; fi; }
+
+.PHONY: plugin
+plugin: ## Build the Grafana plugin (frontend + backend) into grafana-plugin/dist.
+	$(MAKE) -C grafana-plugin plugin
+
+.PHONY: test-plugin
+test-plugin: ort chromium ## Grafana plugin tests: Go (SDK, gRPC, headless page) and frontend.
+	$(MAKE) -C grafana-plugin plugin test
+
 .PHONY: test
-test: unit e2e training-test test-mixin test-charts ## Run every test (the command CI runs).
+test: unit e2e training-test test-mixin test-charts test-plugin ## Run every test (the command CI runs).
 	@echo "make test: all tests passed"
