@@ -60,7 +60,28 @@ func TestPrometheusRemoteWriteEndToEnd(t *testing.T) {
 	}
 	prom := toolBinary(t, "prometheus", PrometheusModule)
 
-	_, sentinelURL := startSentinel(t, "detector:\n  batch_interval: 50ms\n")
+	// A second Prometheus receives the scores by remote-write, with the
+	// original sample timestamps (remote_write_out).
+	storeAddr := freePort(t)
+	storeDir := t.TempDir()
+	storeCfg := filepath.Join(storeDir, "prometheus.yml")
+	require.NoError(t, os.WriteFile(storeCfg, []byte("global:\n  scrape_interval: 1h\n"), 0o644))
+	startProcess(t, prom,
+		"--config.file="+storeCfg,
+		"--storage.tsdb.path="+filepath.Join(storeDir, "data"),
+		"--web.listen-address="+storeAddr,
+		"--web.enable-remote-write-receiver",
+		"--log.level=warn",
+	)
+	storeURL := "http://" + storeAddr
+
+	_, sentinelURL := startSentinel(t, fmt.Sprintf(`
+detector:
+  batch_interval: 50ms
+remote_write_out:
+  url: %s/api/v1/write
+  interval: 1s
+`, storeURL))
 	target := &signalTarget{rng: rand.New(rand.NewPCG(7, 7))}
 	targetSrv := httptest.NewServer(target)
 	t.Cleanup(targetSrv.Close)
@@ -131,4 +152,18 @@ remote_write:
 	for tenant, v := range expected {
 		require.InDelta(t, 100, v, 30, "tenant %s expected value", tenant)
 	}
+
+	// The same scores arrived in the store by remote-write, and PromQL over
+	// them works: calm before the spike, above 0.9 after it.
+	storeCalm := promVector(t, storeURL, `max_over_time(`+scoreQuery+`[5m])`, before, "tenant")
+	require.Len(t, storeCalm, 2)
+	for tenant, v := range storeCalm {
+		require.Less(t, v, 0.5, "remote-written score of tenant %s before the spike", tenant)
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		got := promVector(t, storeURL, `max_over_time(`+scoreQuery+`[1m])`, time.Now(), "tenant")
+		return got["v1"] > 0.9 && got["v2"] > 0.9
+	})
+	band := promVector(t, storeURL, `count(anomaly_lower{metric="e2e_signal"} < anomaly_expected{metric="e2e_signal"} < anomaly_upper{metric="e2e_signal"})`, before, "")
+	require.Equal(t, 2.0, band[""], "expected value lies inside its bounds for both tenants")
 }
