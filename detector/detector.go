@@ -220,6 +220,9 @@ func (d *Detector) Append(tenant string, lbls Labels, samples []Sample) AppendSt
 	sh.mu.Unlock()
 
 	d.metrics.countDrops(st)
+	if st.Accepted > 0 {
+		d.metrics.lastSampleUnix.Store(now.Unix())
+	}
 	d.emit(events)
 	return st
 }
@@ -274,7 +277,7 @@ func (d *Detector) score(s *series, smp Sample, ms *modelState) (Event, bool) {
 	}
 	// Bounds come from the calibration before this sample updates it.
 	half := s.cal.halfWidth(cfg, d.zThr) * s.predScale
-	score, warm := s.cal.observe(cfg, e, gated)
+	score, warm := s.cal.observe(cfg, e, smp.Value, gated)
 	if !gated {
 		// A deviation the knobs ignore never opens an anomaly.
 		score = min(score, cfg.Threshold*0.99)

@@ -5,16 +5,37 @@ import (
 )
 
 // ScoringConfig turns prediction errors into calibrated scores.
+//
+// A sample's score combines two surprises, each -ln of a tail probability:
+// the model's prediction error (a Gaussian tail of the error against the
+// series' long-term error distribution) and the level of the values (the
+// short-term mean of the values against their long-term mean and standard
+// deviation). Each surprise is bounded by how often the series itself has
+// produced that much surprise before (an empirical tail from a small
+// histogram per term), so a deviation a series shows every day does not look
+// rare however heavy-tailed its errors are. The score is the summed surprise
+// divided by -ln(PFloor), clamped to [0,1]. See docs/detection.md.
 type ScoringConfig struct {
 	// WarmupSamples is how many prediction errors a series needs before it is
 	// scored at all; until then its score is 0. Counted after the first full window.
 	WarmupSamples int `yaml:"warmup_samples"`
-	// LongWindow is the effective length (in samples) of the long-term error
-	// distribution, an exponentially weighted mean and variance.
+	// LongWindow is the effective length (in samples) of the long-term
+	// distributions: exponentially weighted means and variances of the errors
+	// and values, and the empirical tails.
 	LongWindow int `yaml:"long_window"`
 	// ShortWindow is the effective length of the short-term mean error that is
 	// compared with the long-term distribution.
 	ShortWindow int `yaml:"short_window"`
+	// LevelWindow is the effective length (in samples) of the short-term mean
+	// of the values that the level term compares with their long-term mean;
+	// 0 turns the level term off.
+	LevelWindow int `yaml:"level_window"`
+	// EmpiricalTail bounds each term's tail probability from below by the
+	// share of past samples at least as surprising (at the resolution of a
+	// histogram with bins of a factor sqrt(2)); beyond the largest surprise
+	// seen that share falls by a factor e per EmpiricalTail (in log2 units of
+	// the surprise). 0 turns the bound off: plain Gaussian tails.
+	EmpiricalTail float64 `yaml:"empirical_tail"`
 	// PFloor is the tail probability that maps to score 1: the score is
 	// log(p)/log(PFloor), clamped to [0,1], so 0.5 means p = sqrt(PFloor).
 	PFloor float64 `yaml:"p_floor"`
@@ -30,25 +51,97 @@ type ScoringConfig struct {
 	MinRelDeviation float64 `yaml:"min_rel_deviation"`
 }
 
-// DefaultScoringConfig is the scoring the server runs by default.
+// DefaultScoringConfig is the scoring the server runs by default, tuned on
+// nab-dev (docs/detection.md).
 var DefaultScoringConfig = ScoringConfig{
 	WarmupSamples:   30,
 	LongWindow:      8000,
 	ShortWindow:     1,
-	PFloor:          1e-10,
-	Threshold:       0.9,
+	LevelWindow:     10,
+	EmpiricalTail:   0.125,
+	PFloor:          1e-7,
+	Threshold:       0.5,
 	Direction:       DirectionBoth,
 	MinAbsDeviation: 0,
 	MinRelDeviation: 0,
 }
 
-// calibration is the per-series error distribution. float32 keeps a series
+// calibration is the per-series state of the scoring. float32 keeps a series
 // small; the statistics do not need more precision.
 type calibration struct {
 	n        uint32
-	errMean  float32
-	errVar   float32
-	shortErr float32
+	errMean  float32 // long-term mean of the normalised error
+	errVar   float32 // and its variance
+	shortErr float32 // short-term mean of the normalised error
+
+	// vn counts the samples seen by the value statistics and the tails. It
+	// is separate from n so that a calibration restored with only the error
+	// statistics (SeriesState) restarts them instead of trusting zeros.
+	vn              uint32
+	valMean, valVar float32 // long-term mean and variance of the values
+	valShort        float32 // short-term mean of the values (LevelWindow)
+
+	errTail tailHist // log2 of the short-term error
+	lvlTail tailHist // log2 of the level term's surprise
+}
+
+const (
+	histBins = 16
+	histLo   = -2.0 // log2 of the lower edge of bin 1; bin 0 holds everything below
+	histStep = 0.5  // bin width in log2 units
+)
+
+// tailHist is the empirical distribution of the log2 of one term's
+// statistic (the error, or the level surprise):
+// exponentially weighted shares per bin (summing to 1) and the largest value
+// seen, which decays by one bin width per LongWindow/2 samples.
+type tailHist struct {
+	share [histBins]float32
+	max   float32
+}
+
+func histBin(x float64) int {
+	b := int(math.Floor((x-histLo)/histStep)) + 1
+	return min(max(b, 0), histBins-1)
+}
+
+// tailSettle is the number of samples under which the largest value seen is
+// too uncertain to extrapolate from with the configured steepness: with
+// fewer, the tail beyond it falls proportionally slower.
+const tailSettle = 100
+
+// tail is the share of past values in x's bin or above, out of neff. Beyond
+// the largest value seen it is the share of that value's bin, falling by a
+// factor e per tau. It is never below one in neff.
+func (t *tailHist) tail(x, neff, tau float64) float64 {
+	xm := float64(t.max)
+	var p float64
+	for j := histBin(min(x, xm)); j < histBins; j++ {
+		p += float64(t.share[j])
+	}
+	p = max(p, 1/neff)
+	if x > xm {
+		p *= math.Exp(-(x - xm) / settledTau(tau, neff))
+	}
+	return p
+}
+
+// settledTau is the tail's steepness after neff samples.
+func settledTau(tau, neff float64) float64 {
+	return tau * max(1, tailSettle/neff)
+}
+
+// learn adds x with weight a; first starts the largest value seen at x.
+func (t *tailHist) learn(x, a, lw float64, first bool) {
+	if first {
+		t.max = float32(x)
+	} else {
+		t.max = float32(max(x, float64(t.max)-2*histStep/lw))
+	}
+	for j := range t.share {
+		t.share[j] *= float32(1 - a)
+	}
+	t.share[histBin(x)] += float32(a)
 }
 
 // gaussTail returns P(Z > z) for a standard normal Z.
@@ -56,26 +149,31 @@ func gaussTail(z float64) float64 {
 	return 0.5 * math.Erfc(z/math.Sqrt2)
 }
 
-// scoreOf maps a tail probability to a score in [0,1].
-func (c *ScoringConfig) scoreOf(p float64) float64 {
-	if p >= 1 {
-		return 0
+// logGaussTail returns ln P(Z > z) for a standard normal Z, without
+// underflow for large z.
+func logGaussTail(z float64) float64 {
+	if z < 30 {
+		return math.Log(max(gaussTail(z), 1e-300))
 	}
-	if p <= c.PFloor {
-		return 1
-	}
-	return math.Log(p) / math.Log(c.PFloor)
+	return -z*z/2 - math.Log(z*math.Sqrt(2*math.Pi))
 }
 
-// zAtThreshold is the z-score at which the score reaches the threshold; it
-// sets the width of the bounds so that a value outside them is anomalous.
+// surpriseAtThreshold is the summed surprise (nats) at which the score
+// reaches the threshold.
+func (c *ScoringConfig) surpriseAtThreshold() float64 {
+	return -c.Threshold * math.Log(c.PFloor)
+}
+
+// zAtThreshold is the z-score at which the error term alone reaches the
+// threshold; it sets the width of the bounds so that a value outside them is
+// anomalous.
 func (c *ScoringConfig) zAtThreshold() float64 {
-	p := math.Pow(c.PFloor, c.Threshold)
-	// Invert gaussTail by bisection: called once per configuration.
-	lo, hi := 0.0, 40.0
+	s := c.surpriseAtThreshold()
+	// Invert logGaussTail by bisection: called once per configuration.
+	lo, hi := 0.0, 1e3
 	for range 100 {
 		mid := (lo + hi) / 2
-		if gaussTail(mid) > p {
+		if -logGaussTail(mid) < s {
 			lo = mid
 		} else {
 			hi = mid
@@ -84,15 +182,57 @@ func (c *ScoringConfig) zAtThreshold() float64 {
 	return (lo + hi) / 2
 }
 
-// observe feeds one normalised absolute prediction error and returns the
-// score. gated says the deviation passed the direction and minimum-deviation
-// knobs; a gated-out error still teaches the long-term distribution but
-// cannot raise the short-term signal above normal.
-func (c *calibration) observe(cfg *ScoringConfig, e float64, gated bool) (score float64, warm bool) {
+// warmCount is the number of warm samples seen by the tails, including the
+// current one once observe counted it; the empirical tails learn from warm
+// samples only, because the first errors of a series come from a barely
+// estimated distribution.
+func (c *calibration) warmCount(cfg *ScoringConfig) uint32 {
+	if c.vn <= uint32(cfg.WarmupSamples) {
+		return 0
+	}
+	return c.vn - uint32(cfg.WarmupSamples)
+}
+
+// bounded bounds a surprise s (nats) by the empirical tail of x, the log2
+// of the term's statistic, and teaches t x. m counts the warm samples
+// including this one.
+func bounded(t *tailHist, cfg *ScoringConfig, s, x float64, m uint32) float64 {
+	if cfg.EmpiricalTail <= 0 {
+		return s
+	}
+	if m == 0 {
+		// Not warm (or restarted): nothing is rare yet.
+		return 0
+	}
+	lw := float64(max(cfg.LongWindow, 1))
+	if m == 1 {
+		// No history yet: nothing is rare.
+		s = 0
+	} else {
+		// The rarer of the Gaussian's and the history's view wins: a
+		// surprise this series produces often is not rare.
+		s = min(s, max(0, -math.Log(t.tail(x, min(float64(m-1), lw), cfg.EmpiricalTail))))
+	}
+	t.learn(x, max(1/float64(m), 1/lw), lw, m == 1)
+	return s
+}
+
+// observe feeds one normalised absolute prediction error e and the sample's
+// value v, and returns the score. gated says the deviation passed the
+// direction and minimum-deviation knobs; a gated-out error still teaches the
+// long-term distribution but cannot raise the short-term signal above
+// normal, and a gated-out sample gets no level surprise.
+func (c *calibration) observe(cfg *ScoringConfig, e, v float64, gated bool) (score float64, warm bool) {
 	c.n++
+	c.vn++
 	n := float64(c.n)
 	mean, variance := float64(c.errMean), float64(c.errVar)
 	warm = c.n > uint32(cfg.WarmupSamples)
+	m := c.warmCount(cfg)
+	// Welford-style during warm-up, EWMA afterwards.
+	lw := float64(max(cfg.LongWindow, 1))
+	a := max(1/n, 1/lw)
+	aVal := max(1/float64(c.vn), 1/lw)
 
 	eShort := e
 	if !gated && e > mean {
@@ -105,20 +245,47 @@ func (c *calibration) observe(cfg *ScoringConfig, e float64, gated bool) (score 
 		c.shortErr = float32((1-aShort)*float64(c.shortErr) + aShort*eShort)
 	}
 
-	if warm {
-		std := math.Sqrt(variance)
-		// A floor on std keeps a perfectly predicted series from turning the
-		// smallest error into an anomaly.
-		std = max(std, 1e-3+0.1*mean)
-		z := (float64(c.shortErr) - mean) / std
-		if z > 0 {
-			score = cfg.scoreOf(gaussTail(z))
+	// Error term.
+	var sErr float64
+	// A floor on std keeps a perfectly predicted series from turning the
+	// smallest error into an anomaly.
+	std := max(math.Sqrt(variance), 1e-3+0.1*mean)
+	if z := (float64(c.shortErr) - mean) / std; z > 0 {
+		sErr = -logGaussTail(z)
+	}
+	sErr = bounded(&c.errTail, cfg, sErr, math.Log2(max(float64(c.shortErr), 1e-12)), m)
+
+	// Level term.
+	var sLvl float64
+	if cfg.LevelWindow > 0 {
+		vm, vv := float64(c.valMean), float64(c.valVar)
+		aLvl := 1 / float64(cfg.LevelWindow)
+		if c.vn == 1 {
+			c.valShort = float32(v)
+		} else {
+			c.valShort = float32((1-aLvl)*float64(c.valShort) + aLvl*v)
 		}
+		if gated && m > 0 {
+			vs := max(math.Sqrt(vv), 1e-6+1e-3*math.Abs(vm))
+			// Two-sided, as if the short-term mean averaged LevelWindow
+			// independent values; the empirical tail corrects for series
+			// where they are not.
+			z := math.Abs(float64(c.valShort)-vm) / vs * math.Sqrt(float64(cfg.LevelWindow))
+			sLvl = max(-logGaussTail(z)-math.Ln2, 0)
+			sLvl = bounded(&c.lvlTail, cfg, sLvl, math.Log2(max(sLvl, 1e-12)), m)
+		}
+		d := v - vm
+		vm += aVal * d
+		vv = (1 - aVal) * (vv + aVal*d*d)
+		c.valMean, c.valVar = float32(vm), float32(vv)
 	}
 
-	// Update the long-term distribution after scoring, so a sample is not
-	// compared with itself. Welford-style during warm-up, EWMA afterwards.
-	a := max(1/n, 1/float64(max(cfg.LongWindow, 1)))
+	if warm {
+		score = min(max(sErr+sLvl, 0)/-math.Log(cfg.PFloor), 1)
+	}
+
+	// Update the long-term error distribution after scoring, so a sample is
+	// not compared with itself.
 	d := e - mean
 	mean += a * d
 	variance = (1 - a) * (variance + a*d*d)
@@ -127,10 +294,21 @@ func (c *calibration) observe(cfg *ScoringConfig, e float64, gated bool) (score 
 }
 
 // halfWidth returns the bounds' half width in normalised units: the single
-// error that, arriving on a calm series, lifts the short-term mean to the
-// threshold.
+// error that, arriving on a calm series, lifts the error term alone to the
+// threshold (the level term can open an anomaly inside the bounds).
 func (c *calibration) halfWidth(cfg *ScoringConfig, zThr float64) float64 {
 	mean := float64(c.errMean)
 	std := max(math.Sqrt(float64(c.errVar)), 1e-3+0.1*mean)
-	return mean + zThr*std*float64(max(cfg.ShortWindow, 1))
+	half := mean + zThr*std*float64(max(cfg.ShortWindow, 1))
+	if m := c.warmCount(cfg); cfg.EmpiricalTail > 0 && m > 1 {
+		// The error whose empirical tail is rare enough: beyond the largest
+		// error seen by as many EmpiricalTail as the share of its bin falls
+		// short of the threshold's rarity.
+		t := &c.errTail
+		neff := min(float64(m-1), float64(max(cfg.LongWindow, 1)))
+		top := t.tail(float64(t.max), neff, cfg.EmpiricalTail)
+		x := float64(t.max) + settledTau(cfg.EmpiricalTail, neff)*max(0, cfg.surpriseAtThreshold()+math.Log(top))
+		half = max(half, math.Exp2(min(x, 60))*float64(max(cfg.ShortWindow, 1)))
+	}
+	return half
 }
