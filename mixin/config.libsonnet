@@ -17,7 +17,7 @@
 
     // anomaly_score at or above this value counts as anomalous (recording rules,
     // dashboards and the lowest severity band of AnomalyDetected).
-    anomalyScoreThreshold: 0.9,
+    anomalyScoreThreshold: 0.5,
     // How long a series must stay anomalous before AnomalyDetected fires.
     anomalyFor: '5m',
     // Severity bands of AnomalyDetected: one alerting rule per band, each firing when
@@ -25,7 +25,7 @@
     // warning one); inhibit warning by critical with equal labels in Alertmanager.
     anomalySeverities: [
       { severity: 'warning', minScore: $._config.anomalyScoreThreshold },
-      { severity: 'critical', minScore: 0.98 },
+      { severity: 'critical', minScore: 0.9 },
     ],
     // Labels added by Sentinel Mesh to the output series that the scored input series
     // does not have; removed when the alert description looks up the observed value.

@@ -32,7 +32,7 @@ local utils = import '../lib/utils.libsonnet';
                description='Series Sentinel Mesh currently scores.'),
         g.stat('Highest score', [g.target('max(anomaly_score{%s})' % filter)], unit='percentunit',
                description='Highest anomaly_score among the selected series.',
-               thresholds=g.scoreThresholds(t, 0.98)),
+               thresholds=g.scoreThresholds(t, 0.9)),
 
         g.row('Anomalies'),
         g.timeseries('Anomalous series per workload',
@@ -43,7 +43,7 @@ local utils = import '../lib/utils.libsonnet';
         g.bargauge('Highest score per workload',
                    [g.target('topk(15, max by (namespace, workload) (tenant_namespace_workload:anomaly_score:max{%s}))' % ruleFilter,
                              '{{namespace}}/{{workload}}', instant=true)],
-                   unit='percentunit', thresholds=g.scoreThresholds(t, 0.98),
+                   unit='percentunit', thresholds=g.scoreThresholds(t, 0.9),
                    description='Highest anomaly_score of each workload (top 15).'),
         g.table('Top anomalous series',
                 [g.target('topk(25, anomaly_score{%s})' % filter, instant=true, format='table')],
@@ -68,7 +68,7 @@ local utils = import '../lib/utils.libsonnet';
                     properties: [
                       { id: 'unit', value: 'percentunit' },
                       { id: 'custom.cellOptions', value: { type: 'color-background' } },
-                      { id: 'thresholds', value: g.scoreThresholds(t, 0.98) },
+                      { id: 'thresholds', value: g.scoreThresholds(t, 0.9) },
                     ],
                   },
                 ]),

@@ -73,7 +73,7 @@ local utils = import '../lib/utils.libsonnet';
                      unit='percentunit', min=0, max=1, w=24, h=8,
                      description='anomaly_score in [0, 1]; the line marks the alerting threshold %g.' % t) {
           fieldConfig+: { defaults+: {
-            thresholds: g.scoreThresholds(t, 0.98),
+            thresholds: g.scoreThresholds(t, 0.9),
             custom+: { thresholdsStyle: { mode: 'line+area' } },
           } },
         },
