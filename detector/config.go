@@ -39,7 +39,7 @@ type Config struct {
 var DefaultConfig = Config{
 	MaxSeries:         1_000_000,
 	SeriesIdleTimeout: model.Duration(15 * time.Minute),
-	BatchSize:         4096,
+	BatchSize:         1024,
 	BatchInterval:     model.Duration(100 * time.Millisecond),
 	AnomalyCloseAfter: model.Duration(5 * time.Minute),
 	HistoryPoints:     120,

@@ -34,6 +34,11 @@ type ConsumerOptions struct {
 	MaxDecodedBytes int64
 	Metrics         *Metrics
 	Logger          *slog.Logger
+	// Ready gates consumption: Run joins the consumer group (and restores
+	// state) only once it returns true, so no partition is held by a
+	// replica that cannot score yet. Use the detector's Ready (model
+	// loaded). nil: ready at once.
+	Ready func() bool
 	// ExtraOpts are appended to the kgo options (tests).
 	ExtraOpts []kgo.Opt
 }
@@ -49,8 +54,10 @@ type topicPartition struct {
 type Consumer struct {
 	cfg    Config
 	o      ConsumerOptions
-	cl     *kgo.Client
-	base   []kgo.Opt // connection options, for the state restore client
+	cl     *kgo.Client // group client, created by connect once ready
+	clMu   sync.Mutex  // guards cl against kill from another goroutine
+	opts   []kgo.Opt   // options of the group client
+	base   []kgo.Opt   // connection options, for the state restore client
 	dec    *Decoder
 	m      *Metrics
 	logger *slog.Logger
@@ -123,24 +130,66 @@ func NewConsumer(cfg Config, o ConsumerOptions) (*Consumer, error) {
 	} else {
 		opts = append(opts, kgo.ConsumeTopics(cc.Topics...))
 	}
-	if c.cl, err = kgo.NewClient(opts...); err != nil {
+	if err := kgo.ValidateOpts(opts...); err != nil {
 		return nil, fmt.Errorf("cannot create kafka consumer: %w", err)
 	}
+	c.opts = opts
 	if cfg.State.Topic != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := c.ensureStateTopic(ctx); err != nil {
-			c.cl.Close()
 			return nil, err
 		}
 	}
-	c.lastCheckpoint = time.Now()
 	return c, nil
+}
+
+// connect creates the group client; the group is joined (and partitions
+// assigned) from then on.
+func (c *Consumer) connect() error {
+	cl, err := kgo.NewClient(c.opts...)
+	if err != nil {
+		return fmt.Errorf("cannot create kafka consumer: %w", err)
+	}
+	c.clMu.Lock()
+	c.cl = cl
+	c.clMu.Unlock()
+	c.lastCheckpoint = time.Now()
+	return nil
+}
+
+// waitReady blocks until o.Ready reports true; false if ctx ended first.
+func (c *Consumer) waitReady(ctx context.Context) bool {
+	if c.o.Ready == nil || c.o.Ready() {
+		return true
+	}
+	c.logger.Info("waiting for the detector to be ready (model loaded) before joining the consumer group", "group", c.cfg.Consumer.Group)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+			if c.o.Ready() {
+				return true
+			}
+		}
+	}
 }
 
 // Run consumes until ctx is done, then commits, writes a final state
 // checkpoint of the owned partitions and leaves the group.
+//
+// Nothing is consumed before o.Ready reports true: the client that joins the
+// group is created only then.
 func (c *Consumer) Run(ctx context.Context) error {
+	if !c.waitReady(ctx) || c.killed.Load() {
+		return nil
+	}
+	if err := c.connect(); err != nil {
+		return err
+	}
 	defer c.cl.Close()
 	// A poll blocks rebalances until AllowRebalance; Close must not wait on it.
 	defer c.cl.AllowRebalance()
@@ -188,7 +237,12 @@ func (c *Consumer) shutdown() {
 // rebalances without waiting for the session timeout.
 func (c *Consumer) kill() {
 	c.killed.Store(true)
-	c.cl.Close()
+	c.clMu.Lock()
+	cl := c.cl
+	c.clMu.Unlock()
+	if cl != nil {
+		cl.Close()
+	}
 }
 
 func (c *Consumer) processBatch(ctx context.Context, fetches kgo.Fetches) {
@@ -202,13 +256,17 @@ func (c *Consumer) processBatch(ctx context.Context, fetches kgo.Fetches) {
 		records++
 		k := topicPartition{r.Topic, r.Partition}
 		inv, err := c.dec.Decode(r, func(tenant string, ls detector.Labels, s []detector.Sample) {
+			as := c.o.Target.Append(tenant, ls, s)
+			st.Add(as)
+			if len(s) == 0 || as.Unselected > 0 || as.SeriesCap > 0 {
+				return // not tracked by the detector: no state to hand over
+			}
 			h := detector.SeriesHash(tenant, ls)
 			c.mu.Lock()
 			if c.owner[h] != k {
 				c.owner[h] = k
 			}
 			c.mu.Unlock()
-			st.Add(c.o.Target.Append(tenant, ls, s))
 		})
 		invalid += inv
 		if err != nil {
@@ -324,6 +382,11 @@ func (c *Consumer) assigned(ctx context.Context, cl *kgo.Client, m map[string][]
 		rctx, cancel := context.WithTimeout(ctx, time.Duration(c.cfg.State.RestoreTimeout))
 		defer cancel()
 		c.restore(rctx, cl, parts)
+		// Predict from the restored windows now, so the first sample of
+		// every restored series is scored instead of only refilling it.
+		if err := c.o.Target.Flush(); err != nil {
+			c.logger.Warn("detector flush after restore failed", "err", err)
+		}
 	}
 	c.mu.Lock()
 	for k := range parts {

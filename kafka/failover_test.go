@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sentinel-mesh/sentinel-mesh/detector"
 )
@@ -30,8 +33,106 @@ func (c *Consumer) ownedCount() int {
 	return len(c.owned)
 }
 
+// warmProbe checks that a takeover scores warm: the first sample a replica
+// accepts for a series after importing its state must be scored at once
+// (a Result at that sample's timestamp), not spent refilling the window.
+type warmProbe struct {
+	*countingTarget
+	mu         sync.Mutex
+	imported   map[string]bool // restored, waiting for their first new sample
+	warm, cold int
+	coldKeys   []string
+}
+
+func newWarmProbe(c *countingTarget) *warmProbe {
+	return &warmProbe{countingTarget: c, imported: map[string]bool{}}
+}
+
+func (w *warmProbe) ImportState(st detector.SeriesState) bool {
+	ok := w.Detector.ImportState(st)
+	if ok {
+		w.mu.Lock()
+		w.imported[st.Tenant+st.Labels.String()] = true
+		w.mu.Unlock()
+	}
+	return ok
+}
+
+func (w *warmProbe) Append(tenant string, ls detector.Labels, s []detector.Sample) detector.AppendStats {
+	st := w.countingTarget.Append(tenant, ls, s)
+	k := tenant + ls.String()
+	w.mu.Lock()
+	waiting := w.imported[k]
+	w.mu.Unlock()
+	if !waiting || st.Accepted == 0 {
+		return st // replayed samples at or before the restored LastTs are dropped
+	}
+	r, ok := resultOf(w.Detector, tenant, ls)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.imported, k)
+	if ok && r.TimestampMs == s[len(s)-1].TimestampMs {
+		w.warm++
+	} else {
+		w.cold++
+		w.coldKeys = append(w.coldKeys, k)
+	}
+	return st
+}
+
+func (w *warmProbe) counts() (warm, cold int, coldKeys []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.warm, w.cold, append([]string(nil), w.coldKeys...)
+}
+
+func resultOf(d *detector.Detector, tenant string, ls detector.Labels) (detector.Result, bool) {
+	var out detector.Result
+	found := false
+	want := ls.String()
+	d.Results(func(r *detector.Result) bool {
+		if r.Tenant == tenant && r.Labels.String() == want {
+			out, found = *r, true
+			return false
+		}
+		return true
+	})
+	return out, found
+}
+
+// gatheredValue returns the value of the metric family name with the label
+// pairs of match (0 if absent).
+func gatheredValue(t testing.TB, g prometheus.Gatherer, name string, match map[string]string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := match[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
 // Two replicas share the partitions; one is killed mid-stream; the other
-// takes over with restored state and nothing is lost (at-least-once).
+// takes over with restored state, scores the moved series warm, and nothing
+// is lost (at-least-once).
 func TestFailoverRestoresStateWithoutLoss(t *testing.T) {
 	const series = 40
 	cl := newCluster(t, 4, "samples")
@@ -45,12 +146,20 @@ func TestFailoverRestoresStateWithoutLoss(t *testing.T) {
 	}
 	defer p.Close()
 	t0 := time.Now().Add(-10 * time.Minute).UnixMilli()
-	produceSteps(t, p, series, 0, 15, t0)
 
-	ta, tb := newCountingTarget(newTestDetector(t, nil)), newCountingTarget(newTestDetector(t, nil))
+	regB := prometheus.NewRegistry()
+	ta := newCountingTarget(newTestDetector(t, nil))
+	tb := newWarmProbe(newCountingTarget(newTestDetector(t, regB)))
 	ma, mb := NewMetrics(nil), NewMetrics(nil)
 	a, stopA := startConsumer(t, cfg, ta, ma)
-	waitFor(t, 10*time.Second, "A consumed phase 1", func() bool { return ta.samples() == series*15 })
+	// Phase 1: 15 steps fill A's windows (8) and warm its calibration (2
+	// warm-up samples). One step at a time, so that every batch holds one
+	// sample per series and each is scored (a second sample of a series in
+	// the same batch would wait for the batch's inference).
+	for step := range 15 {
+		produceSteps(t, p, series, step, step+1, t0)
+		waitFor(t, 10*time.Second, "A consumed a phase 1 step", func() bool { return ta.samples() == series*(step+1) })
+	}
 	b, stopB := startConsumer(t, cfg, tb, mb)
 	defer stopB()
 	waitFor(t, 10*time.Second, "partitions split", func() bool { return a.ownedCount() == 2 && b.ownedCount() == 2 })
@@ -58,21 +167,27 @@ func TestFailoverRestoresStateWithoutLoss(t *testing.T) {
 		t.Errorf("B restored no state from A's revoke checkpoint")
 	}
 
-	// Phase 2: both consume; kill A in the middle of it.
+	// Phase 2: both consume; kill A in the middle of it, once A has written
+	// a periodic checkpoint of its (full) windows since the split.
+	written := counterValue(ma.stateWritten)
 	done := make(chan struct{})
 	go func() { defer close(done); produceSteps(t, p, series, 15, 30, t0) }()
-	waitFor(t, 10*time.Second, "A consuming phase 2", func() bool { return ta.samples() > series*15+series })
+	waitFor(t, 10*time.Second, "A consuming and checkpointing phase 2", func() bool {
+		return ta.samples() > series*15+series && counterValue(ma.stateWritten) > written
+	})
 	a.kill()
 	stopA()
 	<-done
+	// Phase 3: after the takeover; fewer steps than a window, so only a
+	// restored series can be scored in it.
 	produceSteps(t, p, series, 30, 35, t0)
 
 	all := series * 35
 	union := func() int {
 		ta.mu.Lock()
 		defer ta.mu.Unlock()
-		tb.mu.Lock()
-		defer tb.mu.Unlock()
+		tb.countingTarget.mu.Lock()
+		defer tb.countingTarget.mu.Unlock()
 		n := 0
 		for s := range series {
 			k := "t1" + detector.FromStrings("__name__", "m", "i", fmt.Sprint(s)).String()
@@ -91,12 +206,32 @@ func TestFailoverRestoresStateWithoutLoss(t *testing.T) {
 	if got := counterValue(mb.rebalances.WithLabelValues("assigned")); got < 2 {
 		t.Errorf("B saw %v assignments, want >= 2", got)
 	}
-	// Every series was handed over with its state: 17+23 via the revoke
-	// checkpoint and the kill (periodic checkpoints), none started cold.
+	// Every series was handed over with its state: about half via the
+	// revoke checkpoint, the rest via A's periodic checkpoint before the kill.
 	if got := counterValue(mb.stateRestored); got < series {
 		t.Errorf("B restored %v series states, want >= %d", got, series)
 	}
-	t.Logf("restored on B: %v series; A appended %d, B %d samples (%d distinct, all present)", counterValue(mb.stateRestored), ta.samples(), tb.samples(), all)
+
+	// Warm takeover: the first new sample of every restored series was
+	// scored, and B never scored a sample in calibration warm-up.
+	warm, cold, coldKeys := tb.counts()
+	if cold > 0 || warm < series {
+		t.Errorf("restored series scored at their first new sample: %d, not scored: %d %v; want all (>= %d)", warm, cold, coldKeys, series)
+	}
+	if got := gatheredValue(t, regB, "sentinel_mesh_samples_unscored_total", map[string]string{"reason": "warmup"}); got != 0 {
+		t.Errorf("B scored %v samples in warm-up, want 0", got)
+	}
+	// Every series has a recent result: scored during phase 3, which is
+	// shorter than a window.
+	recent := t0 + 30*1000
+	for s := range series {
+		ls := detector.FromStrings("__name__", "m", "i", fmt.Sprint(s))
+		if r, ok := resultOf(tb.Detector, "t1", ls); !ok || r.TimestampMs < recent {
+			t.Errorf("series %s: result at %d (found %v), want a score at or after step 30 (%d)", ls, r.TimestampMs, ok, recent)
+		}
+	}
+	t.Logf("restored on B: %v series, %d scored at their first new sample; A appended %d, B %d samples (%d distinct, all present)",
+		counterValue(mb.stateRestored), warm, ta.samples(), tb.samples(), all)
 }
 
 // TestHandoffTiming measures checkpoint and restore of many series through
@@ -126,9 +261,15 @@ func TestHandoffTiming(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := ca.connect(); err != nil {
+		t.Fatal(err)
+	}
 	defer ca.cl.Close()
 	cb, err := NewConsumer(cfg, ConsumerOptions{Target: db})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cb.connect(); err != nil {
 		t.Fatal(err)
 	}
 	defer cb.cl.Close()

@@ -18,6 +18,7 @@ type Metrics struct {
 	producedSamples  prometheus.Counter
 	stateRestored    prometheus.Counter
 	stateWritten     prometheus.Counter
+	stateTombstones  prometheus.Counter
 	restoreDuration  prometheus.Histogram
 	checkpointErrors prometheus.Counter
 }
@@ -71,6 +72,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sentinel_mesh_kafka_state_series_written_total",
 			Help: "Series states written to the state topic.",
 		}),
+		stateTombstones: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_mesh_kafka_state_tombstones_written_total",
+			Help: "Tombstones written to the state topic for series that expired from the detector.",
+		}),
 		restoreDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sentinel_mesh_kafka_state_restore_duration_seconds",
 			Help:    "Time to restore the series state of newly assigned partitions.",
@@ -84,7 +89,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.lag, m.records, m.samples, m.deadLettered, m.batchDuration, m.rebalances,
 			m.produceDuration, m.producedRecords, m.producedSamples, m.stateRestored, m.stateWritten,
-			m.restoreDuration, m.checkpointErrors)
+			m.stateTombstones, m.restoreDuration, m.checkpointErrors)
 	}
 	return m
 }

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -14,12 +15,15 @@ import (
 	"github.com/sentinel-mesh/sentinel-mesh/detector"
 )
 
-// State topic layout: one record per series, key = tenant and labels (so
+// State topic layout: one record per series, key = the 8-byte big-endian
+// series hash (detector.SeriesHash, the key of the receiver's sample records;
 // compaction keeps the newest state of each series), value =
 // detector.SeriesState binary, written to partition source_partition mod the
 // state topic's partition count, with the source topic and partition in
-// headers. A new owner of partition p reads state partition p mod n from
-// the start to the end offset it saw when the assignment began.
+// headers. A series that expired from the detector gets a tombstone (nil
+// value) at the next checkpoint, so compaction drops it. A new owner of
+// partition p reads state partition p mod n from the start to the end offset
+// it saw when the assignment began and imports the newest record per key.
 const (
 	headerSourceTopic     = "x-sentinel-mesh-source-topic"
 	headerSourcePartition = "x-sentinel-mesh-source-partition"
@@ -27,9 +31,14 @@ const (
 )
 
 func (c *Consumer) ensureStateTopic(ctx context.Context) error {
-	adm := kadm.NewClient(c.cl)
+	cl, err := kgo.NewClient(c.base...)
+	if err != nil {
+		return fmt.Errorf("cannot create kafka admin client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
 	compact := "compact"
-	_, err := adm.CreateTopic(ctx, c.cfg.State.Partitions, c.cfg.State.ReplicationFactor,
+	_, err = adm.CreateTopic(ctx, c.cfg.State.Partitions, c.cfg.State.ReplicationFactor,
 		map[string]*string{"cleanup.policy": &compact}, c.cfg.State.Topic)
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("cannot create kafka.state.topic %s: %w", c.cfg.State.Topic, err)
@@ -38,35 +47,30 @@ func (c *Consumer) ensureStateTopic(ctx context.Context) error {
 }
 
 // stateKey is the identity of a series in the state topic.
-func stateKey(tenant string, ls detector.Labels) []byte {
-	n := len(tenant) + 1
-	for _, l := range ls {
-		n += len(l.Name) + len(l.Value) + 2
+func stateKey(h uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), h) }
+
+func stateHeaders(k topicPartition) []kgo.RecordHeader {
+	return []kgo.RecordHeader{
+		{Key: headerSourceTopic, Value: []byte(k.topic)},
+		{Key: headerSourcePartition, Value: strconv.AppendInt(nil, int64(k.partition), 10)},
 	}
-	b := make([]byte, 0, n)
-	b = append(b, tenant...)
-	b = append(b, 0xff)
-	for _, l := range ls {
-		b = append(b, l.Name...)
-		b = append(b, 0xfe)
-		b = append(b, l.Value...)
-		b = append(b, 0xff)
-	}
-	return b
 }
 
-// checkpoint writes the state of every series read from parts and waits
-// for the acknowledgements. Failures are logged and counted: a missed
-// checkpoint costs a colder start on the next owner, not data.
+// checkpoint writes the state of every series read from parts, and a
+// tombstone for every series of parts the detector no longer has (expired),
+// and waits for the acknowledgements. Failures are logged and counted: a
+// missed checkpoint costs a colder start on the next owner, not data.
 func (c *Consumer) checkpoint(ctx context.Context, cl *kgo.Client, parts map[topicPartition]struct{}) {
 	if c.cfg.State.Topic == "" || len(parts) == 0 {
 		return
 	}
 	start := time.Now()
 	var (
-		recs    []*kgo.Record
-		written int
-		errs    []error
+		recs           []*kgo.Record
+		written, tombs int
+		pendingTombs   int
+		errs           []error
+		exported       = make(map[uint64]struct{})
 	)
 	send := func() {
 		if len(recs) == 0 {
@@ -75,14 +79,18 @@ func (c *Consumer) checkpoint(ctx context.Context, cl *kgo.Client, parts map[top
 		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 			errs = append(errs, err)
 		} else {
-			written += len(recs)
+			written += len(recs) - pendingTombs
+			tombs += pendingTombs
 		}
+		pendingTombs = 0
 		clear(recs)
 		recs = recs[:0]
 	}
+	var cur topicPartition // partition of the series being exported (filter, then fn)
 	c.o.Target.ExportState(func(tenant string, ls detector.Labels) bool {
+		h := detector.SeriesHash(tenant, ls)
 		c.mu.Lock()
-		k, ok := c.owner[detector.SeriesHash(tenant, ls)]
+		k, ok := c.owner[h]
 		c.mu.Unlock()
 		if !ok {
 			return false
@@ -90,33 +98,48 @@ func (c *Consumer) checkpoint(ctx context.Context, cl *kgo.Client, parts map[top
 		_, want := parts[k]
 		return want
 	}, func(st detector.SeriesState) bool {
+		h := detector.SeriesHash(st.Tenant, st.Labels)
+		exported[h] = struct{}{}
 		c.mu.Lock()
-		k := c.owner[detector.SeriesHash(st.Tenant, st.Labels)]
+		cur = c.owner[h]
 		c.mu.Unlock()
 		val, _ := st.AppendBinary(nil)
 		recs = append(recs, &kgo.Record{
 			Topic:     c.cfg.State.Topic,
-			Partition: k.partition,
-			Key:       stateKey(st.Tenant, st.Labels),
+			Partition: cur.partition,
+			Key:       stateKey(h),
 			Value:     val,
-			Headers: []kgo.RecordHeader{
-				{Key: headerSourceTopic, Value: []byte(k.topic)},
-				{Key: headerSourcePartition, Value: strconv.AppendInt(nil, int64(k.partition), 10)},
-			},
+			Headers:   stateHeaders(cur),
 		})
 		if len(recs) >= stateProduceChunk {
 			send()
 		}
 		return true
 	})
+	// Series of parts that are no longer in the detector expired (idle
+	// timeout): tombstone them so compaction drops their state.
+	c.mu.Lock()
+	for h, k := range c.owner {
+		if _, in := parts[k]; !in {
+			continue
+		}
+		if _, ok := exported[h]; ok {
+			continue
+		}
+		delete(c.owner, h)
+		recs = append(recs, &kgo.Record{Topic: c.cfg.State.Topic, Partition: k.partition, Key: stateKey(h), Headers: stateHeaders(k)})
+		pendingTombs++
+	}
+	c.mu.Unlock()
 	send()
 	c.m.stateWritten.Add(float64(written))
+	c.m.stateTombstones.Add(float64(tombs))
 	if err := errors.Join(errs...); err != nil {
 		c.m.checkpointErrors.Inc()
-		c.logger.Warn("cannot write series state checkpoint", "topic", c.cfg.State.Topic, "written", written, "err", err)
+		c.logger.Warn("cannot write series state checkpoint", "topic", c.cfg.State.Topic, "written", written, "tombstones", tombs, "err", err)
 		return
 	}
-	c.logger.Info("wrote series state checkpoint", "series", written, "partitions", len(parts), "duration", time.Since(start))
+	c.logger.Info("wrote series state checkpoint", "series", written, "tombstones", tombs, "partitions", len(parts), "duration", time.Since(start))
 }
 
 // restore imports the newest state of the series of parts from the state
@@ -180,8 +203,13 @@ func (c *Consumer) restoreParts(ctx context.Context, cl *kgo.Client, parts map[t
 	if c.cfg.State.MaxAge > 0 {
 		minTs = time.Now().Add(-time.Duration(c.cfg.State.MaxAge)).UnixMilli()
 	}
-	var st detector.SeriesState
-	var decodeErrs int
+	// The newest record per key wins (the topic may not be compacted yet);
+	// a tombstone removes the key.
+	type stateRec struct {
+		src topicPartition
+		val []byte
+	}
+	latest := make(map[string]stateRec)
 	for len(remaining) > 0 {
 		fs := rc.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
@@ -202,6 +230,10 @@ func (c *Consumer) restoreParts(ctx context.Context, cl *kgo.Client, parts map[t
 				return
 			}
 			read++
+			if len(r.Value) == 0 {
+				delete(latest, string(r.Key))
+				return
+			}
 			var src topicPartition
 			for _, h := range r.Headers {
 				switch h.Key {
@@ -212,23 +244,28 @@ func (c *Consumer) restoreParts(ctx context.Context, cl *kgo.Client, parts map[t
 					src.partition = int32(p)
 				}
 			}
-			if _, ok := parts[src]; !ok || len(r.Value) == 0 {
+			if _, ok := parts[src]; !ok {
 				return
 			}
-			if err := st.UnmarshalBinary(r.Value); err != nil {
-				decodeErrs++
-				return
-			}
-			if st.LastTs < minTs {
-				return
-			}
-			c.mu.Lock()
-			c.owner[detector.SeriesHash(st.Tenant, st.Labels)] = src
-			c.mu.Unlock()
-			if c.o.Target.ImportState(st) {
-				restored++
-			}
+			latest[string(r.Key)] = stateRec{src, r.Value}
 		})
+	}
+	var st detector.SeriesState
+	var decodeErrs int
+	for _, rec := range latest {
+		if err := st.UnmarshalBinary(rec.val); err != nil {
+			decodeErrs++
+			continue
+		}
+		if st.LastTs < minTs {
+			continue
+		}
+		c.mu.Lock()
+		c.owner[detector.SeriesHash(st.Tenant, st.Labels)] = rec.src
+		c.mu.Unlock()
+		if c.o.Target.ImportState(st) {
+			restored++
+		}
 	}
 	if decodeErrs > 0 {
 		c.logger.Warn("skipped undecodable state records", "records", decodeErrs)
