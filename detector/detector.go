@@ -514,6 +514,25 @@ func (d *Detector) Expire(now time.Time) {
 	cutoff := now.Add(-time.Duration(d.cfg.SeriesIdleTimeout)).Unix()
 	ms := d.model.Load()
 	var events []Event
+	d.removeSeries(func(s *series) bool {
+		if s.lastSeenUnix >= cutoff {
+			return false
+		}
+		if s.anomalyID != 0 {
+			events = append(events, d.closeAnomaly(s, s.lastTs, ms))
+		}
+		d.metrics.seriesExpired.Inc()
+		return true
+	})
+	d.emit(events)
+}
+
+// removeSeries unlinks every series for which drop returns true, holding one
+// shard lock at a time. drop runs under that lock and may update the series'
+// bookkeeping. Series queued for inference are kept: the scheduler holds
+// pointers to them; a later call removes them.
+func (d *Detector) removeSeries(drop func(s *series) bool) int {
+	removed := 0
 	for i := range d.shards {
 		sh := &d.shards[i]
 		sh.mu.Lock()
@@ -521,12 +540,9 @@ func (d *Detector) Expire(now time.Time) {
 			var keep *series
 			for s := head; s != nil; {
 				next := s.next
-				if s.lastSeenUnix < cutoff && !s.pending {
-					if s.anomalyID != 0 {
-						events = append(events, d.closeAnomaly(s, s.lastTs, ms))
-					}
+				if !s.pending && drop(s) {
 					d.numSeries.Add(-1)
-					d.metrics.seriesExpired.Inc()
+					removed++
 				} else {
 					s.next = keep
 					keep = s
@@ -541,7 +557,7 @@ func (d *Detector) Expire(now time.Time) {
 		}
 		sh.mu.Unlock()
 	}
-	d.emit(events)
+	return removed
 }
 
 // Results calls fn with the latest result of every scored series, holding one

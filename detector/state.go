@@ -316,33 +316,13 @@ func (d *Detector) ImportState(st SeriesState) bool {
 // continues them), and returns how many it removed. Series queued for
 // inference are removed once the queue drained (on a later call).
 func (d *Detector) DeleteSeries(filter func(tenant string, ls Labels) bool) int {
-	removed := 0
-	for i := range d.shards {
-		sh := &d.shards[i]
-		sh.mu.Lock()
-		for h, head := range sh.series {
-			var keep *series
-			for s := head; s != nil; {
-				next := s.next
-				if !s.pending && filter(s.tenant, s.labels) {
-					if s.anomalyID != 0 {
-						d.metrics.anomaliesOpen.Dec()
-					}
-					d.numSeries.Add(-1)
-					removed++
-				} else {
-					s.next = keep
-					keep = s
-				}
-				s = next
-			}
-			if keep == nil {
-				delete(sh.series, h)
-			} else {
-				sh.series[h] = keep
-			}
+	return d.removeSeries(func(s *series) bool {
+		if !filter(s.tenant, s.labels) {
+			return false
 		}
-		sh.mu.Unlock()
-	}
-	return removed
+		if s.anomalyID != 0 {
+			d.metrics.anomaliesOpen.Dec()
+		}
+		return true
+	})
 }
