@@ -36,10 +36,9 @@ type RemoteWriteOutConfig struct {
 	// ProtobufMessage selects Remote-Write 1.0 (prometheus.WriteRequest,
 	// the default) or 2.0 (io.prometheus.write.v2.Request).
 	ProtobufMessage string `yaml:"protobuf_message"`
-	// Interval is how often the detector's results are read; every series
-	// scored since the previous read is sent with its sample's timestamp.
-	// Series scored more than once per interval send only their latest
-	// result.
+	// Interval is how often the detector's results are read; every result
+	// scored since the previous read is sent with its sample's timestamp
+	// (see ResultsSinceSource for which results a detector still holds).
 	Interval model.Duration `yaml:"interval"`
 	// Shards is the number of concurrent senders; a series always uses the
 	// same shard, so its samples stay in order.
@@ -184,7 +183,7 @@ func newRemoteWriteOutMetrics(reg prometheus.Registerer, w *RemoteWriteOut) *rem
 }
 
 // RemoteWriteOut writes anomaly_score, anomaly_expected, anomaly_lower and
-// anomaly_upper of every newly scored series to a Prometheus-compatible
+// anomaly_upper of every newly scored result to a Prometheus-compatible
 // receiver, with the timestamps of the scored samples.
 type RemoteWriteOut struct {
 	cfg      RemoteWriteOutConfig
@@ -274,6 +273,15 @@ func (w *RemoteWriteOut) Run(ctx context.Context) error {
 	}
 }
 
+// ResultsSinceSource is a ResultSource that can also give every result
+// newer than a per-series cursor; *detector.Detector implements it. With it
+// the remote-write output sends every scored result the detector still
+// holds rather than only the latest one per series and interval.
+type ResultsSinceSource interface {
+	ResultSource
+	ResultsSince(cursor func(id uint64) int64, fn func(id uint64, r *detector.Result) bool)
+}
+
 // Collect queues every result newer than the one last queued for its series.
 // Run calls it every interval; it must not be called concurrently.
 func (w *RemoteWriteOut) Collect() {
@@ -283,20 +291,36 @@ func (w *RemoteWriteOut) Collect() {
 	}
 	w.gen++
 	dropped, queued := 0, 0
-	var buf []detector.Label
-	w.src.Results(func(r *detector.Result) bool {
-		h := seriesHash(r.Tenant, r.Labels)
-		last, ok := w.last[h]
-		if ok && r.TimestampMs <= last.ts {
-			w.last[h] = rwLast{ts: last.ts, gen: w.gen}
-			return true
+	var (
+		buf []detector.Label
+		// The series whose labels buf holds, and whether one of its results
+		// did not fit its shard's queue this pass.
+		curID     uint64
+		curOK     bool
+		curTenant string
+		curSrc    detector.Labels
+		curLbls   []detector.Label
+		blocked   bool
+	)
+	offer := func(h uint64, r *detector.Result) {
+		last := w.last[h]
+		if curOK && h == curID && r.Tenant == curTenant && sameLabels(r.Labels, curSrc) {
+			if blocked {
+				// A previous result of this series was dropped: keep the
+				// series' samples in order, the next pass offers it again.
+				dropped++
+				return
+			}
+		} else {
+			buf = OutputLabels(buf[:0], w.names, r.Tenant, version, r.Labels, w.enricher)
+			curLbls = make([]detector.Label, len(buf))
+			for i, l := range buf {
+				curLbls[i] = detector.Label{Name: strings.Clone(l.Name), Value: strings.Clone(l.Value)}
+			}
+			curID, curOK, curTenant, curSrc, blocked = h, true, r.Tenant, r.Labels, false
 		}
-		buf = OutputLabels(buf[:0], w.names, r.Tenant, version, r.Labels, w.enricher)
-		lbls := make([]detector.Label, len(buf))
-		for i, l := range buf {
-			lbls[i] = detector.Label{Name: strings.Clone(l.Name), Value: strings.Clone(l.Value)}
-		}
-		it := rwItem{labels: lbls, ts: r.TimestampMs, values: [4]float64{r.Score, r.Expected, r.Lower, r.Upper}}
+		// Results of one series share the (immutable) label slice.
+		it := rwItem{labels: curLbls, ts: r.TimestampMs, values: [4]float64{r.Score, r.Expected, r.Lower, r.Upper}}
 		select {
 		case w.shards[h%uint64(len(w.shards))] <- it:
 			w.last[h] = rwLast{ts: r.TimestampMs, gen: w.gen}
@@ -304,10 +328,34 @@ func (w *RemoteWriteOut) Collect() {
 		default:
 			// Not recorded as sent: the next pass offers the series again.
 			w.last[h] = rwLast{ts: last.ts, gen: w.gen}
+			blocked = true
 			dropped++
 		}
-		return true
-	})
+	}
+	if src, ok := w.src.(ResultsSinceSource); ok {
+		src.ResultsSince(func(h uint64) int64 {
+			last, ok := w.last[h]
+			if !ok {
+				return 0
+			}
+			w.last[h] = rwLast{ts: last.ts, gen: w.gen}
+			return last.ts
+		}, func(h uint64, r *detector.Result) bool {
+			offer(h, r)
+			return true
+		})
+	} else {
+		w.src.Results(func(r *detector.Result) bool {
+			h := seriesHash(r.Tenant, r.Labels)
+			last, ok := w.last[h]
+			if ok && r.TimestampMs <= last.ts {
+				w.last[h] = rwLast{ts: last.ts, gen: w.gen}
+				return true
+			}
+			offer(h, r)
+			return true
+		})
+	}
 	for h, l := range w.last {
 		if l.gen != w.gen {
 			delete(w.last, h) // series expired in the detector
@@ -317,6 +365,12 @@ func (w *RemoteWriteOut) Collect() {
 		w.metrics.samples.WithLabelValues("dropped").Add(float64(4 * dropped))
 		w.logger.Warn("Remote-write queue full; dropped score samples", "samples", 4*dropped, "queued", 4*queued)
 	}
+}
+
+// sameLabels reports whether a and b are the same slice (the detector's
+// labels of one series).
+func sameLabels(a, b detector.Labels) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func seriesHash(tenant string, lbls detector.Labels) uint64 {

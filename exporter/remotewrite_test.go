@@ -3,6 +3,8 @@ package exporter
 import (
 	"io"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -206,8 +208,10 @@ func TestRemoteWriteOutSendsScoresWithSampleTimestamps(t *testing.T) {
 				require.Equal(t, "application/x-protobuf", r.header.Get("Content-Type"))
 				require.Equal(t, "0.1.0", r.header.Get("X-Prometheus-Remote-Write-Version"))
 			}
-			require.Equal(t, 12.0, testutil.ToFloat64(w.metrics.samples.WithLabelValues("sent")))
-			require.Equal(t, 3.0, testutil.ToFloat64(w.metrics.lastSent))
+			// The receiver records a request before the sender counts it.
+			require.Eventually(t, func() bool {
+				return testutil.ToFloat64(w.metrics.samples.WithLabelValues("sent")) == 12 && testutil.ToFloat64(w.metrics.lastSent) == 3
+			}, 5*time.Second, 5*time.Millisecond)
 		})
 	}
 }
@@ -261,6 +265,125 @@ sentinel_mesh_remote_write_out_queue_length 4
 	src.set(testResult("a", 1000, 0.5))
 	w.Collect()
 	require.Len(t, w.last, 1)
+}
+
+var _ ResultsSinceSource = (*detector.Detector)(nil)
+
+// scoreSamples returns the anomaly_score samples received, by timestamp.
+func scoreSamples(reqs []rwRequest) map[int64]float64 {
+	out := map[int64]float64{}
+	for _, s := range allSamples(reqs) {
+		if strings.Contains(s.series, `__name__="anomaly_score"`) {
+			out[s.ts] = s.value
+		}
+	}
+	return out
+}
+
+func TestRemoteWriteOutSendsEveryResultOfAnInterval(t *testing.T) {
+	cfg := detector.DefaultConfig
+	cfg.AnomalyCloseAfter = 0
+	d, err := detector.New(cfg, slog.New(slog.DiscardHandler), nil)
+	require.NoError(t, err)
+	d.SetModel(detector.WindowMeanModel{W: 16})
+	ls := detector.FromStrings("__name__", "http_requests_total", "job", "api")
+	ts := int64(1000)
+	var results []detector.Result
+	feed := func(v float64) {
+		t.Helper()
+		d.Append("acme", ls, []detector.Sample{{TimestampMs: ts, Value: v}})
+		require.NoError(t, d.Flush())
+		d.Results(func(r *detector.Result) bool {
+			if r.TimestampMs == ts {
+				results = append(results, *r)
+			}
+			return true
+		})
+		ts += 1000
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	calm := func(i int) float64 { return 100 + 10*math.Sin(float64(i)/5) + rng.NormFloat64() }
+	for i := range 300 {
+		feed(calm(i))
+	}
+	feed(400) // opens an anomaly: the series keeps a history from now on
+	require.True(t, results[len(results)-1].Anomalous)
+
+	srv, got := rwReceiver(t)
+	cfg2 := testRWConfig(srv.URL)
+	cfg2.Shards = 2
+	w, err := NewRemoteWriteOut(cfg2, d, DefaultLabelNames, nil, slog.New(slog.DiscardHandler), nil)
+	require.NoError(t, err)
+	runOutput(t, w.Run)
+	w.Collect()
+	require.Eventually(t, func() bool { return len(scoreSamples(got())) == 1 }, 5*time.Second, 5*time.Millisecond)
+
+	// Three results scored within one interval: each arrives with its own
+	// timestamp, not only the latest.
+	results = results[:0]
+	for i := range 3 {
+		feed(calm(301 + i))
+	}
+	require.Len(t, results, 3)
+	w.Collect()
+	require.Eventually(t, func() bool { return len(scoreSamples(got())) == 4 }, 5*time.Second, 5*time.Millisecond)
+	scores := scoreSamples(got())
+	for _, r := range results {
+		require.Contains(t, scores, r.TimestampMs)
+		require.InDelta(t, r.Score, scores[r.TimestampMs], 1e-6, "history keeps float32 precision")
+	}
+	require.Equal(t, results[2].Score, scores[results[2].TimestampMs], "the latest result at full precision")
+	// Nothing new: nothing sent.
+	w.Collect()
+	time.Sleep(20 * time.Millisecond)
+	require.Len(t, allSamples(got()), 16)
+	require.Eventually(t, func() bool { return testutil.ToFloat64(w.metrics.samples.WithLabelValues("sent")) == 16 }, 5*time.Second, 5*time.Millisecond)
+}
+
+// sinceResults gives several results per series through ResultsSince.
+type sinceResults struct{ fakeResults }
+
+func (f *sinceResults) ResultsSince(cursor func(id uint64) int64, fn func(id uint64, r *detector.Result) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.results {
+		r := f.results[i]
+		id := seriesHash(r.Tenant, r.Labels)
+		if r.TimestampMs <= cursor(id) {
+			continue
+		}
+		if !fn(id, &r) {
+			return
+		}
+	}
+}
+
+func TestRemoteWriteOutKeepsSeriesOrderWhenQueueIsFull(t *testing.T) {
+	src := &sinceResults{}
+	cfg := testRWConfig("http://127.0.0.1:1/api/v1/write")
+	cfg.Shards, cfg.QueueCapacity = 1, 2
+	w, err := NewRemoteWriteOut(cfg, src, DefaultLabelNames, nil, slog.New(slog.DiscardHandler), nil)
+	require.NoError(t, err)
+	// Not running: nothing drains the queue.
+	src.set(testResult("a", 1000, 0.1), testResult("a", 2000, 0.2), testResult("a", 3000, 0.3), testResult("a", 4000, 0.4))
+	w.Collect()
+	require.Equal(t, 8.0, testutil.ToFloat64(w.metrics.samples.WithLabelValues("dropped")))
+	require.Len(t, w.last, 1)
+	for _, l := range w.last {
+		require.Equal(t, int64(2000), l.ts, "the cursor stops at the last result queued")
+	}
+	it := <-w.shards[0]
+	require.Equal(t, int64(1000), it.ts)
+	require.Equal(t, 0.1, it.values[0])
+	require.Equal(t, int64(2000), (<-w.shards[0]).ts)
+	// The next pass offers the rest, in order.
+	w.Collect()
+	require.Equal(t, int64(3000), (<-w.shards[0]).ts)
+	require.Equal(t, int64(4000), (<-w.shards[0]).ts)
+	// Series gone from the source are forgotten.
+	src.set()
+	w.Collect()
+	require.Empty(t, w.last)
 }
 
 func TestRemoteWriteOutConfigValidate(t *testing.T) {

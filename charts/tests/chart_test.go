@@ -32,6 +32,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
+
+	"github.com/sentinel-mesh/sentinel-mesh/internal/config"
 )
 
 const (
@@ -715,17 +717,13 @@ func checkScaled(t *testing.T, r rendered) {
 	assert.Equal(t, "receiver", svc.Obj.(*corev1.Service).Spec.Selector["app.kubernetes.io/component"])
 	cm, ok := r.get("ConfigMap", "sm-sentinel-mesh-config")
 	require.True(t, ok)
-	var cfg struct {
-		Kafka struct {
-			Brokers       []string `json:"brokers"`
-			Topic         string   `json:"topic"`
-			ConsumerGroup string   `json:"consumer_group"`
-		} `json:"kafka"`
-	}
-	require.NoError(t, yaml.Unmarshal([]byte(cm.Obj.(*corev1.ConfigMap).Data["config.yaml"]), &cfg))
+	// The real parser (strict); TestConfigParses checks every scenario the same way.
+	cfg, err := config.Parse([]byte(cm.Obj.(*corev1.ConfigMap).Data["config.yaml"]))
+	require.NoError(t, err)
 	assert.Len(t, cfg.Kafka.Brokers, 2)
-	assert.Equal(t, "sentinel-mesh-samples", cfg.Kafka.Topic)
-	assert.NotEmpty(t, cfg.Kafka.ConsumerGroup)
+	assert.Equal(t, "sentinel-mesh-samples", cfg.Kafka.Producer.Topic)
+	assert.Equal(t, []string{"sentinel-mesh-samples"}, cfg.Kafka.Consumer.Topics)
+	assert.Equal(t, "sentinel-mesh-detector", cfg.Kafka.Consumer.Group)
 }
 
 func checkAllOptional(t *testing.T, r rendered) {

@@ -37,6 +37,9 @@ type LabelNames struct {
 	Workload     string `yaml:"workload"`
 	WorkloadKind string `yaml:"workload_kind"`
 	Node         string `yaml:"node"`
+	// Zone carries the topology.kubernetes.io/zone label of the pod's node;
+	// empty disables it (and the node informer).
+	Zone string `yaml:"zone"`
 }
 
 // DefaultConfig returns the kubernetes section used for omitted keys.
@@ -45,7 +48,7 @@ func DefaultConfig() Config {
 		ResyncPeriod:   model.Duration(10 * time.Minute),
 		PodLabel:       "pod",
 		NamespaceLabel: "namespace",
-		LabelNames:     LabelNames{Workload: "workload", WorkloadKind: "workload_kind", Node: "node"},
+		LabelNames:     LabelNames{Workload: "workload", WorkloadKind: "workload_kind", Node: "node", Zone: "zone"},
 		IncidentWindow: model.Duration(2 * time.Minute),
 	}
 }
@@ -82,6 +85,9 @@ func (c *Config) Validate() error {
 		if !labelName.MatchString(v) {
 			errs = append(errs, fmt.Errorf("kubernetes.%s: invalid label name %q", key, v))
 		}
+	}
+	if c.LabelNames.Zone != "" && !labelName.MatchString(c.LabelNames.Zone) {
+		errs = append(errs, fmt.Errorf("kubernetes.label_names.zone: invalid label name %q", c.LabelNames.Zone))
 	}
 	return errors.Join(errs...)
 }

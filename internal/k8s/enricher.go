@@ -31,7 +31,11 @@ type Workload struct {
 	Kind      string // Deployment, StatefulSet, DaemonSet, CronJob, Job, ReplicaSet, Pod, or another controller kind
 	Name      string
 	Node      string // the pod's node; "" while unscheduled
+	Zone      string // the node's topology.kubernetes.io/zone label; "" when unknown
 }
+
+// ZoneLabel is the node label the zone comes from.
+const ZoneLabel = "topology.kubernetes.io/zone"
 
 // NewClient returns a clientset from cfg.Kubeconfig, the in-cluster service
 // account, or $KUBECONFIG, in that order.
@@ -75,16 +79,20 @@ type Enricher struct {
 	factory informers.SharedInformerFactory
 	synced  []cache.InformerSynced
 
-	pods        corelisters.PodLister
-	replicaSets appslisters.ReplicaSetLister
-	deployments appslisters.DeploymentLister
-	jobs        batchlisters.JobLister
+	pods         corelisters.PodLister
+	replicaSets  appslisters.ReplicaSetLister
+	deployments  appslisters.DeploymentLister
+	statefulSets appslisters.StatefulSetLister
+	daemonSets   appslisters.DaemonSetLister
+	jobs         batchlisters.JobLister
+	nodes        corelisters.NodeLister // nil when the zone label is disabled
 }
 
-// NewEnricher sets up informers on pods, replicasets, deployments and jobs;
-// Run starts them. StatefulSets, DaemonSets, CronJobs and nodes are not
-// watched: a pod's controller reference names its StatefulSet or DaemonSet,
-// a Job's names its CronJob, and the node comes from the pod's spec.
+// NewEnricher sets up informers on pods, replicasets, deployments,
+// statefulsets, daemonsets, jobs and (unless label_names.zone is empty)
+// nodes; Run starts them. The controllers' informers verify that an owner
+// named by a reference still exists; the nodes' give the zone. CronJobs are
+// not watched: a Job's controller reference names its CronJob.
 func NewEnricher(cfg Config, client kubernetes.Interface, logger *slog.Logger, reg prometheus.Registerer) (*Enricher, error) {
 	e := &Enricher{cfg: cfg, logger: logger}
 	e.metrics = metrics{
@@ -108,16 +116,25 @@ func NewEnricher(cfg Config, client kubernetes.Interface, logger *slog.Logger, r
 	pods := e.factory.Core().V1().Pods()
 	rs := e.factory.Apps().V1().ReplicaSets()
 	deps := e.factory.Apps().V1().Deployments()
+	sts := e.factory.Apps().V1().StatefulSets()
+	dss := e.factory.Apps().V1().DaemonSets()
 	jobs := e.factory.Batch().V1().Jobs()
-	// Only names, owners and node names are kept: a pod cache is otherwise
-	// the largest memory cost of the enrichment.
-	for _, inf := range []cache.SharedIndexInformer{pods.Informer(), rs.Informer(), deps.Informer(), jobs.Informer()} {
+	infs := []cache.SharedIndexInformer{pods.Informer(), rs.Informer(), deps.Informer(), sts.Informer(), dss.Informer(), jobs.Informer()}
+	if cfg.LabelNames.Zone != "" {
+		nodes := e.factory.Core().V1().Nodes()
+		infs = append(infs, nodes.Informer())
+		e.nodes = nodes.Lister()
+	}
+	// Only names, owners, node names and zones are kept: a pod cache is
+	// otherwise the largest memory cost of the enrichment.
+	for _, inf := range infs {
 		if err := inf.SetTransform(strip); err != nil {
 			return nil, fmt.Errorf("cannot set informer transform: %w", err)
 		}
 		e.synced = append(e.synced, inf.HasSynced)
 	}
 	e.pods, e.replicaSets, e.deployments, e.jobs = pods.Lister(), rs.Lister(), deps.Lister(), jobs.Lister()
+	e.statefulSets, e.daemonSets = sts.Lister(), dss.Lister()
 	return e, nil
 }
 
@@ -136,8 +153,18 @@ func strip(obj any) (any, error) {
 		return &appsv1.ReplicaSet{ObjectMeta: stripMeta(o.ObjectMeta)}, nil
 	case *appsv1.Deployment:
 		return &appsv1.Deployment{ObjectMeta: stripMeta(o.ObjectMeta)}, nil
+	case *appsv1.StatefulSet:
+		return &appsv1.StatefulSet{ObjectMeta: stripMeta(o.ObjectMeta)}, nil
+	case *appsv1.DaemonSet:
+		return &appsv1.DaemonSet{ObjectMeta: stripMeta(o.ObjectMeta)}, nil
 	case *batchv1.Job:
 		return &batchv1.Job{ObjectMeta: stripMeta(o.ObjectMeta)}, nil
+	case *corev1.Node:
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: o.Name, UID: o.UID, ResourceVersion: o.ResourceVersion}}
+		if z, ok := o.Labels[ZoneLabel]; ok {
+			n.Labels = map[string]string{ZoneLabel: z}
+		}
+		return n, nil
 	}
 	return obj, nil
 }
@@ -170,9 +197,13 @@ func (e *Enricher) HasSynced() bool {
 // to its workload by walking controller owner references while the owners
 // are in the cache: Pod → ReplicaSet → Deployment, Pod → Job → CronJob,
 // Pod → StatefulSet / DaemonSet / other controller. When an owner has been
-// deleted the walk stops at the last object that still exists (a pod whose
-// ReplicaSet is gone maps to the ReplicaSet named in its owner reference;
-// a ReplicaSet whose Deployment is gone maps to the ReplicaSet).
+// deleted the walk stops at the last object that still exists (a
+// ReplicaSet whose Deployment is gone maps to the ReplicaSet; a pod whose
+// StatefulSet or DaemonSet is gone maps to the pod), except that a pod
+// whose ReplicaSet is gone maps to the ReplicaSet named in its owner
+// reference (ReplicaSets come and go with rollouts; the name still groups
+// the pods of one revision). The zone is the node's zone label when the
+// node is in the cache.
 func (e *Enricher) Workload(lbls detector.Labels) (Workload, bool) {
 	ns, name := lbls.Get(e.cfg.NamespaceLabel), lbls.Get(e.cfg.PodLabel)
 	if ns == "" || name == "" {
@@ -185,6 +216,11 @@ func (e *Enricher) Workload(lbls detector.Labels) (Workload, bool) {
 	}
 	e.metrics.found.Inc()
 	w := Workload{Namespace: ns, Kind: "Pod", Name: pod.Name, Node: pod.Spec.NodeName}
+	if e.nodes != nil && w.Node != "" {
+		if node, err := e.nodes.Get(w.Node); err == nil {
+			w.Zone = node.Labels[ZoneLabel]
+		}
+	}
 	ref := metav1.GetControllerOf(pod)
 	if ref == nil {
 		return w, true
@@ -201,6 +237,14 @@ func (e *Enricher) Workload(lbls detector.Labels) (Workload, bool) {
 				w.Kind, w.Name = up.Kind, up.Name
 			}
 		}
+	case "StatefulSet":
+		if _, err := e.statefulSets.StatefulSets(ns).Get(ref.Name); err != nil {
+			w.Kind, w.Name = "Pod", pod.Name
+		}
+	case "DaemonSet":
+		if _, err := e.daemonSets.DaemonSets(ns).Get(ref.Name); err != nil {
+			w.Kind, w.Name = "Pod", pod.Name
+		}
 	case "Job":
 		job, err := e.jobs.Jobs(ns).Get(ref.Name)
 		if err != nil {
@@ -214,7 +258,8 @@ func (e *Enricher) Workload(lbls detector.Labels) (Workload, bool) {
 	return w, true
 }
 
-// Enrich adds the workload, workload kind and node labels of the series' pod.
+// Enrich adds the workload, workload kind, node and zone labels of the
+// series' pod.
 func (e *Enricher) Enrich(_ string, lbls detector.Labels, add func(name, value string)) {
 	w, ok := e.Workload(lbls)
 	if !ok {
@@ -224,5 +269,8 @@ func (e *Enricher) Enrich(_ string, lbls detector.Labels, add func(name, value s
 	add(e.cfg.LabelNames.WorkloadKind, w.Kind)
 	if w.Node != "" {
 		add(e.cfg.LabelNames.Node, w.Node)
+	}
+	if w.Zone != "" && e.cfg.LabelNames.Zone != "" {
+		add(e.cfg.LabelNames.Zone, w.Zone)
 	}
 }

@@ -45,7 +45,8 @@ func pod(ns, name, node string, owners []metav1.OwnerReference) *corev1.Pod {
 
 func cluster() []runtime.Object {
 	return []runtime.Object{
-		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}},
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1", Labels: map[string]string{ZoneLabel: "eu-west-1a", "big": "dropped"}}},
+		// node-2 has no Node object (not yet seen, or deleted).
 		&appsv1.Deployment{ObjectMeta: meta("shop", "web", nil)},
 		&appsv1.ReplicaSet{ObjectMeta: meta("shop", "web-5d8f", owner("Deployment", "web"))},
 		pod("shop", "web-5d8f-abcde", "node-1", owner("ReplicaSet", "web-5d8f")),
@@ -66,9 +67,14 @@ func cluster() []runtime.Object {
 
 func startEnricher(t *testing.T, objs ...runtime.Object) (*Enricher, *fake.Clientset, *prometheus.Registry) {
 	t.Helper()
+	return startEnricherWith(t, DefaultConfig(), objs...)
+}
+
+func startEnricherWith(t *testing.T, cfg Config, objs ...runtime.Object) (*Enricher, *fake.Clientset, *prometheus.Registry) {
+	t.Helper()
 	client := fake.NewClientset(objs...)
 	reg := prometheus.NewPedanticRegistry()
-	e, err := NewEnricher(DefaultConfig(), client, slog.New(slog.DiscardHandler), reg)
+	e, err := NewEnricher(cfg, client, slog.New(slog.DiscardHandler), reg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -98,13 +104,13 @@ func TestEnricherResolvesWorkloads(t *testing.T) {
 		ns, pod string
 		want    map[string]string
 	}{
-		{"shop", "web-5d8f-abcde", map[string]string{"workload": "web", "workload_kind": "Deployment", "node": "node-1"}},
+		{"shop", "web-5d8f-abcde", map[string]string{"workload": "web", "workload_kind": "Deployment", "node": "node-1", "zone": "eu-west-1a"}},
 		{"shop", "db-0", map[string]string{"workload": "db", "workload_kind": "StatefulSet", "node": "node-2"}},
-		{"kube-system", "agent-xyz", map[string]string{"workload": "agent", "workload_kind": "DaemonSet", "node": "node-1"}},
+		{"kube-system", "agent-xyz", map[string]string{"workload": "agent", "workload_kind": "DaemonSet", "node": "node-1", "zone": "eu-west-1a"}},
 		{"shop", "report-28000000-q", map[string]string{"workload": "report", "workload_kind": "CronJob", "node": "node-2"}},
 		{"shop", "standalone", map[string]string{"workload": "standalone", "workload_kind": "Pod"}},
-		{"shop", "old-77-a", map[string]string{"workload": "old-77", "workload_kind": "ReplicaSet", "node": "node-1"}},
-		{"shop", "gone-66-a", map[string]string{"workload": "gone-66", "workload_kind": "ReplicaSet", "node": "node-1"}},
+		{"shop", "old-77-a", map[string]string{"workload": "old-77", "workload_kind": "ReplicaSet", "node": "node-1", "zone": "eu-west-1a"}},
+		{"shop", "gone-66-a", map[string]string{"workload": "gone-66", "workload_kind": "ReplicaSet", "node": "node-1", "zone": "eu-west-1a"}},
 		{"shop", "unknown", map[string]string{}},
 		{"other", "web-5d8f-abcde", map[string]string{}},
 	}
@@ -120,6 +126,52 @@ func TestEnricherResolvesWorkloads(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, p.Labels)
 	require.Empty(t, p.Spec.Containers)
+	n, err := e.nodes.Get("node-1")
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{ZoneLabel: "eu-west-1a"}, n.Labels)
+}
+
+func TestEnricherOwnerAndNodeDeletion(t *testing.T) {
+	e, client, _ := startEnricher(t, cluster()...)
+	ctx := context.Background()
+
+	// A deleted StatefulSet or DaemonSet is not reported as the workload:
+	// its orphaned pods map to themselves.
+	require.NoError(t, client.AppsV1().StatefulSets("shop").Delete(ctx, "db", metav1.DeleteOptions{}))
+	require.NoError(t, client.AppsV1().DaemonSets("kube-system").Delete(ctx, "agent", metav1.DeleteOptions{}))
+	require.Eventually(t, func() bool {
+		db, agent := enrich(e, series("shop", "db-0")), enrich(e, series("kube-system", "agent-xyz"))
+		return db["workload"] == "db-0" && db["workload_kind"] == "Pod" &&
+			agent["workload"] == "agent-xyz" && agent["workload_kind"] == "Pod"
+	}, 10*time.Second, 5*time.Millisecond)
+	// Recreated: reported again.
+	_, err := client.AppsV1().StatefulSets("shop").Create(ctx, &appsv1.StatefulSet{ObjectMeta: meta("shop", "db", nil)}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return enrich(e, series("shop", "db-0"))["workload_kind"] == "StatefulSet" }, 10*time.Second, 5*time.Millisecond)
+
+	// A node that appears with a zone adds it; a deleted node's zone goes,
+	// the node name (from the pod) stays.
+	require.NotContains(t, enrich(e, series("shop", "db-0")), "zone")
+	_, err = client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-2", Labels: map[string]string{ZoneLabel: "eu-west-1b"}}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return enrich(e, series("shop", "db-0"))["zone"] == "eu-west-1b" }, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, client.CoreV1().Nodes().Delete(ctx, "node-1", metav1.DeleteOptions{}))
+	require.Eventually(t, func() bool {
+		got := enrich(e, series("shop", "web-5d8f-abcde"))
+		_, hasZone := got["zone"]
+		return !hasZone && got["node"] == "node-1" && got["workload"] == "web"
+	}, 10*time.Second, 5*time.Millisecond)
+}
+
+func TestEnricherZoneDisabled(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.LabelNames.Zone = ""
+	e, _, _ := startEnricherWith(t, cfg, cluster()...)
+	require.Nil(t, e.nodes, "no node informer")
+	require.Equal(t, map[string]string{"workload": "web", "workload_kind": "Deployment", "node": "node-1"}, enrich(e, series("shop", "web-5d8f-abcde")))
+	cfg.LabelNames.Zone = "az"
+	e, _, _ = startEnricherWith(t, cfg, cluster()...)
+	require.Equal(t, "eu-west-1a", enrich(e, series("shop", "web-5d8f-abcde"))["az"])
 }
 
 func TestEnricherFollowsPodChurnAndOwnerDeletion(t *testing.T) {
@@ -204,11 +256,15 @@ func TestConfigValidate(t *testing.T) {
 	require.NoError(t, c.Validate())
 	c.Enabled = true
 	require.NoError(t, c.Validate())
+	c.LabelNames.Zone = ""
+	require.NoError(t, c.Validate(), "an empty zone label name disables it")
 	c.PodLabel = "a-b"
 	c.LabelNames.Node = ""
+	c.LabelNames.Zone = "z-1"
 	err := c.Validate()
 	require.ErrorContains(t, err, "kubernetes.pod_label")
 	require.ErrorContains(t, err, "kubernetes.label_names.node")
+	require.ErrorContains(t, err, "kubernetes.label_names.zone")
 }
 
 func TestEnricherLabelsAreSortedIntoOutputs(t *testing.T) {

@@ -131,7 +131,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "sentinel-mesh.config" -}}
 {{- $derived := dict }}
 {{- if eq .Values.mode "scaled" }}
-{{- $_ := set $derived "kafka" (dict "brokers" .Values.kafka.brokers "topic" .Values.kafka.topic "consumer_group" .Values.kafka.consumerGroup) }}
+{{- /* kafka section keys of internal/config (kafka/config.go): receivers produce to
+producer.topic, detectors consume consumer.topics as consumer.group. */}}
+{{- $producer := dict "topic" .Values.kafka.topic }}
+{{- $consumer := dict "topics" (list .Values.kafka.topic) "group" .Values.kafka.consumerGroup }}
+{{- $_ := set $derived "kafka" (dict "brokers" .Values.kafka.brokers "producer" $producer "consumer" $consumer) }}
 {{- end }}
 {{- if .Values.kubernetes.enabled }}
 {{- $_ := set $derived "kubernetes" (dict "enabled" true) }}
