@@ -32,7 +32,7 @@ func run() int {
 		interval  = flag.Duration("interval", 15*time.Second, "sample interval per series")
 		duration  = flag.Duration("duration", 2*time.Minute, "measurement time after warm-up")
 		modelName = flag.String("model", "embedded", "embedded (the LSTM) or baseline (window mean, no ONNX)")
-		threads   = flag.Int("threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
+		threads   = flag.Int("threads", 1, "ONNX Runtime intra-op threads (0: one per core); the server's default is 1")
 		batch     = flag.Int("batch-size", 4096, "detector.batch_size")
 	)
 	flag.Parse()
@@ -40,7 +40,7 @@ func run() int {
 
 	var model detector.Model = detector.WindowMeanModel{W: 32}
 	if *modelName == "embedded" {
-		m, err := onnxmodel.LoadDefault(onnxmodel.Options{IntraOpThreads: *threads})
+		m, err := onnxmodel.LoadDefault(onnxmodel.Options{IntraOpThreads: *threads, DisableSpinning: true})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "cannot load model:", err)
 			return 1

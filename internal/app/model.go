@@ -49,7 +49,7 @@ func newModelLoader(cfg config.ModelConfig, det *detector.Detector, logger *slog
 }
 
 func (l *modelLoader) options() onnxmodel.Options {
-	return onnxmodel.Options{LibraryPath: l.cfg.RuntimeLibrary, IntraOpThreads: l.cfg.IntraOpThreads}
+	return onnxmodel.Options{LibraryPath: l.cfg.RuntimeLibrary, IntraOpThreads: l.cfg.IntraOpThreads, DisableSpinning: !l.cfg.AllowSpinning}
 }
 
 // load loads the model once: from the directory if configured, else the
