@@ -94,7 +94,8 @@ func New(cfg *config.Config, opts Options, logger *slog.Logger) (*App, error) {
 		fmt.Fprintln(w, "Sentinel Mesh is Healthy.")
 	})
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !det.Ready() {
+		// A receiver only forwards to Kafka and needs no model.
+		if !rwReady() {
 			http.Error(w, "Sentinel Mesh is not ready: model not loaded.", http.StatusServiceUnavailable)
 			return
 		}
@@ -167,8 +168,10 @@ func (a *App) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	run("detector", a.det.Run)
-	run("model", a.models.run)
+	if a.opts.Target != TargetReceiver {
+		run("detector", a.det.Run)
+		run("model", a.models.run)
+	}
 	for _, r := range a.runs {
 		run(r.name, r.run)
 	}

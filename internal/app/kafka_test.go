@@ -90,6 +90,9 @@ func TestReceiverAndDetectorTargetsOverKafka(t *testing.T) {
 	require.Eventually(t, func() bool { return det.Detector().NumSeries() == 1 }, 20*time.Second, 50*time.Millisecond,
 		"the detector app never tracked the series sent to the receiver")
 	require.Zero(t, recv.Detector().NumSeries(), "the receiver must forward, not track")
+	require.False(t, recv.Detector().Ready(), "a receiver loads no model")
+	code, _ := get(t, "http://"+recv.Addr()+"/-/ready", nil)
+	require.Equal(t, http.StatusOK, code, "a receiver is ready without a model")
 
 	// Following samples, one per request, are scored once the detector
 	// predicted from the full window.
