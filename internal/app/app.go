@@ -70,7 +70,13 @@ func New(cfg *config.Config, opts Options, logger *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("cannot create detector: %w", err)
 	}
 	a.det = det
-	a.models = newModelLoader(cfg.Model, det, logger.With("component", "model"), reg)
+	modelReg := prometheus.Registerer(reg)
+	if opts.Target == TargetReceiver {
+		// A receiver loads no model; exporting the loader's metrics would
+		// make the mixin's model alerts fire on it.
+		modelReg = prometheus.NewRegistry()
+	}
+	a.models = newModelLoader(cfg.Model, det, logger.With("component", "model"), modelReg)
 	reg.MustRegister(exporter.NewCollector(det, cfg.Exporter.LabelNames, a.enrichers))
 
 	rwApp, rwReady, err := a.remoteWriteAppender()

@@ -93,6 +93,8 @@ func TestReceiverAndDetectorTargetsOverKafka(t *testing.T) {
 	require.False(t, recv.Detector().Ready(), "a receiver loads no model")
 	code, _ := get(t, "http://"+recv.Addr()+"/-/ready", nil)
 	require.Equal(t, http.StatusOK, code, "a receiver is ready without a model")
+	_, metrics := get(t, "http://"+recv.Addr()+"/metrics", nil)
+	require.NotContains(t, metrics, "sentinel_mesh_model_last_load_success_timestamp_seconds", "model alerts must not fire on receivers")
 
 	// Following samples, one per request, are scored once the detector
 	// predicted from the full window.
