@@ -15,6 +15,13 @@ JSONNET_VERSION      := v0.22.0
 
 LISTEN ?= :9464
 
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BRANCH   ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
+            -X github.com/prometheus/common/version.Revision=$(REVISION) \
+            -X github.com/prometheus/common/version.Branch=$(BRANCH)
+
 .PHONY: help
 help: ## Show the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -25,7 +32,7 @@ ort: ## Install the ONNX Runtime shared library (npm onnxruntime-node, checksum-
 
 .PHONY: build
 build: ort ## Build bin/sentinel-mesh.
-	$(GO) build -o bin/sentinel-mesh ./cmd/sentinel-mesh
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/sentinel-mesh ./cmd/sentinel-mesh
 
 .PHONY: run
 run: build ## Build and run on the embedded defaults (listens on :9464).
