@@ -283,6 +283,12 @@ func (d *Detector) score(s *series, smp Sample, ms *modelState) (Event, bool) {
 		score = min(score, cfg.Threshold*0.99)
 	}
 	s.score, s.expected, s.lower, s.upper, s.scoredTs = score, s.pred, s.pred-half, s.pred+half, smp.TimestampMs
+	if score >= cfg.Threshold && s.hist == nil && d.cfg.HistoryPoints > 0 {
+		// History is kept only for series that had an anomaly: it is what the
+		// API and the Grafana plugin draw, and it would otherwise dominate the
+		// memory of a calm fleet. It starts with the sample that opens one.
+		s.hist = make([]historyPoint, d.cfg.HistoryPoints)
+	}
 	s.record(historyPoint{ts: smp.TimestampMs, value: float32(smp.Value), expected: float32(s.pred), half: float32(half), score: float32(score)})
 	d.metrics.samplesScored.Inc()
 	if !warm {
@@ -298,12 +304,6 @@ func (d *Detector) score(s *series, smp Sample, ms *modelState) (Event, bool) {
 		if s.anomalyID == 0 {
 			s.anomalyID = d.nextID.Add(1)
 			s.openedAt = smp.TimestampMs
-			if s.hist == nil && d.cfg.HistoryPoints > 0 {
-				// History is kept only for series that had an anomaly: it is
-				// what the API and the Grafana plugin draw, and it would
-				// otherwise dominate the memory of a calm fleet.
-				s.hist = make([]historyPoint, d.cfg.HistoryPoints)
-			}
 			s.peak = score
 			d.metrics.anomaliesOpen.Inc()
 			d.metrics.events.WithLabelValues("open").Inc()

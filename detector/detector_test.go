@@ -234,3 +234,22 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 	require.ErrorContains(t, err, "detector.max_series")
 	require.ErrorContains(t, err, "detector.scoring.threshold")
 }
+
+func TestHistoryStartsWithTheOpeningSample(t *testing.T) {
+	d, _ := newTestDetector(t, nil)
+	ls := lbls("__name__", "x")
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 200 {
+		feed(t, d, ls, int64(i+1)*1000, 100+rng.NormFloat64())
+	}
+	feed(t, d, ls, 201_000, 400)
+	var got []HistoryPoint
+	d.History(nil, "", 0, 1<<62, func(_ string, _ Labels, pts []HistoryPoint) bool {
+		got = append(got, pts...)
+		return true
+	})
+	require.Len(t, got, 1, "history begins with the sample that opened the anomaly")
+	require.Equal(t, int64(201_000), got[0].TimestampMs)
+	require.Equal(t, 400.0, got[0].Value)
+	require.GreaterOrEqual(t, got[0].Score, d.Threshold())
+}
