@@ -64,7 +64,11 @@ type Consumer struct {
 
 	mu    sync.Mutex
 	owner map[uint64]topicPartition // series hash -> partition it is read from
-	owned map[topicPartition]struct{}
+
+	// batchSeen holds the series appended since the last Flush; owned by
+	// the goroutine running processBatch.
+	batchSeen map[uint64]struct{}
+	owned     map[topicPartition]struct{}
 
 	killed         atomic.Bool // tests: behave like a crashed process
 	lastCheckpoint time.Time
@@ -95,9 +99,10 @@ func NewConsumer(cfg Config, o ConsumerOptions) (*Consumer, error) {
 	base = append(base, o.ExtraOpts...)
 	c := &Consumer{
 		cfg: cfg, o: o, base: base, m: o.Metrics, logger: o.Logger,
-		dec:   NewDecoder(&cfg, o.Limits, o.MaxDecodedBytes),
-		owner: make(map[uint64]topicPartition),
-		owned: make(map[topicPartition]struct{}),
+		dec:       NewDecoder(&cfg, o.Limits, o.MaxDecodedBytes),
+		owner:     make(map[uint64]topicPartition),
+		batchSeen: make(map[uint64]struct{}),
+		owned:     make(map[topicPartition]struct{}),
 	}
 	cc := cfg.Consumer
 	start := kgo.NewOffset().AtStart()
@@ -256,12 +261,29 @@ func (c *Consumer) processBatch(ctx context.Context, fetches kgo.Fetches) {
 		records++
 		k := topicPartition{r.Topic, r.Partition}
 		inv, err := c.dec.Decode(r, func(tenant string, ls detector.Labels, s []detector.Sample) {
-			as := c.o.Target.Append(tenant, ls, s)
-			st.Add(as)
-			if len(s) == 0 || as.Unselected > 0 || as.SeriesCap > 0 {
-				return // not tracked by the detector: no state to hand over
+			if len(s) == 0 {
+				return
 			}
 			h := detector.SeriesHash(tenant, ls)
+			var as detector.AppendStats
+			for i := range s {
+				// A sample is scored against the prediction from the window
+				// before it: when this batch already appended to the series,
+				// run inference first, so catching up on lag scores every
+				// sample instead of only the first per batch.
+				if _, again := c.batchSeen[h]; again {
+					if err := c.o.Target.Flush(); err != nil {
+						c.logger.Warn("detector flush failed", "err", err)
+					}
+					clear(c.batchSeen)
+				}
+				as.Add(c.o.Target.Append(tenant, ls, s[i:i+1]))
+				c.batchSeen[h] = struct{}{}
+			}
+			st.Add(as)
+			if as.Unselected > 0 || as.SeriesCap > 0 {
+				return // not tracked by the detector: no state to hand over
+			}
 			c.mu.Lock()
 			if c.owner[h] != k {
 				c.owner[h] = k
@@ -285,6 +307,7 @@ func (c *Consumer) processBatch(ctx context.Context, fetches kgo.Fetches) {
 			c.deadLetter(r, err)
 		}
 	})
+	clear(c.batchSeen)
 	if records == 0 {
 		return
 	}

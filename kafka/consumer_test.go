@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sentinel-mesh/sentinel-mesh/detector"
@@ -128,4 +130,41 @@ func TestProducerUnavailable(t *testing.T) {
 	if err := b.Commit(context.Background()); err == nil {
 		t.Fatal("Commit succeeded with the cluster down")
 	}
+}
+
+// TestConsumerScoresEverySampleWhenCatchingUp puts a backlog on the topic
+// before the consumer starts, so each polled batch holds many samples of the
+// same series, and checks that every sample past warm-up is scored, not only
+// the first of each series per batch.
+func TestConsumerScoresEverySampleWhenCatchingUp(t *testing.T) {
+	cl := newCluster(t, 1, "rw")
+	cfg := testConfig(cl, "rw")
+	cfg.State.Topic = ""
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second).UnixMilli()
+	const series, steps = 5, 40
+	var recs []*kgo.Record
+	for step := range steps {
+		for i := range series {
+			ls := detector.FromStrings("__name__", "backlog", "i", string(rune('a'+i)))
+			v, _ := EncodeSeriesV1(ls, []detector.Sample{{TimestampMs: t0 + int64(step)*1000, Value: float64(step % 7)}}, nil)
+			recs = append(recs, &kgo.Record{Topic: "rw", Value: v})
+		}
+	}
+	// One record carrying several samples of one series is split too.
+	multi, _ := EncodeSeriesV1(detector.FromStrings("__name__", "backlog", "i", "a"), []detector.Sample{
+		{TimestampMs: t0 + steps*1000, Value: 1}, {TimestampMs: t0 + (steps+1)*1000, Value: 2}, {TimestampMs: t0 + (steps+2)*1000, Value: 3},
+	}, nil)
+	recs = append(recs, &kgo.Record{Topic: "rw", Value: multi})
+	produce(t, cl, recs...)
+
+	reg := prometheus.NewRegistry()
+	det := newTestDetector(t, reg)
+	target := newCountingTarget(det)
+	_, stop := startConsumer(t, cfg, target, NewMetrics(nil))
+	defer stop()
+	waitFor(t, 20*time.Second, "the backlog to be consumed", func() bool { return target.samples() == series*steps+3 })
+	unscored := gatheredValue(t, reg, "sentinel_mesh_samples_unscored_total", map[string]string{"reason": "inference_lag"})
+	require.Zero(t, unscored, "every sample after the first full window is scored")
+	// Window 8: samples 9.. of each series are scored.
+	require.Equal(t, float64(series*(steps-8)+3), gatheredValue(t, reg, "sentinel_mesh_samples_scored_total", nil))
 }
