@@ -26,6 +26,7 @@ type shard struct {
 	mu      sync.Mutex
 	series  map[uint64]*series
 	pending []*series
+	results []loggedResult // result log, see EnableResultLog
 }
 
 // modelState is swapped atomically when a new model is loaded.
@@ -43,6 +44,8 @@ type Detector struct {
 	logger  *slog.Logger
 	metrics *metrics
 	sinks   []EventSink
+
+	resultLogCap int // per shard; 0: no result log
 
 	model     atomic.Pointer[modelState]
 	inferMu   sync.Mutex // one inference pass at a time
@@ -206,6 +209,9 @@ func (d *Detector) Append(tenant string, lbls Labels, samples []Sample) AppendSt
 		s.lastTs = smp.TimestampMs
 		if ev, ok := d.score(s, smp, ms); ok {
 			events = append(events, ev)
+		}
+		if d.resultLogCap > 0 && s.scoredTs == smp.TimestampMs {
+			d.logResult(sh, s)
 		}
 		s.push(smp.Value)
 		s.seq++

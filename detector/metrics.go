@@ -21,6 +21,7 @@ type metrics struct {
 	anomaliesOpen      prometheus.Gauge
 	events             *prometheus.CounterVec
 	modelInfo          *prometheus.GaugeVec
+	resultLogDropped   prometheus.Counter
 	lastSampleUnix     atomic.Int64 // wall clock of the newest accepted sample
 }
 
@@ -77,6 +78,10 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 			Name: "sentinel_mesh_anomaly_events_total",
 			Help: "Anomaly events, by kind (open, close).",
 		}, []string{"kind"}),
+		resultLogDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_mesh_result_log_dropped_total",
+			Help: "Scored results not kept for the remote-write output because the result log was full.",
+		}),
 		modelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sentinel_mesh_model_info",
 			Help: "The model in use; value 1 for the current version.",
@@ -95,7 +100,7 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 		reg.MustRegister(
 			m.seriesCreated, m.seriesExpired, m.seriesLimitReached, m.samplesDropped,
 			m.samplesScored, m.samplesUnscored, m.batchSize, m.inferenceDuration,
-			m.inferenceErrors, m.predictionLatency, m.anomaliesOpen, m.events, m.modelInfo,
+			m.inferenceErrors, m.predictionLatency, m.anomaliesOpen, m.events, m.modelInfo, m.resultLogDropped,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "sentinel_mesh_series_active",
 				Help: "Series the detector holds state for.",

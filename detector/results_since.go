@@ -13,7 +13,16 @@ package detector
 // history ring, the latest one at full precision and older ones with the
 // float32 precision of the history; other series give their latest result
 // only.
+//
+// With the result log on (EnableResultLog), every result scored since the
+// previous call is given instead, calm series included, and the log is
+// emptied; results that did not fit the log were counted in
+// sentinel_mesh_result_log_dropped_total.
 func (d *Detector) ResultsSince(cursor func(id uint64) int64, fn func(id uint64, r *Result) bool) {
+	if d.resultLogCap > 0 {
+		d.drainResultLog(cursor, fn)
+		return
+	}
 	var r Result
 	for i := range d.shards {
 		sh := &d.shards[i]
@@ -57,5 +66,68 @@ func (d *Detector) ResultsSince(cursor func(id uint64) int64, fn func(id uint64,
 			}
 		}
 		sh.mu.Unlock()
+	}
+}
+
+// loggedResult is one scored sample in a shard's result log.
+type loggedResult struct {
+	s                                    *series
+	ts                                   int64
+	value, score, expected, lower, upper float64
+	anomalous                            bool
+}
+
+// EnableResultLog makes every scored result available to ResultsSince, not
+// only the latest per series: each shard keeps up to capacity/256 results
+// (at least 64) until ResultsSince drains them; past that they are dropped
+// and counted. Outputs that forward every score (remote-write of scores)
+// turn it on; call it before samples arrive.
+func (d *Detector) EnableResultLog(capacity int) {
+	d.resultLogCap = max(capacity/numShards, 64)
+}
+
+// logResult appends s's latest result to the shard's log. Called with the
+// shard lock held.
+func (d *Detector) logResult(sh *shard, s *series) {
+	if len(sh.results) >= d.resultLogCap {
+		d.metrics.resultLogDropped.Inc()
+		return
+	}
+	sh.results = append(sh.results, loggedResult{
+		s: s, ts: s.scoredTs, value: s.value, score: s.score,
+		expected: s.expected, lower: s.lower, upper: s.upper, anomalous: s.anomalyID != 0,
+	})
+}
+
+// drainResultLog gives and empties every shard's result log, oldest first.
+// When fn returns false the rest of that shard's log stays for the next call.
+func (d *Detector) drainResultLog(cursor func(id uint64) int64, fn func(id uint64, r *Result) bool) {
+	var r Result
+	for i := range d.shards {
+		sh := &d.shards[i]
+		sh.mu.Lock()
+		done, stopped := len(sh.results), false
+		for j := range sh.results {
+			e := &sh.results[j]
+			if e.ts <= cursor(e.s.hash) {
+				continue
+			}
+			r = Result{
+				Tenant: e.s.tenant, Labels: e.s.labels, TimestampMs: e.ts,
+				Value: e.value, Score: e.score, Expected: e.expected,
+				Lower: e.lower, Upper: e.upper, Anomalous: e.anomalous,
+			}
+			if !fn(e.s.hash, &r) {
+				done, stopped = j+1, true
+				break
+			}
+		}
+		n := copy(sh.results, sh.results[done:])
+		clear(sh.results[n:]) // drop series pointers so expired series can be collected
+		sh.results = sh.results[:n]
+		sh.mu.Unlock()
+		if stopped {
+			return
+		}
 	}
 }

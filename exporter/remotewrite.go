@@ -236,6 +236,11 @@ func NewRemoteWriteOut(cfg RemoteWriteOutConfig, src ResultSource, names LabelNa
 	for i := range w.shards {
 		w.shards[i] = make(chan rwItem, cfg.QueueCapacity)
 	}
+	if l, ok := src.(interface{ EnableResultLog(capacity int) }); ok {
+		// Every scored result, calm series included, waits in the detector
+		// until the next Collect; as many as the send queues can hold.
+		l.EnableResultLog(cfg.QueueCapacity * cfg.Shards)
+	}
 	w.metrics = newRemoteWriteOutMetrics(reg, w)
 	return w, nil
 }
