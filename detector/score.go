@@ -6,15 +6,17 @@ import (
 
 // ScoringConfig turns prediction errors into calibrated scores.
 //
-// A sample's score combines two surprises, each -ln of a tail probability:
+// A sample's score combines surprises, each -ln of a tail probability:
 // the model's prediction error (a Gaussian tail of the error against the
 // series' long-term error distribution) and the level of the values (the
-// short-term mean of the values against their long-term mean and standard
-// deviation). Each surprise is bounded by how often the series itself has
-// produced that much surprise before (an empirical tail from a small
-// histogram per term), so a deviation a series shows every day does not look
-// rare however heavy-tailed its errors are. The score is the summed surprise
-// divided by -ln(PFloor), clamped to [0,1]. See docs/detection.md.
+// short-term mean of the values before the sample against their long-term
+// mean and standard deviation). Each is bounded by how often the series
+// itself has produced that much surprise before (an empirical tail from a
+// small histogram per term), so a deviation a series shows every day does not
+// look rare however heavy-tailed its errors are. A third surprise scores a
+// sudden drop of the short-term variance of the values below its lowest level
+// so far (a series going flat). The score is the summed surprise divided by
+// -ln(PFloor), clamped to [0,1]. See docs/detection.md.
 type ScoringConfig struct {
 	// WarmupSamples is how many prediction errors a series needs before it is
 	// scored at all; until then its score is 0. Counted after the first full window.
@@ -44,6 +46,14 @@ type ScoringConfig struct {
 	// Direction limits anomalies to deviations above (up) or below (down) the
 	// expected value.
 	Direction Direction `yaml:"direction"`
+	// VarianceWindow is the effective length (in samples) of the short-term
+	// variance of the values that the variance-drop term compares with its
+	// lowest level so far; 0 turns the term off.
+	VarianceWindow int `yaml:"variance_window"`
+	// VarianceMargin is how far (log2 units) the short-term variance must
+	// fall below its lowest level so far before the variance-drop term
+	// scores; beyond it each log2 unit adds one nat of surprise.
+	VarianceMargin float64 `yaml:"variance_margin"`
 	// MinAbsDeviation and MinRelDeviation (a fraction of |expected|) are the
 	// smallest deviations that may raise the score, so flat series and tiny
 	// wiggles do not page anyone.
@@ -61,6 +71,8 @@ var DefaultScoringConfig = ScoringConfig{
 	EmpiricalTail:   0.125,
 	PFloor:          1e-7,
 	Threshold:       0.5,
+	VarianceWindow:  5,
+	VarianceMargin:  4,
 	Direction:       DirectionBoth,
 	MinAbsDeviation: 0,
 	MinRelDeviation: 0,
@@ -80,6 +92,8 @@ type calibration struct {
 	vn              uint32
 	valMean, valVar float32 // long-term mean and variance of the values
 	valShort        float32 // short-term mean of the values (LevelWindow)
+	varShort        float32 // short-term mean squared deviation from valShort (VarianceWindow)
+	varLow          float32 // log2 of the lowest varShort seen, slowly forgotten
 
 	errTail tailHist // log2 of the short-term error
 	lvlTail tailHist // log2 of the level term's surprise
@@ -98,6 +112,18 @@ const (
 type tailHist struct {
 	share [histBins]float32
 	max   float32
+}
+
+// export and restore carry a histogram in SeriesState: the shares, then max.
+func (t *tailHist) export() (a [histBins + 1]float32) {
+	copy(a[:], t.share[:])
+	a[histBins] = t.max
+	return a
+}
+
+func (t *tailHist) restore(a [histBins + 1]float32) {
+	copy(t.share[:], a[:histBins])
+	t.max = a[histBins]
 }
 
 func histBin(x float64) int {
@@ -256,21 +282,29 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, gated bool) (sco
 	sErr = bounded(&c.errTail, cfg, sErr, math.Log2(max(float64(c.shortErr), 1e-12)), m)
 
 	// Level term.
-	var sLvl float64
+	var sLvl, sVar float64
 	if cfg.LevelWindow > 0 {
 		vm, vv := float64(c.valMean), float64(c.valVar)
 		aLvl := 1 / float64(cfg.LevelWindow)
+		// The level term compares the short-term mean before this sample:
+		// a single outlier is the error term's business, and counting it in
+		// both terms at once made every daily spike an anomaly. A level
+		// shift reaches the level term one sample later.
+		lvl := float64(c.valShort)
 		if c.vn == 1 {
 			c.valShort = float32(v)
 		} else {
 			c.valShort = float32((1-aLvl)*float64(c.valShort) + aLvl*v)
+		}
+		if cfg.VarianceWindow > 0 {
+			sVar = c.varianceDrop(cfg, v, vm, m, gated)
 		}
 		if gated && m > 0 {
 			vs := max(math.Sqrt(vv), 1e-6+1e-3*math.Abs(vm))
 			// Two-sided, as if the short-term mean averaged LevelWindow
 			// independent values; the empirical tail corrects for series
 			// where they are not.
-			z := math.Abs(float64(c.valShort)-vm) / vs * math.Sqrt(float64(cfg.LevelWindow))
+			z := math.Abs(lvl-vm) / vs * math.Sqrt(float64(cfg.LevelWindow))
 			sLvl = max(-logGaussTail(z)-math.Ln2, 0)
 			sLvl = bounded(&c.lvlTail, cfg, sLvl, math.Log2(max(sLvl, 1e-12)), m)
 		}
@@ -281,7 +315,7 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, gated bool) (sco
 	}
 
 	if warm {
-		score = min(max(sErr+sLvl, 0)/-math.Log(cfg.PFloor), 1)
+		score = min(max(sErr+sLvl+sVar, 0)/-math.Log(cfg.PFloor), 1)
 	}
 
 	// Update the long-term error distribution after scoring, so a sample is
@@ -291,6 +325,47 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, gated bool) (sco
 	variance = (1 - a) * (variance + a*d*d)
 	c.errMean, c.errVar = float32(mean), float32(variance)
 	return score, warm
+}
+
+// Variance-drop term: a series that suddenly goes (nearly) flat, such as a
+// stuck sensor or a stalled counter, stays inside its normal range and is
+// predicted well, so neither other term notices. varShort is the
+// short-term mean squared deviation of the values from their short-term
+// mean; varLow is the log2 of its lowest value so far, forgotten by one
+// histogram bin per LongWindow/2 samples and following new lows by at most
+// varLowRate per sample. A variance VarianceMargin log2 units or more below
+// that low scores one nat per further log2 unit, up to twice the threshold's
+// surprise. A variance that falls abruptly outruns the low mark and scores
+// while it keeps falling; a slow change of noise level moves the mark along.
+const (
+	varLowRate = 0.02 // log2 units per sample
+	varLowCap  = 2    // in units of the threshold's surprise
+)
+
+func (c *calibration) varianceDrop(cfg *ScoringConfig, v, vm float64, m uint32, gated bool) float64 {
+	dv := v - float64(c.valShort)
+	a := 1 / float64(cfg.VarianceWindow)
+	if c.vn == 1 {
+		c.varShort = float32(dv * dv)
+	} else {
+		c.varShort = float32((1-a)*float64(c.varShort) + a*dv*dv)
+	}
+	// The floor keeps a constant series finite: relative to the level, as
+	// float32 values are.
+	x := math.Log2(float64(c.varShort) + 1e-12 + 1e-8*vm*vm)
+	if m <= uint32(cfg.VarianceWindow) {
+		// Until the short-term variance has seen warm samples only.
+		c.varLow = float32(x)
+		return 0
+	}
+	var s float64
+	if gated && m > tailSettle {
+		s = min(max(0, float64(c.varLow)-x-cfg.VarianceMargin), varLowCap*cfg.surpriseAtThreshold())
+	}
+	lw := float64(max(cfg.LongWindow, 1))
+	low := float64(c.varLow)
+	c.varLow = float32(min(max(x, low-varLowRate), low+2*histStep/lw))
+	return s
 }
 
 // halfWidth returns the bounds' half width in normalised units: the single

@@ -95,3 +95,56 @@ func TestScoringRestoredCalibrationIsCautious(t *testing.T) {
 		require.Less(t, score, cfg.Threshold, "sample %d", i)
 	}
 }
+
+// A noisy series that goes flat inside its normal range opens an anomaly
+// through the variance-drop term; the same series staying noisy does not.
+func TestScoringVarianceDrop(t *testing.T) {
+	cfg := DefaultScoringConfig
+	var c calibration
+	rng := rand.New(rand.NewPCG(11, 12))
+	maxCalm := 0.0
+	for range 2000 {
+		v := 10 + rng.NormFloat64()
+		score, _ := c.observe(&cfg, math.Abs(rng.NormFloat64()), v, true)
+		maxCalm = max(maxCalm, score)
+	}
+	require.Less(t, maxCalm, cfg.Threshold)
+	opened := false
+	for range 200 {
+		// Stuck at a normal value, predicted perfectly.
+		score, _ := c.observe(&cfg, 0.1, 10, true)
+		opened = opened || score >= cfg.Threshold
+	}
+	require.True(t, opened, "a series going flat must open an anomaly")
+}
+
+// SeriesState carries the whole calibration (format 2) and still decodes
+// format 1, whose series restart the value statistics and tails.
+func TestSeriesStateCarriesCalibration(t *testing.T) {
+	cfg := DefaultScoringConfig
+	var c calibration
+	rng := rand.New(rand.NewPCG(13, 14))
+	for range 1000 {
+		c.observe(&cfg, math.Abs(rng.NormFloat64()), 5+rng.NormFloat64(), true)
+	}
+	s := &series{cal: c}
+	st := exportSeries(s)
+	b, err := st.MarshalBinary()
+	require.NoError(t, err)
+	require.Equal(t, byte(stateFormatV2), b[0])
+	var got SeriesState
+	require.NoError(t, got.UnmarshalBinary(b))
+	require.Equal(t, st, got)
+
+	require.Equal(t, c, restoreCalibration(&got))
+
+	// Format 1: the same bytes up to the end of the V1 fields.
+	v1 := SeriesState{Tenant: "t", CalN: 7, CalErrMean: 1, CalErrVar: 2, CalShortErr: 3, Value: 4, LastAboveTs: 9}
+	b, err = v1.MarshalBinary()
+	require.NoError(t, err)
+	b = b[:len(b)-1] // CalVN 0
+	b[0] = stateFormatV1
+	got = SeriesState{}
+	require.NoError(t, got.UnmarshalBinary(b))
+	require.Equal(t, v1, got)
+}

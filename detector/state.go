@@ -26,6 +26,14 @@ type SeriesState struct {
 	CalErrMean  float32
 	CalErrVar   float32
 	CalShortErr float32
+	// Value statistics, variance-drop state and empirical tails of the
+	// scoring (format 2). CalVN 0 means they are absent (format 1, or a
+	// series not scored yet): after import they restart, and the series
+	// scores 0 for warmup_samples samples and conservatively for the next 100.
+	CalVN                                                      uint32
+	CalValMean, CalValVar, CalValShort, CalVarShort, CalVarLow float32
+	// Shares of the 16 bins, then the largest value seen.
+	CalErrTail, CalLvlTail [histBins + 1]float32
 
 	// Latest result; ScoredTs is 0 if the series was never scored.
 	Value, Score, Expected, Lower, Upper float64
@@ -39,7 +47,12 @@ type SeriesState struct {
 	Peak        float64
 }
 
-const stateFormatV1 = 1
+// Format versions: 1 has the error statistics only; 2 appends the value
+// statistics and empirical tails. Both decode.
+const (
+	stateFormatV1 = 1
+	stateFormatV2 = 2
+)
 
 // MarshalBinary encodes s in a compact versioned format.
 func (s *SeriesState) MarshalBinary() ([]byte, error) {
@@ -48,7 +61,7 @@ func (s *SeriesState) MarshalBinary() ([]byte, error) {
 
 // AppendBinary appends the encoding of s to b.
 func (s *SeriesState) AppendBinary(b []byte) ([]byte, error) {
-	b = append(b, stateFormatV1)
+	b = append(b, stateFormatV2)
 	b = appendString(b, s.Tenant)
 	b = binary.AppendUvarint(b, uint64(len(s.Labels)))
 	for _, l := range s.Labels {
@@ -75,6 +88,17 @@ func (s *SeriesState) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, flags)
 	b = binary.AppendVarint(b, s.OpenedAt)
 	b = binary.AppendVarint(b, s.LastAboveTs)
+	b = binary.AppendUvarint(b, uint64(s.CalVN))
+	if s.CalVN > 0 {
+		for _, f := range [...]float32{s.CalValMean, s.CalValVar, s.CalValShort, s.CalVarShort, s.CalVarLow} {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+		}
+		for _, t := range [...]*[histBins + 1]float32{&s.CalErrTail, &s.CalLvlTail} {
+			for _, f := range t {
+				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+			}
+		}
+	}
 	return b, nil
 }
 
@@ -158,7 +182,7 @@ const maxStateItems = 1 << 16
 
 // UnmarshalBinary decodes data produced by MarshalBinary. s does not alias data.
 func (s *SeriesState) UnmarshalBinary(data []byte) error {
-	if len(data) == 0 || data[0] != stateFormatV1 {
+	if len(data) == 0 || (data[0] != stateFormatV1 && data[0] != stateFormatV2) {
 		return fmt.Errorf("cannot decode series state: unknown format version")
 	}
 	r := stateReader{b: data[1:]}
@@ -193,6 +217,17 @@ func (s *SeriesState) UnmarshalBinary(data []byte) error {
 	}
 	s.OpenedAt = r.varint()
 	s.LastAboveTs = r.varint()
+	if data[0] >= stateFormatV2 {
+		s.CalVN = uint32(r.uvarint())
+		if s.CalVN > 0 {
+			s.CalValMean, s.CalValVar, s.CalValShort, s.CalVarShort, s.CalVarLow = r.f32(), r.f32(), r.f32(), r.f32(), r.f32()
+			for _, t := range [...]*[histBins + 1]float32{&s.CalErrTail, &s.CalLvlTail} {
+				for i := range t {
+					t[i] = r.f32()
+				}
+			}
+		}
+	}
 	if r.err != nil {
 		return fmt.Errorf("cannot decode series state: %w", r.err)
 	}
@@ -238,7 +273,11 @@ func exportSeries(s *series) SeriesState {
 		CalErrMean:  s.cal.errMean,
 		CalErrVar:   s.cal.errVar,
 		CalShortErr: s.cal.shortErr,
-		Value:       s.value, Score: s.score, Expected: s.expected, Lower: s.lower, Upper: s.upper,
+		CalVN:       s.cal.vn,
+		CalValMean:  s.cal.valMean, CalValVar: s.cal.valVar, CalValShort: s.cal.valShort,
+		CalVarShort: s.cal.varShort, CalVarLow: s.cal.varLow,
+		CalErrTail: s.cal.errTail.export(), CalLvlTail: s.cal.lvlTail.export(),
+		Value: s.value, Score: s.score, Expected: s.expected, Lower: s.lower, Upper: s.upper,
 		ScoredTs:    s.scoredTs,
 		AnomalyOpen: s.anomalyID != 0,
 		OpenedAt:    s.openedAt,
@@ -292,7 +331,7 @@ func (d *Detector) ImportState(st SeriesState) bool {
 	s.seq++
 	s.lastTs = st.LastTs
 	s.lastSeenUnix = time.Now().Unix()
-	s.cal = calibration{n: st.CalN, errMean: st.CalErrMean, errVar: st.CalErrVar, shortErr: st.CalShortErr}
+	s.cal = restoreCalibration(&st)
 	s.value, s.score, s.expected, s.lower, s.upper, s.scoredTs = st.Value, st.Score, st.Expected, st.Lower, st.Upper, st.ScoredTs
 	switch {
 	case st.AnomalyOpen && s.anomalyID == 0:
@@ -325,4 +364,18 @@ func (d *Detector) DeleteSeries(filter func(tenant string, ls Labels) bool) int 
 		}
 		return true
 	})
+}
+
+// restoreCalibration is the calibration carried by st. Without the value
+// statistics (CalVN 0) they and the tails restart.
+func restoreCalibration(st *SeriesState) calibration {
+	c := calibration{n: st.CalN, errMean: st.CalErrMean, errVar: st.CalErrVar, shortErr: st.CalShortErr}
+	if st.CalVN > 0 {
+		c.vn = st.CalVN
+		c.valMean, c.valVar, c.valShort = st.CalValMean, st.CalValVar, st.CalValShort
+		c.varShort, c.varLow = st.CalVarShort, st.CalVarLow
+		c.errTail.restore(st.CalErrTail)
+		c.lvlTail.restore(st.CalLvlTail)
+	}
+	return c
 }
