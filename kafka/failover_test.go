@@ -257,22 +257,8 @@ func TestHandoffTiming(t *testing.T) {
 		}
 		da.Append("t1", ls, smp)
 	}
-	ca, err := NewConsumer(cfg, ConsumerOptions{Target: da})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ca.connect(); err != nil {
-		t.Fatal(err)
-	}
-	defer ca.cl.Close()
-	cb, err := NewConsumer(cfg, ConsumerOptions{Target: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cb.connect(); err != nil {
-		t.Fatal(err)
-	}
-	defer cb.cl.Close()
+	ca := connectedConsumer(t, cfg, ConsumerOptions{Target: da})
+	cb := connectedConsumer(t, cfg, ConsumerOptions{Target: db})
 	parts := map[topicPartition]struct{}{}
 	for p := range int32(4) {
 		parts[topicPartition{"samples", p}] = struct{}{}

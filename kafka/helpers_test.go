@@ -178,3 +178,18 @@ func startConsumer(t testing.TB, cfg Config, target Target, m *Metrics) (*Consum
 	}()
 	return c, func() { cancel(); <-done }
 }
+
+// connectedConsumer returns a consumer whose client is connected but not
+// running, for driving rebalance callbacks by hand; closed at cleanup.
+func connectedConsumer(t testing.TB, cfg Config, o ConsumerOptions) *Consumer {
+	t.Helper()
+	c, err := NewConsumer(cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.connect(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.cl.Close)
+	return c
+}
