@@ -283,8 +283,10 @@ func TestSeries(t *testing.T) {
 		{name: "one series", path: q("/api/v1/series", "match[]", `{instance="a"}`), wantSeries: 1,
 			check: func(t *testing.T, s []api.SeriesJSON) {
 				sj := s[0]
-				// History starts after the anomaly opened at 190s.
-				require.Len(t, sj.Timestamps, 10)
+				// History starts with the sample that opened the anomaly at 190s.
+				require.Len(t, sj.Timestamps, 11)
+				require.Equal(t, baseMs+190_000, sj.Timestamps[0])
+				require.GreaterOrEqual(t, float64(sj.Score[0]), 0.5, "the opening sample is anomalous")
 				n := len(sj.Timestamps)
 				for _, col := range [][]api.Float{sj.Value, sj.Score, sj.Expected, sj.Lower, sj.Upper} {
 					require.Len(t, col, n)
@@ -302,7 +304,7 @@ func TestSeries(t *testing.T) {
 			}},
 		{name: "time range", path: q("/api/v1/series", "match[]", `{instance="a"}`, "start", "1700000190", "end", "1700000195.5"), wantSeries: 1,
 			check: func(t *testing.T, s []api.SeriesJSON) {
-				require.Equal(t, []int64{baseMs + 191_000, baseMs + 192_000, baseMs + 193_000, baseMs + 194_000, baseMs + 195_000}, s[0].Timestamps)
+				require.Equal(t, []int64{baseMs + 190_000, baseMs + 191_000, baseMs + 192_000, baseMs + 193_000, baseMs + 194_000, baseMs + 195_000}, s[0].Timestamps)
 			}},
 		{name: "overlapping selectors deduplicated", path: q("/api/v1/series", "match[]", `{instance="a"}`, "match[]", `http_requests`), wantSeries: 2},
 		{name: "tenant parameter", path: q("/api/v1/series", "match[]", `{job=~".+"}`, "tenant", "t2"), wantSeries: 1},
