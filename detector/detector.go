@@ -118,17 +118,18 @@ func (d *Detector) Threshold() float64 { return d.cfg.Scoring.Threshold }
 
 // hashSeries identifies a series by tenant and label set.
 func hashSeries(tenant string, lbls Labels) uint64 {
-	var h xxhash.Digest
-	h.Reset()
-	_, _ = h.WriteString(tenant)
-	_, _ = h.Write([]byte{0xff})
+	// One Sum64 over a contiguous buffer is several times cheaper than many
+	// small Digest writes; the array stays on the stack for typical series.
+	var arr [512]byte
+	b := append(arr[:0], tenant...)
+	b = append(b, 0xff)
 	for _, l := range lbls {
-		_, _ = h.WriteString(l.Name)
-		_, _ = h.Write([]byte{0xfe})
-		_, _ = h.WriteString(l.Value)
-		_, _ = h.Write([]byte{0xff})
+		b = append(b, l.Name...)
+		b = append(b, 0xfe)
+		b = append(b, l.Value...)
+		b = append(b, 0xff)
 	}
-	return h.Sum64()
+	return xxhash.Sum64(b)
 }
 
 func labelsEqual(a, b Labels) bool {
