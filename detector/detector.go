@@ -433,10 +433,10 @@ func (d *Detector) infer(ms *modelState, batch []*series) error {
 	n := len(batch)
 	d.input = grow(d.input, n*w)
 	d.output = grow(d.output, n)
-	d.seqs = growU32(d.seqs, n)
-	d.means = grow64(d.means, n)
-	d.scales = grow64(d.scales, n)
-	d.enqueue = growI64(d.enqueue, n)
+	d.seqs = grow(d.seqs, n)
+	d.means = grow(d.means, n)
+	d.scales = grow(d.scales, n)
+	d.enqueue = grow(d.enqueue, n)
 	valid := 0
 	for _, s := range batch {
 		sh := &d.shards[s.hash%numShards]
@@ -487,30 +487,10 @@ func (d *Detector) infer(ms *modelState, batch []*series) error {
 	return nil
 }
 
-func grow(b []float32, n int) []float32 {
+// grow returns b resized to n, reusing its array when it is large enough.
+func grow[T any](b []T, n int) []T {
 	if cap(b) < n {
-		return make([]float32, n)
-	}
-	return b[:n]
-}
-
-func grow64(b []float64, n int) []float64 {
-	if cap(b) < n {
-		return make([]float64, n)
-	}
-	return b[:n]
-}
-
-func growU32(b []uint32, n int) []uint32 {
-	if cap(b) < n {
-		return make([]uint32, n)
-	}
-	return b[:n]
-}
-
-func growI64(b []int64, n int) []int64 {
-	if cap(b) < n {
-		return make([]int64, n)
+		return make([]T, n)
 	}
 	return b[:n]
 }

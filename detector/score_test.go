@@ -46,15 +46,7 @@ func TestScoringLearnsRecurringDeviations(t *testing.T) {
 // prediction error alone stays below the threshold.
 func TestScoringLevelShift(t *testing.T) {
 	cfg := DefaultScoringConfig
-	var c calibration
-	rng := rand.New(rand.NewPCG(5, 6))
-	maxCalm := 0.0
-	for range 2000 {
-		v := 10 + rng.NormFloat64()
-		score, _ := c.observe(&cfg, math.Abs(rng.NormFloat64()), v, true)
-		maxCalm = max(maxCalm, score)
-	}
-	require.Less(t, maxCalm, cfg.Threshold)
+	c, rng := calmCalibration(t, &cfg, 5, 6)
 	opened := false
 	for range 20 {
 		// The model follows the shift (small errors); the values do not
@@ -100,15 +92,7 @@ func TestScoringRestoredCalibrationIsCautious(t *testing.T) {
 // through the variance-drop term; the same series staying noisy does not.
 func TestScoringVarianceDrop(t *testing.T) {
 	cfg := DefaultScoringConfig
-	var c calibration
-	rng := rand.New(rand.NewPCG(11, 12))
-	maxCalm := 0.0
-	for range 2000 {
-		v := 10 + rng.NormFloat64()
-		score, _ := c.observe(&cfg, math.Abs(rng.NormFloat64()), v, true)
-		maxCalm = max(maxCalm, score)
-	}
-	require.Less(t, maxCalm, cfg.Threshold)
+	c, _ := calmCalibration(t, &cfg, 11, 12)
 	opened := false
 	for range 200 {
 		// Stuck at a normal value, predicted perfectly.
@@ -147,4 +131,21 @@ func TestSeriesStateCarriesCalibration(t *testing.T) {
 	got = SeriesState{}
 	require.NoError(t, got.UnmarshalBinary(b))
 	require.Equal(t, v1, got)
+}
+
+// calmCalibration feeds 2000 calm samples (values around 10, small errors)
+// and checks that none of them reaches the threshold. It returns the
+// calibration and the random stream, which the caller continues.
+func calmCalibration(t *testing.T, cfg *ScoringConfig, seed1, seed2 uint64) (calibration, *rand.Rand) {
+	t.Helper()
+	var c calibration
+	rng := rand.New(rand.NewPCG(seed1, seed2))
+	maxCalm := 0.0
+	for range 2000 {
+		v := 10 + rng.NormFloat64()
+		score, _ := c.observe(cfg, math.Abs(rng.NormFloat64()), v, true)
+		maxCalm = max(maxCalm, score)
+	}
+	require.Less(t, maxCalm, cfg.Threshold)
+	return c, rng
 }
