@@ -22,6 +22,12 @@ type Config struct {
 	// AnomalyCloseAfter closes an anomaly once its series has scored below the
 	// threshold for this long (in sample time).
 	AnomalyCloseAfter model.Duration `yaml:"anomaly_close_after"`
+	// AnomalyCloseBelow is the score under which an open anomaly counts as
+	// calm (hysteresis): it opens at scoring.threshold but stays open while
+	// the score stays at or above this, so a score wavering around the
+	// threshold is one anomaly, not many. Must not exceed the threshold;
+	// equal to it turns hysteresis off.
+	AnomalyCloseBelow float64 `yaml:"anomaly_close_below"`
 	// HistoryPoints is how many recent results a series keeps for the API
 	// once it has had an anomaly (24 bytes per point); 0 turns history off.
 	HistoryPoints int `yaml:"history_points"`
@@ -42,6 +48,7 @@ var DefaultConfig = Config{
 	BatchSize:         1024,
 	BatchInterval:     model.Duration(100 * time.Millisecond),
 	AnomalyCloseAfter: model.Duration(5 * time.Minute),
+	AnomalyCloseBelow: 0.15,
 	HistoryPoints:     120,
 	Scoring:           DefaultScoringConfig,
 }
@@ -93,6 +100,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AnomalyCloseAfter < 0 {
 		errs = append(errs, errors.New("detector.anomaly_close_after must be >= 0"))
+	}
+	if !(c.AnomalyCloseBelow >= 0 && c.AnomalyCloseBelow <= c.Scoring.Threshold) {
+		errs = append(errs, fmt.Errorf("detector.anomaly_close_below must be in [0, detector.scoring.threshold (%g)]", c.Scoring.Threshold))
 	}
 	if c.HistoryPoints < 0 {
 		errs = append(errs, errors.New("detector.history_points must be >= 0"))

@@ -306,7 +306,14 @@ func (d *Detector) score(s *series, smp Sample, ms *modelState) (Event, bool) {
 	if dev < 0 {
 		dir = DirectionDown
 	}
-	if score >= cfg.Threshold {
+	return d.transition(s, score, smp, ms, dir)
+}
+
+// transition opens an anomaly when score reaches the threshold and closes an
+// open one once the score has stayed below anomaly_close_below for
+// anomaly_close_after. Called with the shard lock held.
+func (d *Detector) transition(s *series, score float64, smp Sample, ms *modelState, dir Direction) (Event, bool) {
+	if score >= d.cfg.Scoring.Threshold || (s.anomalyID != 0 && score >= d.cfg.AnomalyCloseBelow) {
 		s.lastAboveTs = smp.TimestampMs
 		if s.anomalyID == 0 {
 			s.anomalyID = d.nextID.Add(1)

@@ -230,9 +230,11 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 	cfg := DefaultConfig
 	cfg.MaxSeries = 0
 	cfg.Scoring.Threshold = 2
+	cfg.AnomalyCloseBelow = -1
 	err := cfg.Validate()
 	require.ErrorContains(t, err, "detector.max_series")
 	require.ErrorContains(t, err, "detector.scoring.threshold")
+	require.ErrorContains(t, err, "detector.anomaly_close_below")
 }
 
 func TestHistoryStartsWithTheOpeningSample(t *testing.T) {
@@ -252,4 +254,30 @@ func TestHistoryStartsWithTheOpeningSample(t *testing.T) {
 	require.Equal(t, int64(201_000), got[0].TimestampMs)
 	require.Equal(t, 400.0, got[0].Value)
 	require.GreaterOrEqual(t, got[0].Score, d.Threshold())
+}
+
+func TestAnomalyHysteresis(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		closeBelow float64
+		scores     []float64
+		want       []EventKind
+	}{
+		{"wavering score is one anomaly", 0.15, []float64{0.6, 0.3, 0.45, 0.55, 0.2, 0.1, 0.1}, []EventKind{EventOpen, EventClose}},
+		{"below close_below closes", 0.15, []float64{0.6, 0.1, 0.6, 0.1}, []EventKind{EventOpen, EventClose, EventOpen, EventClose}},
+		{"hysteresis off", 0.5, []float64{0.6, 0.3, 0.55, 0.1}, []EventKind{EventOpen, EventClose, EventOpen, EventClose}},
+		{"below close_below never opens", 0.15, []float64{0.3, 0.45, 0.2}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, _ := newTestDetector(t, func(c *Config) { c.AnomalyCloseBelow = tc.closeBelow })
+			s := d.newSeries(1, "", lbls("__name__", "x"))
+			var got []EventKind
+			for i, sc := range tc.scores {
+				if ev, ok := d.transition(s, sc, Sample{TimestampMs: int64(i+1) * 1000, Value: 1}, nil, DirectionUp); ok {
+					got = append(got, ev.Kind)
+				}
+			}
+			require.Equal(t, tc.want, got)
+		})
+	}
 }
