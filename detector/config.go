@@ -17,6 +17,10 @@ type Config struct {
 	SeriesIdleTimeout model.Duration `yaml:"series_idle_timeout"`
 	// BatchSize is the most windows one ONNX Runtime call scores.
 	BatchSize int `yaml:"batch_size"`
+	// InferenceNice is the nice value (0-19) of the thread that runs
+	// inference (Linux): above 0, receiving samples takes precedence over
+	// scoring them when both compete for the CPU. 0 keeps the process's priority.
+	InferenceNice int `yaml:"inference_nice"`
 	// BatchInterval is how long pending windows may wait for a batch to fill.
 	BatchInterval model.Duration `yaml:"batch_interval"`
 	// AnomalyCloseAfter closes an anomaly once its series has scored below the
@@ -47,6 +51,7 @@ var DefaultConfig = Config{
 	SeriesIdleTimeout: model.Duration(15 * time.Minute),
 	BatchSize:         1024,
 	BatchInterval:     model.Duration(100 * time.Millisecond),
+	InferenceNice:     10,
 	AnomalyCloseAfter: model.Duration(5 * time.Minute),
 	AnomalyCloseBelow: 0.15,
 	HistoryPoints:     120,
@@ -97,6 +102,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchInterval <= 0 {
 		errs = append(errs, errors.New("detector.batch_interval must be > 0"))
+	}
+	if c.InferenceNice < 0 || c.InferenceNice > 19 {
+		errs = append(errs, errors.New("detector.inference_nice must be in [0, 19]"))
 	}
 	if c.AnomalyCloseAfter < 0 {
 		errs = append(errs, errors.New("detector.anomaly_close_after must be >= 0"))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,20 +148,76 @@ func labelsEqual(a, b Labels) bool {
 // Append routes samples of one series into its state and scores each sample
 // against the prediction made from the window before it. Samples must be in
 // timestamp order; older ones are dropped and counted. lbls and samples are
-// not retained.
+// not retained. Inputs with many series per request use Begin instead.
 func (d *Detector) Append(tenant string, lbls Labels, samples []Sample) AppendStats {
+	b := d.Begin()
+	st := b.Append(tenant, lbls, samples)
+	_ = b.Commit(context.Background()) // never fails
+	return st
+}
+
+// Begin starts a batch of Appends that share one clock reading and hand their
+// counters and events on once, at Commit.
+func (d *Detector) Begin() Batch {
+	b := batchPool.Get().(*appendBatch)
+	b.d, b.now = d, time.Now()
+	return b
+}
+
+// appendBatch is the Detector's Batch; pooled, so an input's request costs
+// no allocation here. Its events slice is reused: sinks do not retain it.
+type appendBatch struct {
+	d      *Detector
+	now    time.Time
+	stats  AppendStats
+	counts scoreCounts
+	events []Event
+}
+
+var batchPool = sync.Pool{New: func() any { return new(appendBatch) }}
+
+// maxPooledEvents bounds the events array a pooled batch keeps, so one
+// request that opened many anomalies does not pin a large array.
+const maxPooledEvents = 1024
+
+func (b *appendBatch) Append(tenant string, lbls Labels, samples []Sample) AppendStats {
+	st := b.d.appendSeries(b, tenant, lbls, samples)
+	b.stats.Add(st)
+	return st
+}
+
+// Commit updates the self-metrics, hands the batch's events to the sinks and
+// returns the batch to the pool. It never fails.
+func (b *appendBatch) Commit(context.Context) error {
+	d := b.d
+	d.metrics.countDrops(b.stats)
+	d.metrics.countScores(b.counts)
+	if b.stats.Accepted > 0 {
+		d.metrics.lastSampleUnix.Store(b.now.Unix())
+	}
+	d.emit(b.events)
+	events := b.events
+	clear(events)
+	if cap(events) > maxPooledEvents {
+		events = nil
+	}
+	*b = appendBatch{events: events[:0]}
+	batchPool.Put(b)
+	return nil
+}
+
+// appendSeries is Append for one series within batch b.
+func (d *Detector) appendSeries(b *appendBatch, tenant string, lbls Labels, samples []Sample) AppendStats {
 	var st AppendStats
 	if len(samples) == 0 {
 		return st
 	}
 	if !d.cfg.Selection.Matches(lbls) {
 		st.Unselected = len(samples)
-		d.metrics.countDrops(st)
 		return st
 	}
 	h := hashSeries(tenant, lbls)
 	sh := &d.shards[h%numShards]
-	var events []Event
 
 	sh.mu.Lock()
 	s := sh.series[h]
@@ -172,7 +229,6 @@ func (d *Detector) Append(tenant string, lbls Labels, samples []Sample) AppendSt
 			sh.mu.Unlock()
 			st.SeriesCap = len(samples)
 			d.metrics.seriesLimitReached.Inc()
-			d.metrics.countDrops(st)
 			return st
 		}
 		s = d.newSeries(h, tenant, lbls)
@@ -186,14 +242,14 @@ func (d *Detector) Append(tenant string, lbls Labels, samples []Sample) AppendSt
 		s.ring = make([]float64, ms.model.Window())
 		s.reset()
 	}
-	now := time.Now()
+	now := b.now
 	for _, smp := range samples {
 		if IsStaleNaN(smp.Value) {
 			// The target is gone: the run ends, an open anomaly closes, and the
 			// next sample starts a fresh window.
 			st.Stale++
 			if s.anomalyID != 0 {
-				events = append(events, d.closeAnomaly(s, smp.TimestampMs, ms))
+				b.events = append(b.events, d.closeAnomaly(s, smp.TimestampMs, ms))
 			}
 			s.reset()
 			continue
@@ -208,8 +264,8 @@ func (d *Detector) Append(tenant string, lbls Labels, samples []Sample) AppendSt
 		}
 		st.Accepted++
 		s.lastTs = smp.TimestampMs
-		if ev, ok := d.score(s, smp, ms); ok {
-			events = append(events, ev)
+		if ev, ok := d.score(s, smp, ms, &b.counts); ok {
+			b.events = append(b.events, ev)
 		}
 		if d.resultLogCap > 0 && s.scoredTs == smp.TimestampMs {
 			d.logResult(sh, s)
@@ -225,12 +281,6 @@ func (d *Detector) Append(tenant string, lbls Labels, samples []Sample) AppendSt
 	}
 	s.lastSeenUnix = now.Unix()
 	sh.mu.Unlock()
-
-	d.metrics.countDrops(st)
-	if st.Accepted > 0 {
-		d.metrics.lastSampleUnix.Store(now.Unix())
-	}
-	d.emit(events)
 	return st
 }
 
@@ -260,12 +310,12 @@ func clone(s string) string {
 // score compares smp with the series' pending prediction, updates the
 // calibration and the anomaly state, and returns an event when an anomaly
 // opens or closes. Called with the shard lock held.
-func (d *Detector) score(s *series, smp Sample, ms *modelState) (Event, bool) {
+func (d *Detector) score(s *series, smp Sample, ms *modelState, counts *scoreCounts) (Event, bool) {
 	s.value = smp.Value
 	if !s.predValid {
 		if s.count > 0 && ms != nil && int(s.count) == len(s.ring) {
 			// The window was full but inference had not caught up.
-			d.metrics.samplesUnscored.WithLabelValues("inference_lag").Inc()
+			counts.lag++
 		}
 		return Event{}, false
 	}
@@ -297,9 +347,9 @@ func (d *Detector) score(s *series, smp Sample, ms *modelState) (Event, bool) {
 		s.hist = make([]historyPoint, d.cfg.HistoryPoints)
 	}
 	s.record(historyPoint{ts: smp.TimestampMs, value: float32(smp.Value), expected: float32(s.pred), half: float32(half), score: float32(score)})
-	d.metrics.samplesScored.Inc()
+	counts.scored++
 	if !warm {
-		d.metrics.samplesUnscored.WithLabelValues("warmup").Inc()
+		counts.warmup++
 	}
 
 	dir := DirectionUp
@@ -380,6 +430,17 @@ func (d *Detector) emit(events []Event) {
 // Run schedules inference until ctx is done: every batch interval, or as soon
 // as a full batch is pending, and expires idle series once a minute.
 func (d *Detector) Run(ctx context.Context) error {
+	// Inference runs on this goroutine (ONNX Runtime with one intra-op
+	// thread computes on the calling thread). Only a series' latest window
+	// matters, so when samples arrive faster than they can be scored,
+	// ingestion should win the CPU and scoring catch up on whatever is newest:
+	// the thread runs at a lower priority (detector.inference_nice). It stays
+	// locked, so the thread exits with Run instead of carrying its priority
+	// to other goroutines.
+	runtime.LockOSThread()
+	if err := lowerThreadPriority(d.cfg.InferenceNice); err != nil {
+		d.logger.Warn("inference runs at normal priority", "err", err)
+	}
 	tick := time.NewTicker(time.Duration(d.cfg.BatchInterval))
 	defer tick.Stop()
 	expire := time.NewTicker(time.Minute)

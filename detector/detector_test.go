@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"context"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -280,4 +281,32 @@ func TestAnomalyHysteresis(t *testing.T) {
 			require.Equal(t, tc.want, got)
 		})
 	}
+}
+
+func TestBatchHandsEventsAndCountsOnAtCommit(t *testing.T) {
+	sink := &recordingSink{}
+	d, _ := newTestDetector(t, nil, sink)
+	ls := lbls("__name__", "x")
+	rng := rand.New(rand.NewPCG(3, 4))
+	ts := int64(1000)
+	for i := range 300 {
+		feed(t, d, ls, ts, 100+10*math.Sin(float64(i)/5)+rng.NormFloat64())
+		ts += 1000
+	}
+	require.Empty(t, sink.events)
+	scored := testutil.ToFloat64(d.metrics.samplesScored)
+
+	b := d.Begin()
+	st := b.Append("", ls, []Sample{{TimestampMs: ts, Value: 400}})
+	require.Equal(t, 1, st.Accepted)
+	st = b.Append("", ls, []Sample{{TimestampMs: ts - 1, Value: 1}})
+	require.Equal(t, 1, st.OutOfOrder)
+	require.Empty(t, sink.events, "events wait for Commit")
+	require.Equal(t, scored, testutil.ToFloat64(d.metrics.samplesScored))
+
+	require.NoError(t, b.Commit(context.Background()))
+	require.Len(t, sink.events, 1)
+	require.Equal(t, EventOpen, sink.events[0].Kind)
+	require.Equal(t, scored+1, testutil.ToFloat64(d.metrics.samplesScored))
+	require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.dropped.outOfOrder))
 }

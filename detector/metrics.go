@@ -12,8 +12,11 @@ type metrics struct {
 	seriesExpired      prometheus.Counter
 	seriesLimitReached prometheus.Counter
 	samplesDropped     *prometheus.CounterVec
+	dropped            dropCounters // samplesDropped by reason, bound once
 	samplesScored      prometheus.Counter
 	samplesUnscored    *prometheus.CounterVec
+	unscoredWarmup     prometheus.Counter // samplesUnscored{reason="warmup"}
+	unscoredLag        prometheus.Counter // samplesUnscored{reason="inference_lag"}
 	batchSize          prometheus.Histogram
 	inferenceDuration  prometheus.Histogram
 	inferenceErrors    prometheus.Counter
@@ -87,12 +90,15 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 			Help: "The model in use; value 1 for the current version.",
 		}, []string{"version"}),
 	}
-	for _, r := range []string{"out_of_order", "nan", "stale", "unselected", "series_limit"} {
-		m.samplesDropped.WithLabelValues(r)
+	m.dropped = dropCounters{
+		outOfOrder:  m.samplesDropped.WithLabelValues("out_of_order"),
+		nan:         m.samplesDropped.WithLabelValues("nan"),
+		stale:       m.samplesDropped.WithLabelValues("stale"),
+		unselected:  m.samplesDropped.WithLabelValues("unselected"),
+		seriesLimit: m.samplesDropped.WithLabelValues("series_limit"),
 	}
-	for _, r := range []string{"warmup", "inference_lag"} {
-		m.samplesUnscored.WithLabelValues(r)
-	}
+	m.unscoredWarmup = m.samplesUnscored.WithLabelValues("warmup")
+	m.unscoredLag = m.samplesUnscored.WithLabelValues("inference_lag")
 	for _, k := range []string{"open", "close"} {
 		m.events.WithLabelValues(k)
 	}
@@ -118,17 +124,39 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 	return m
 }
 
+type dropCounters struct {
+	outOfOrder, nan, stale, unselected, seriesLimit prometheus.Counter
+}
+
 func (m *metrics) countDrops(st AppendStats) {
-	add := func(reason string, n int) {
+	add := func(c prometheus.Counter, n int) {
 		if n > 0 {
-			m.samplesDropped.WithLabelValues(reason).Add(float64(n))
+			c.Add(float64(n))
 		}
 	}
-	add("out_of_order", st.OutOfOrder)
-	add("nan", st.NaN)
-	add("stale", st.Stale)
-	add("unselected", st.Unselected)
-	add("series_limit", st.SeriesCap)
+	add(m.dropped.outOfOrder, st.OutOfOrder)
+	add(m.dropped.nan, st.NaN)
+	add(m.dropped.stale, st.Stale)
+	add(m.dropped.unselected, st.Unselected)
+	add(m.dropped.seriesLimit, st.SeriesCap)
+}
+
+// scoreCounts counts one Append call's scoring outcomes, so the shared
+// counters are touched once per call rather than once per sample.
+type scoreCounts struct {
+	scored, warmup, lag int
+}
+
+func (m *metrics) countScores(c scoreCounts) {
+	if c.scored > 0 {
+		m.samplesScored.Add(float64(c.scored))
+	}
+	if c.warmup > 0 {
+		m.unscoredWarmup.Add(float64(c.warmup))
+	}
+	if c.lag > 0 {
+		m.unscoredLag.Add(float64(c.lag))
+	}
 }
 
 func (m *metrics) setModel(version string) {

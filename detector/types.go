@@ -7,6 +7,7 @@
 package detector
 
 import (
+	"context"
 	"sort"
 	"strings"
 )
@@ -109,6 +110,23 @@ type Appender interface {
 	Append(tenant string, lbls Labels, samples []Sample) AppendStats
 }
 
+// BatchAppender is an Appender that can also take many series as one batch,
+// as an input does with one request: per-batch work (the clock, self-metrics,
+// handing events to the sinks, or forwarding somewhere durable) happens once
+// at Commit instead of once per series.
+type BatchAppender interface {
+	Appender
+	Begin() Batch
+}
+
+// Batch collects the series of one request. Append must copy what it keeps
+// (Appender's contract). Commit returns once the batch is accepted, or with
+// an error; it is called exactly once, and the Batch is not used after it.
+type Batch interface {
+	Appender
+	Commit(ctx context.Context) error
+}
+
 // Direction says which deviations from the expected value count as anomalous.
 type Direction int
 
@@ -178,7 +196,8 @@ type Event struct {
 
 // EventSink receives anomaly events. HandleEvents is called from the detector's
 // scheduler goroutine and from Append callers; implementations must be fast and
-// must not block (queue and drop with a counter when full).
+// must not block (queue and drop with a counter when full), and must not
+// retain the slice: the detector reuses it.
 type EventSink interface {
 	HandleEvents([]Event)
 }

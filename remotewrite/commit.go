@@ -8,23 +8,15 @@ import (
 )
 
 // BatchAppender is an optional interface of the Appender given to
-// NewHandler, for Appenders that forward samples somewhere durable (the
-// Kafka producer of --target=receiver). The handler opens one batch per
-// request, appends the request's valid series to it and commits it before it
-// answers: a Commit error answers 503 so the sender keeps the data and
+// NewHandler: the handler opens one batch per request, appends the request's
+// valid series to it and commits it before it answers. The detector batches
+// its bookkeeping; the Kafka producer of --target=receiver forwards the batch
+// durably, and a Commit error answers 503 so the sender keeps the data and
 // retries.
-type BatchAppender interface {
-	detector.Appender
-	Begin() Batch
-}
+type BatchAppender = detector.BatchAppender
 
-// Batch collects the series of one request. Append must copy what it keeps
-// (detector.Appender's contract). Commit returns once the batch is durably
-// accepted, or with an error; it is called exactly once.
-type Batch interface {
-	detector.Appender
-	Commit(ctx context.Context) error
-}
+// Batch collects the series of one request (detector.Batch).
+type Batch = detector.Batch
 
 // appendRequest appends wr through a per-request Batch when the Appender
 // supports it, and directly otherwise.
