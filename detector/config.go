@@ -20,6 +20,8 @@ type Config struct {
 	// InferenceNice is the nice value (0-19) of the thread that runs
 	// inference (Linux): above 0, receiving samples takes precedence over
 	// scoring them when both compete for the CPU. 0 keeps the process's priority.
+	// With model.intra_op_threads above 1, ONNX Runtime's own pool threads
+	// keep the process's priority.
 	InferenceNice int `yaml:"inference_nice"`
 	// BatchInterval is how long pending windows may wait for a batch to fill.
 	BatchInterval model.Duration `yaml:"batch_interval"`
