@@ -133,6 +133,12 @@ func (c *Config) Validate() error {
 	if !(s.Threshold > 0 && s.Threshold <= 1) {
 		errs = append(errs, errors.New("detector.scoring.threshold must be in (0,1]"))
 	}
+	if s.RangeSurprise < 0 {
+		errs = append(errs, errors.New("detector.scoring.range_surprise must be >= 0"))
+	}
+	if s.RangeMargin < 0 {
+		errs = append(errs, errors.New("detector.scoring.range_margin must be >= 0"))
+	}
 	if s.MinAbsDeviation < 0 {
 		errs = append(errs, errors.New("detector.scoring.min_abs_deviation must be >= 0"))
 	}

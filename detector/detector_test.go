@@ -232,10 +232,12 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 	cfg.MaxSeries = 0
 	cfg.Scoring.Threshold = 2
 	cfg.AnomalyCloseBelow = -1
+	cfg.Scoring.RangeMargin = -0.1
 	err := cfg.Validate()
 	require.ErrorContains(t, err, "detector.max_series")
 	require.ErrorContains(t, err, "detector.scoring.threshold")
 	require.ErrorContains(t, err, "detector.anomaly_close_below")
+	require.ErrorContains(t, err, "detector.scoring.range_margin")
 }
 
 func TestHistoryStartsWithTheOpeningSample(t *testing.T) {

@@ -54,6 +54,18 @@ type ScoringConfig struct {
 	// fall below its lowest level so far before the variance-drop term
 	// scores; beyond it each log2 unit adds one nat of surprise.
 	VarianceMargin float64 `yaml:"variance_margin"`
+	// RangeSurprise (nats) is added to a sample's surprise when its value lies
+	// outside everything the series has done: beyond its running maximum or
+	// minimum by more than RangeMargin times the range between them. It
+	// only adds to a sample that is already surprising (a positive sum of
+	// the other terms), so it never opens an anomaly by itself unless it
+	// alone exceeds the threshold. 0 turns the term off.
+	RangeSurprise float64 `yaml:"range_surprise"`
+	// RangeMargin is that margin, a fraction of the range. The running
+	// maximum and minimum relax towards the long-term mean by 1/LongWindow
+	// of their distance per sample, so a series' range is forgotten over
+	// about LongWindow samples.
+	RangeMargin float64 `yaml:"range_margin"`
 	// MinAbsDeviation and MinRelDeviation (a fraction of |expected|) are the
 	// smallest deviations that may raise the score, so flat series and tiny
 	// wiggles do not page anyone.
@@ -73,6 +85,8 @@ var DefaultScoringConfig = ScoringConfig{
 	Threshold:       0.5,
 	VarianceWindow:  5,
 	VarianceMargin:  4,
+	RangeSurprise:   3.2,
+	RangeMargin:     0.1,
 	Direction:       DirectionBoth,
 	MinAbsDeviation: 0,
 	MinRelDeviation: 0,
@@ -94,6 +108,7 @@ type calibration struct {
 	valShort        float32 // short-term mean of the values (LevelWindow)
 	varShort        float32 // short-term mean squared deviation from valShort (VarianceWindow)
 	varLow          float32 // log2 of the lowest varShort seen, slowly forgotten
+	valMax, valMin  float32 // running range of the values, slowly forgotten (RangeSurprise)
 
 	errTail tailHist // log2 of the short-term error
 	lvlTail tailHist // log2 of the level term's surprise
@@ -282,7 +297,7 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, gated bool) (sco
 	sErr = bounded(&c.errTail, cfg, sErr, math.Log2(max(float64(c.shortErr), 1e-12)), m)
 
 	// Level term.
-	var sLvl, sVar float64
+	var sLvl, sVar, sRange float64
 	if cfg.LevelWindow > 0 {
 		vm, vv := float64(c.valMean), float64(c.valVar)
 		aLvl := 1 / float64(cfg.LevelWindow)
@@ -308,6 +323,10 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, gated bool) (sco
 			sLvl = max(-logGaussTail(z)-math.Ln2, 0)
 			sLvl = bounded(&c.lvlTail, cfg, sLvl, math.Log2(max(sLvl, 1e-12)), m)
 		}
+		outside := c.outsideRange(cfg, v, vm, lw)
+		if gated && m > 0 && outside {
+			sRange = cfg.RangeSurprise
+		}
 		d := v - vm
 		vm += aVal * d
 		vv = (1 - aVal) * (vv + aVal*d*d)
@@ -315,7 +334,13 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, gated bool) (sco
 	}
 
 	if warm {
-		score = min(max(sErr+sLvl+sVar, 0)/-math.Log(cfg.PFloor), 1)
+		sum := sErr + sLvl + sVar
+		if sum > 0 {
+			// Only on a sample that is already surprising: a series that
+			// trends to new highs in small steps is not anomalous for it.
+			sum += sRange
+		}
+		score = min(max(sum, 0)/-math.Log(cfg.PFloor), 1)
 	}
 
 	// Update the long-term error distribution after scoring, so a sample is
@@ -366,6 +391,25 @@ func (c *calibration) varianceDrop(cfg *ScoringConfig, v, vm float64, m uint32, 
 	low := float64(c.varLow)
 	c.varLow = float32(min(max(x, low-varLowRate), low+2*histStep/lw))
 	return s
+}
+
+// outsideRange reports whether v lies beyond the running range of the
+// values by more than RangeMargin of it, then widens the range to v and
+// relaxes it towards the long-term mean vm. The first value starts it.
+func (c *calibration) outsideRange(cfg *ScoringConfig, v, vm, lw float64) bool {
+	if cfg.RangeSurprise <= 0 {
+		return false
+	}
+	if c.vn == 1 {
+		c.valMax, c.valMin = float32(v), float32(v)
+		return false
+	}
+	hi, lo := float64(c.valMax), float64(c.valMin)
+	margin := cfg.RangeMargin * (hi - lo)
+	outside := hi > lo && (v > hi+margin || v < lo-margin)
+	c.valMax = float32(max(v, vm+(hi-vm)*(1-1/lw)))
+	c.valMin = float32(min(v, vm+(lo-vm)*(1-1/lw)))
+	return outside
 }
 
 // halfWidth returns the bounds' half width in normalised units: the single

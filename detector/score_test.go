@@ -102,8 +102,9 @@ func TestScoringVarianceDrop(t *testing.T) {
 	require.True(t, opened, "a series going flat must open an anomaly")
 }
 
-// SeriesState carries the whole calibration (format 2) and still decodes
-// format 1, whose series restart the value statistics and tails.
+// SeriesState carries the whole calibration (format 3) and still decodes
+// format 2, whose range comes from the value moments, and format 1, whose
+// series restart the value statistics and tails.
 func TestSeriesStateCarriesCalibration(t *testing.T) {
 	cfg := DefaultScoringConfig
 	var c calibration
@@ -115,12 +116,23 @@ func TestSeriesStateCarriesCalibration(t *testing.T) {
 	st := exportSeries(s)
 	b, err := st.MarshalBinary()
 	require.NoError(t, err)
-	require.Equal(t, byte(stateFormatV2), b[0])
+	require.Equal(t, byte(stateFormatV3), b[0])
 	var got SeriesState
 	require.NoError(t, got.UnmarshalBinary(b))
 	require.Equal(t, st, got)
 
 	require.Equal(t, c, restoreCalibration(&got))
+
+	// Format 2: the same bytes without the range at the end.
+	b2 := append([]byte(nil), b[:len(b)-8]...)
+	b2[0] = stateFormatV2
+	var got2 SeriesState
+	require.NoError(t, got2.UnmarshalBinary(b2))
+	sd := float32(math.Sqrt(float64(st.CalValVar)))
+	require.InDelta(t, st.CalValMean+3*sd, got2.CalValMax, 1e-4)
+	require.InDelta(t, st.CalValMean-3*sd, got2.CalValMin, 1e-4)
+	got2.CalValMax, got2.CalValMin = st.CalValMax, st.CalValMin
+	require.Equal(t, st, got2)
 
 	// Format 1: the same bytes up to the end of the V1 fields.
 	v1 := SeriesState{Tenant: "t", CalN: 7, CalErrMean: 1, CalErrVar: 2, CalShortErr: 3, Value: 4, LastAboveTs: 9}
@@ -148,4 +160,50 @@ func calmCalibration(t *testing.T, cfg *ScoringConfig, seed1, seed2 uint64) (cal
 	}
 	require.Less(t, maxCalm, cfg.Threshold)
 	return c, rng
+}
+
+// A value outside the series' whole range adds RangeSurprise to a sample that
+// is already surprising, and nothing to one inside the range.
+func TestRangeSurprise(t *testing.T) {
+	cfg := DefaultScoringConfig
+	off := cfg
+	off.RangeSurprise = 0
+	c, _ := calmCalibration(t, &cfg, 21, 22)
+	require.Less(t, c.valMax, float32(16))
+	require.Greater(t, c.valMin, float32(4))
+	for _, tc := range []struct {
+		name  string
+		value float64
+		added float64 // score added by the range term
+	}{
+		{"above the range", 25, cfg.RangeSurprise / -math.Log(cfg.PFloor)},
+		{"below the range", -5, cfg.RangeSurprise / -math.Log(cfg.PFloor)},
+		{"inside the range", 10, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			withTerm, without := c, c
+			const e = 3 // a surprising but not anomalous error
+			got, _ := withTerm.observe(&cfg, e, tc.value, true)
+			base, _ := without.observe(&off, e, tc.value, true)
+			require.Greater(t, base, 0.0)
+			require.InDelta(t, tc.added, got-base, 1e-9)
+		})
+	}
+}
+
+// A series that trends to new highs in small steps gets nothing from the
+// range term: each new high is within the margin.
+func TestRangeSurpriseIgnoresSteadyTrends(t *testing.T) {
+	cfg := DefaultScoringConfig
+	off := cfg
+	off.RangeSurprise = 0
+	var with, without calibration
+	rng := rand.New(rand.NewPCG(23, 24))
+	for i := range 3000 {
+		e := 0.5 * math.Abs(rng.NormFloat64())
+		got, _ := with.observe(&cfg, e, float64(i), true)
+		base, _ := without.observe(&off, e, float64(i), true)
+		require.Equal(t, base, got, "sample %d", i)
+	}
+	require.Equal(t, float32(2999), with.valMax)
 }

@@ -34,6 +34,9 @@ type SeriesState struct {
 	CalValMean, CalValVar, CalValShort, CalVarShort, CalVarLow float32
 	// Shares of the 16 bins, then the largest value seen.
 	CalErrTail, CalLvlTail [histBins + 1]float32
+	// Running range of the values (format 3). A format 2 record decodes
+	// with the long-term mean ± 3 standard deviations instead.
+	CalValMax, CalValMin float32
 
 	// Latest result; ScoredTs is 0 if the series was never scored.
 	Value, Score, Expected, Lower, Upper float64
@@ -48,11 +51,17 @@ type SeriesState struct {
 }
 
 // Format versions: 1 has the error statistics only; 2 appends the value
-// statistics and empirical tails. Both decode.
+// statistics and empirical tails; 3 appends the running range of the
+// values. All decode.
 const (
 	stateFormatV1 = 1
 	stateFormatV2 = 2
+	stateFormatV3 = 3
 )
+
+// rangeFromMoments is the range a format 2 record restores: mean ± 3
+// standard deviations, which a calm series rarely leaves.
+const rangeFromMoments = 3
 
 // MarshalBinary encodes s in a compact versioned format.
 func (s *SeriesState) MarshalBinary() ([]byte, error) {
@@ -61,7 +70,7 @@ func (s *SeriesState) MarshalBinary() ([]byte, error) {
 
 // AppendBinary appends the encoding of s to b.
 func (s *SeriesState) AppendBinary(b []byte) ([]byte, error) {
-	b = append(b, stateFormatV2)
+	b = append(b, stateFormatV3)
 	b = appendString(b, s.Tenant)
 	b = binary.AppendUvarint(b, uint64(len(s.Labels)))
 	for _, l := range s.Labels {
@@ -98,6 +107,8 @@ func (s *SeriesState) AppendBinary(b []byte) ([]byte, error) {
 				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
 			}
 		}
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(s.CalValMax))
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(s.CalValMin))
 	}
 	return b, nil
 }
@@ -182,7 +193,7 @@ const maxStateItems = 1 << 16
 
 // UnmarshalBinary decodes data produced by MarshalBinary. s does not alias data.
 func (s *SeriesState) UnmarshalBinary(data []byte) error {
-	if len(data) == 0 || (data[0] != stateFormatV1 && data[0] != stateFormatV2) {
+	if len(data) == 0 || data[0] < stateFormatV1 || data[0] > stateFormatV3 {
 		return fmt.Errorf("cannot decode series state: unknown format version")
 	}
 	r := stateReader{b: data[1:]}
@@ -225,6 +236,12 @@ func (s *SeriesState) UnmarshalBinary(data []byte) error {
 				for i := range t {
 					t[i] = r.f32()
 				}
+			}
+			if data[0] >= stateFormatV3 {
+				s.CalValMax, s.CalValMin = r.f32(), r.f32()
+			} else {
+				sd := float32(math.Sqrt(float64(max(s.CalValVar, 0))))
+				s.CalValMax, s.CalValMin = s.CalValMean+rangeFromMoments*sd, s.CalValMean-rangeFromMoments*sd
 			}
 		}
 	}
@@ -276,6 +293,7 @@ func exportSeries(s *series) SeriesState {
 		CalVN:       s.cal.vn,
 		CalValMean:  s.cal.valMean, CalValVar: s.cal.valVar, CalValShort: s.cal.valShort,
 		CalVarShort: s.cal.varShort, CalVarLow: s.cal.varLow,
+		CalValMax: s.cal.valMax, CalValMin: s.cal.valMin,
 		CalErrTail: s.cal.errTail.export(), CalLvlTail: s.cal.lvlTail.export(),
 		Value: s.value, Score: s.score, Expected: s.expected, Lower: s.lower, Upper: s.upper,
 		ScoredTs:    s.scoredTs,
@@ -374,6 +392,7 @@ func restoreCalibration(st *SeriesState) calibration {
 		c.vn = st.CalVN
 		c.valMean, c.valVar, c.valShort = st.CalValMean, st.CalValVar, st.CalValShort
 		c.varShort, c.varLow = st.CalVarShort, st.CalVarLow
+		c.valMax, c.valMin = st.CalValMax, st.CalValMin
 		c.errTail.restore(st.CalErrTail)
 		c.lvlTail.restore(st.CalLvlTail)
 	}
