@@ -58,8 +58,9 @@ type ScoringConfig struct {
 	// outside everything the series has done: beyond its running maximum or
 	// minimum by more than RangeMargin times the range between them. It
 	// only adds to a sample that is already surprising (a positive sum of
-	// the other terms), so it never opens an anomaly by itself unless it
-	// alone exceeds the threshold. 0 turns the term off.
+	// the other terms); the default, below the threshold's surprise, cannot
+	// open an anomaly alone. It uses the level term's value statistics, so
+	// it needs LevelWindow > 0. 0 turns the term off.
 	RangeSurprise float64 `yaml:"range_surprise"`
 	// RangeMargin is that margin, a fraction of the range. The running
 	// maximum and minimum relax towards the long-term mean by 1/LongWindow
