@@ -141,8 +141,8 @@ func (m *metrics) countDrops(st AppendStats) {
 	add(m.dropped.seriesLimit, st.SeriesCap)
 }
 
-// scoreCounts counts one Append call's scoring outcomes, so the shared
-// counters are touched once per call rather than once per sample.
+// scoreCounts counts one batch's scoring outcomes, so the shared counters
+// are touched once per batch (one request) rather than once per sample.
 type scoreCounts struct {
 	scored, warmup, lag int
 }
