@@ -239,7 +239,7 @@ func (d *Detector) appendSeries(b *appendBatch, tenant string, lbls Labels, samp
 	}
 	ms := d.model.Load()
 	if ms != nil && len(s.ring) != ms.model.Window() {
-		s.ring = make([]float64, ms.model.Window())
+		s.ring = make([]float32, ms.model.Window())
 		s.reset()
 	}
 	now := b.now
@@ -248,7 +248,7 @@ func (d *Detector) appendSeries(b *appendBatch, tenant string, lbls Labels, samp
 			// The target is gone: the run ends, an open anomaly closes, and the
 			// next sample starts a fresh window.
 			st.Stale++
-			if s.anomalyID != 0 {
+			if s.anomalyOpen() {
 				b.events = append(b.events, d.closeAnomaly(s, smp.TimestampMs, ms))
 			}
 			s.reset()
@@ -293,7 +293,7 @@ func (d *Detector) newSeries(h uint64, tenant string, lbls Labels) *series {
 		hash:   h,
 		tenant: clone(tenant),
 		labels: lbls.Clone(),
-		ring:   make([]float64, w),
+		ring:   make([]float32, w),
 	}
 	return s
 }
@@ -340,11 +340,8 @@ func (d *Detector) score(s *series, smp Sample, ms *modelState, counts *scoreCou
 		score = min(score, cfg.Threshold*0.99)
 	}
 	s.score, s.expected, s.lower, s.upper, s.scoredTs = score, s.pred, s.pred-half, s.pred+half, smp.TimestampMs
-	if score >= cfg.Threshold && s.hist == nil && d.cfg.HistoryPoints > 0 {
-		// History is kept only for series that had an anomaly: it is what the
-		// API and the Grafana plugin draw, and it would otherwise dominate the
-		// memory of a calm fleet. It starts with the sample that opens one.
-		s.hist = make([]historyPoint, d.cfg.HistoryPoints)
+	if score >= cfg.Threshold && s.an == nil {
+		s.an = d.newAnomalyState()
 	}
 	s.record(historyPoint{ts: smp.TimestampMs, value: float32(smp.Value), expected: float32(s.pred), half: float32(half), score: float32(score)})
 	counts.scored++
@@ -363,20 +360,25 @@ func (d *Detector) score(s *series, smp Sample, ms *modelState, counts *scoreCou
 // open one once the score has stayed below anomaly_close_below for
 // anomaly_close_after. Called with the shard lock held.
 func (d *Detector) transition(s *series, score float64, smp Sample, ms *modelState, dir Direction) (Event, bool) {
-	if score >= d.cfg.Scoring.Threshold || (s.anomalyID != 0 && score >= d.cfg.AnomalyCloseBelow) {
-		s.lastAboveTs = smp.TimestampMs
-		if s.anomalyID == 0 {
-			s.anomalyID = d.nextID.Add(1)
-			s.openedAt = smp.TimestampMs
-			s.peak = score
+	if score >= d.cfg.Scoring.Threshold || (s.anomalyOpen() && score >= d.cfg.AnomalyCloseBelow) {
+		if s.an == nil {
+			// score allocates it first, so the history starts with this sample.
+			s.an = d.newAnomalyState()
+		}
+		a := s.an
+		a.lastAboveTs = smp.TimestampMs
+		if a.id == 0 {
+			a.id = d.nextID.Add(1)
+			a.openedAt = smp.TimestampMs
+			a.peak = score
 			d.metrics.anomaliesOpen.Inc()
 			d.metrics.events.WithLabelValues("open").Inc()
 			return d.event(s, EventOpen, smp, ms, dir), true
 		}
-		s.peak = max(s.peak, score)
+		a.peak = max(a.peak, score)
 		return Event{}, false
 	}
-	if s.anomalyID != 0 && smp.TimestampMs-s.lastAboveTs >= time.Duration(d.cfg.AnomalyCloseAfter).Milliseconds() {
+	if s.anomalyOpen() && smp.TimestampMs-s.an.lastAboveTs >= time.Duration(d.cfg.AnomalyCloseAfter).Milliseconds() {
 		return d.closeAnomalyAt(s, smp, ms, dir), true
 	}
 	return Event{}, false
@@ -385,17 +387,17 @@ func (d *Detector) transition(s *series, score float64, smp Sample, ms *modelSta
 func (d *Detector) event(s *series, kind EventKind, smp Sample, ms *modelState, dir Direction) Event {
 	ev := Event{
 		Kind:        kind,
-		ID:          s.anomalyID,
+		ID:          s.an.id,
 		Tenant:      s.tenant,
 		Labels:      s.labels,
-		OpenedAtMs:  s.openedAt,
+		OpenedAtMs:  s.an.openedAt,
 		TimestampMs: smp.TimestampMs,
 		Value:       smp.Value,
 		Expected:    s.expected,
 		Lower:       s.lower,
 		Upper:       s.upper,
 		Score:       s.score,
-		PeakScore:   s.peak,
+		PeakScore:   s.an.peak,
 		Direction:   dir,
 	}
 	if ms != nil {
@@ -407,10 +409,23 @@ func (d *Detector) event(s *series, kind EventKind, smp Sample, ms *modelState, 
 func (d *Detector) closeAnomalyAt(s *series, smp Sample, ms *modelState, dir Direction) Event {
 	ev := d.event(s, EventClose, smp, ms, dir)
 	ev.ClosedAtMs = smp.TimestampMs
-	s.anomalyID = 0
+	s.an.id = 0
 	d.metrics.anomaliesOpen.Dec()
 	d.metrics.events.WithLabelValues("close").Inc()
 	return ev
+}
+
+// newAnomalyState allocates a series' anomaly state and, with
+// detector.history_points, its history: kept only for series that had an
+// anomaly, because it is what the API and the Grafana plugin draw and it
+// would otherwise dominate the memory of a calm fleet. The history starts
+// with the sample that first reaches the threshold.
+func (d *Detector) newAnomalyState() *anomalyState {
+	a := &anomalyState{}
+	if d.cfg.HistoryPoints > 0 {
+		a.hist = make([]historyPoint, d.cfg.HistoryPoints)
+	}
+	return a
 }
 
 // closeAnomaly closes an open anomaly without a new sample (stale marker or expiry).
@@ -513,7 +528,7 @@ func (d *Detector) infer(ms *modelState, batch []*series) error {
 		if int(s.count) != w || len(s.ring) != w {
 			// The window restarted (stale marker, model change) since queuing.
 			if len(s.ring) != w {
-				s.ring = make([]float64, w)
+				s.ring = make([]float32, w)
 				s.reset()
 			}
 			sh.mu.Unlock()
@@ -573,7 +588,7 @@ func (d *Detector) Expire(now time.Time) {
 		if s.lastSeenUnix >= cutoff {
 			return false
 		}
-		if s.anomalyID != 0 {
+		if s.anomalyOpen() {
 			events = append(events, d.closeAnomaly(s, s.lastTs, ms))
 		}
 		d.metrics.seriesExpired.Inc()
@@ -631,7 +646,7 @@ func (d *Detector) Results(fn func(r *Result) bool) {
 				r = Result{
 					Tenant: s.tenant, Labels: s.labels, TimestampMs: s.scoredTs,
 					Value: s.value, Score: s.score, Expected: s.expected,
-					Lower: s.lower, Upper: s.upper, Anomalous: s.anomalyID != 0,
+					Lower: s.lower, Upper: s.upper, Anomalous: s.anomalyOpen(),
 				}
 				if !fn(&r) {
 					sh.mu.Unlock()
@@ -662,9 +677,14 @@ func (d *Detector) History(sel Selector, tenant string, fromMs, toMs int64, fn f
 					continue
 				}
 				pts = pts[:0]
-				n := int32(len(s.hist))
-				for j := int32(0); j < s.histLen; j++ {
-					p := s.hist[(s.histHead+j)%n]
+				var hist []historyPoint
+				var head, length int32
+				if a := s.an; a != nil {
+					hist, head, length = a.hist, a.histHead, a.histLen
+				}
+				n := int32(len(hist))
+				for j := int32(0); j < length; j++ {
+					p := hist[(head+j)%n]
 					if p.ts < fromMs || p.ts > toMs {
 						continue
 					}

@@ -36,10 +36,15 @@ func (d *Detector) ResultsSince(cursor func(id uint64) int64, fn func(id uint64,
 				if s.scoredTs <= since {
 					continue
 				}
-				anomalous := s.anomalyID != 0
-				n := int32(len(s.hist))
-				for j := int32(0); j < s.histLen; j++ {
-					p := &s.hist[(s.histHead+j)%n]
+				anomalous := s.anomalyOpen()
+				var hist []historyPoint
+				var head, length int32
+				if a := s.an; a != nil {
+					hist, head, length = a.hist, a.histHead, a.histLen
+				}
+				n := int32(len(hist))
+				for j := int32(0); j < length; j++ {
+					p := &hist[(head+j)%n]
 					if p.ts <= since || p.ts >= s.scoredTs {
 						continue
 					}
@@ -95,7 +100,7 @@ func (d *Detector) logResult(sh *shard, s *series) {
 	}
 	sh.results = append(sh.results, loggedResult{
 		s: s, ts: s.scoredTs, value: s.value, score: s.score,
-		expected: s.expected, lower: s.lower, upper: s.upper, anomalous: s.anomalyID != 0,
+		expected: s.expected, lower: s.lower, upper: s.upper, anomalous: s.anomalyOpen(),
 	})
 }
 

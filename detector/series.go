@@ -1,5 +1,7 @@
 package detector
 
+import "math"
+
 // series is the state of one input series. All fields are guarded by the
 // lock of the shard that holds the series.
 type series struct {
@@ -8,10 +10,14 @@ type series struct {
 	tenant string
 	labels Labels
 
-	// ring holds the last len(ring) values; head is the index of the oldest.
-	ring  []float64
-	head  int32
-	count int32 // values in ring, up to len(ring)
+	// ring holds the last len(ring) values as float32 offsets from ringBase:
+	// half the memory of float64 values, and the precision stays relative
+	// to the window's own spread, not to the values' magnitude (a counter
+	// at 1e12 keeps its unit steps). head is the index of the oldest.
+	ring     []float32
+	ringBase float64
+	head     int32
+	count    int32 // values in ring, up to len(ring)
 
 	seq          uint32 // bumped on every accepted sample; detects stale predictions
 	pending      bool   // queued for inference
@@ -30,8 +36,15 @@ type series struct {
 	value, score, expected, lower, upper float64
 	scoredTs                             int64
 
-	// open anomaly
-	anomalyID   uint64
+	// an is allocated on the series' first score at or above the threshold:
+	// a calm series, the common case, does not pay for it.
+	an *anomalyState
+}
+
+// anomalyState is the anomaly bookkeeping and recent history of a series
+// that has had an anomaly.
+type anomalyState struct {
+	id          uint64 // of the open anomaly; 0 when none is open
 	openedAt    int64
 	lastAboveTs int64
 	peak        float64
@@ -40,6 +53,9 @@ type series struct {
 	histHead int32
 	histLen  int32
 }
+
+// anomalyOpen reports whether the series has an open anomaly.
+func (s *series) anomalyOpen() bool { return s.an != nil && s.an.id != 0 }
 
 // historyPoint is one past result kept for the API.
 type historyPoint struct {
@@ -52,20 +68,44 @@ func (s *series) window(dst []float64) []float64 {
 	dst = dst[:0]
 	n := int32(len(s.ring))
 	for i := int32(0); i < s.count; i++ {
-		dst = append(dst, s.ring[(s.head+i)%n])
+		dst = append(dst, s.ringBase+float64(s.ring[(s.head+i)%n]))
 	}
 	return dst
 }
 
 func (s *series) push(v float64) {
 	n := int32(len(s.ring))
+	if s.count == 0 {
+		s.ringBase = v
+	}
+	off := float32(v - s.ringBase)
+	if math.IsInf(float64(off), 0) {
+		// A jump beyond float32's range: rebase at v (older values that
+		// are that far away overflow, and the window is not predicted).
+		s.rebase(v)
+		off = 0
+	}
 	if s.count < n {
-		s.ring[(s.head+s.count)%n] = v
+		s.ring[(s.head+s.count)%n] = off
 		s.count++
 		return
 	}
-	s.ring[s.head] = v
+	s.ring[s.head] = off
 	s.head = (s.head + 1) % n
+	if s.head == 0 {
+		// Once per turn of the ring, so offsets never span more than two
+		// windows of the series' movement: one pass every len(ring) samples.
+		s.rebase(v)
+	}
+}
+
+// rebase moves ringBase to base, rewriting the offsets.
+func (s *series) rebase(base float64) {
+	d := s.ringBase - base
+	for i := range s.ring {
+		s.ring[i] = float32(float64(s.ring[i]) + d)
+	}
+	s.ringBase = base
 }
 
 func (s *series) reset() {
@@ -74,15 +114,16 @@ func (s *series) reset() {
 }
 
 func (s *series) record(p historyPoint) {
-	if len(s.hist) == 0 {
+	a := s.an
+	if a == nil || len(a.hist) == 0 {
 		return
 	}
-	n := int32(len(s.hist))
-	if s.histLen < n {
-		s.hist[(s.histHead+s.histLen)%n] = p
-		s.histLen++
+	n := int32(len(a.hist))
+	if a.histLen < n {
+		a.hist[(a.histHead+a.histLen)%n] = p
+		a.histLen++
 		return
 	}
-	s.hist[s.histHead] = p
-	s.histHead = (s.histHead + 1) % n
+	a.hist[a.histHead] = p
+	a.histHead = (a.histHead + 1) % n
 }

@@ -282,7 +282,7 @@ func (d *Detector) ExportState(filter func(tenant string, ls Labels) bool, fn fu
 }
 
 func exportSeries(s *series) SeriesState {
-	return SeriesState{
+	st := SeriesState{
 		Tenant: s.tenant, Labels: s.labels, // immutable for the series' life
 		Window:      s.window(nil),
 		LastTs:      s.lastTs,
@@ -296,12 +296,13 @@ func exportSeries(s *series) SeriesState {
 		CalValMax: s.cal.valMax, CalValMin: s.cal.valMin,
 		CalErrTail: s.cal.errTail.export(), CalLvlTail: s.cal.lvlTail.export(),
 		Value: s.value, Score: s.score, Expected: s.expected, Lower: s.lower, Upper: s.upper,
-		ScoredTs:    s.scoredTs,
-		AnomalyOpen: s.anomalyID != 0,
-		OpenedAt:    s.openedAt,
-		LastAboveTs: s.lastAboveTs,
-		Peak:        s.peak,
+		ScoredTs: s.scoredTs,
 	}
+	if a := s.an; a != nil {
+		st.AnomalyOpen = a.id != 0
+		st.OpenedAt, st.LastAboveTs, st.Peak = a.openedAt, a.lastAboveTs, a.peak
+	}
+	return st
 }
 
 // ImportState installs st as the state of its series, creating the series
@@ -336,7 +337,7 @@ func (d *Detector) ImportState(st SeriesState) bool {
 	}
 	ms := d.model.Load()
 	if ms != nil && len(s.ring) != ms.model.Window() {
-		s.ring = make([]float64, ms.model.Window())
+		s.ring = make([]float32, ms.model.Window())
 	}
 	s.reset()
 	win := st.Window
@@ -351,15 +352,20 @@ func (d *Detector) ImportState(st SeriesState) bool {
 	s.lastSeenUnix = time.Now().Unix()
 	s.cal = restoreCalibration(&st)
 	s.value, s.score, s.expected, s.lower, s.upper, s.scoredTs = st.Value, st.Score, st.Expected, st.Lower, st.Upper, st.ScoredTs
+	if st.AnomalyOpen && s.an == nil {
+		s.an = d.newAnomalyState()
+	}
 	switch {
-	case st.AnomalyOpen && s.anomalyID == 0:
-		s.anomalyID = d.nextID.Add(1)
+	case st.AnomalyOpen && !s.anomalyOpen():
+		s.an.id = d.nextID.Add(1)
 		d.metrics.anomaliesOpen.Inc()
-	case !st.AnomalyOpen && s.anomalyID != 0:
-		s.anomalyID = 0
+	case !st.AnomalyOpen && s.anomalyOpen():
+		s.an.id = 0
 		d.metrics.anomaliesOpen.Dec()
 	}
-	s.openedAt, s.lastAboveTs, s.peak = st.OpenedAt, st.LastAboveTs, st.Peak
+	if a := s.an; a != nil {
+		a.openedAt, a.lastAboveTs, a.peak = st.OpenedAt, st.LastAboveTs, st.Peak
+	}
 	if ms != nil && int(s.count) == len(s.ring) && !s.pending {
 		s.pending = true
 		s.enqueuedNano = time.Now().UnixNano()
@@ -377,7 +383,7 @@ func (d *Detector) DeleteSeries(filter func(tenant string, ls Labels) bool) int 
 		if !filter(s.tenant, s.labels) {
 			return false
 		}
-		if s.anomalyID != 0 {
+		if s.anomalyOpen() {
 			d.metrics.anomaliesOpen.Dec()
 		}
 		return true
