@@ -139,6 +139,9 @@ func (c *Config) Validate() error {
 	if s.RangeMargin < 0 {
 		errs = append(errs, errors.New("detector.scoring.range_margin must be >= 0"))
 	}
+	if !(s.DailyProfileRatio >= 0 && s.DailyProfileRatio <= 1) {
+		errs = append(errs, errors.New("detector.scoring.daily_profile_ratio must be in [0,1]"))
+	}
 	if s.MinAbsDeviation < 0 {
 		errs = append(errs, errors.New("detector.scoring.min_abs_deviation must be >= 0"))
 	}

@@ -263,8 +263,9 @@ func (d *Detector) appendSeries(b *appendBatch, tenant string, lbls Labels, samp
 			continue
 		}
 		st.Accepted++
+		gapMs := smp.TimestampMs - s.lastTs
 		s.lastTs = smp.TimestampMs
-		if ev, ok := d.score(s, smp, ms, &b.counts); ok {
+		if ev, ok := d.score(s, smp, gapMs, ms, &b.counts); ok {
 			b.events = append(b.events, ev)
 		}
 		if d.resultLogCap > 0 && s.scoredTs == smp.TimestampMs {
@@ -309,8 +310,9 @@ func clone(s string) string {
 
 // score compares smp with the series' pending prediction, updates the
 // calibration and the anomaly state, and returns an event when an anomaly
-// opens or closes. Called with the shard lock held.
-func (d *Detector) score(s *series, smp Sample, ms *modelState, counts *scoreCounts) (Event, bool) {
+// opens or closes. gapMs is the time since the previous accepted sample.
+// Called with the shard lock held.
+func (d *Detector) score(s *series, smp Sample, gapMs int64, ms *modelState, counts *scoreCounts) (Event, bool) {
 	s.value = smp.Value
 	if !s.predValid {
 		if s.count > 0 && ms != nil && int(s.count) == len(s.ring) {
@@ -334,7 +336,7 @@ func (d *Detector) score(s *series, smp Sample, ms *modelState, counts *scoreCou
 	}
 	// Bounds come from the calibration before this sample updates it.
 	half := s.cal.halfWidth(cfg, d.zThr) * s.predScale
-	score, warm := s.cal.observe(cfg, e, smp.Value, gated)
+	score, warm := s.cal.observe(cfg, e, smp.Value, smp.TimestampMs, gapMs, gated)
 	if !gated {
 		// A deviation the knobs ignore never opens an anomaly.
 		score = min(score, cfg.Threshold*0.99)

@@ -233,11 +233,13 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 	cfg.Scoring.Threshold = 2
 	cfg.AnomalyCloseBelow = -1
 	cfg.Scoring.RangeMargin = -0.1
+	cfg.Scoring.DailyProfileRatio = 1.5
 	err := cfg.Validate()
 	require.ErrorContains(t, err, "detector.max_series")
 	require.ErrorContains(t, err, "detector.scoring.threshold")
 	require.ErrorContains(t, err, "detector.anomaly_close_below")
 	require.ErrorContains(t, err, "detector.scoring.range_margin")
+	require.ErrorContains(t, err, "detector.scoring.daily_profile_ratio")
 }
 
 func TestHistoryStartsWithTheOpeningSample(t *testing.T) {

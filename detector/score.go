@@ -67,6 +67,17 @@ type ScoringConfig struct {
 	// of their distance per sample, so a series' range is forgotten over
 	// about LongWindow samples.
 	RangeMargin float64 `yaml:"range_margin"`
+	// DailyProfileRatio enables the daily-profile level term for series
+	// with a daily cycle: each series keeps the mean of its values per hour
+	// of the day (UTC), and the level term also compares the short-term
+	// mean of the values less that profile with its long-term distribution,
+	// so a day whose shape departs from the usual one (a holiday on a
+	// traffic series) is surprising although every value lies in the
+	// normal range. It applies while the variance left after removing the
+	// profile is at most this fraction of the values' variance, i.e. while
+	// the series has a daily cycle worth the name. It uses the level term's
+	// value statistics, so it needs LevelWindow > 0. 0 turns it off.
+	DailyProfileRatio float64 `yaml:"daily_profile_ratio"`
 	// MinAbsDeviation and MinRelDeviation (a fraction of |expected|) are the
 	// smallest deviations that may raise the score, so flat series and tiny
 	// wiggles do not page anyone.
@@ -77,20 +88,21 @@ type ScoringConfig struct {
 // DefaultScoringConfig is the scoring the server runs by default, tuned on
 // nab-dev (docs/detection.md).
 var DefaultScoringConfig = ScoringConfig{
-	WarmupSamples:   30,
-	LongWindow:      8000,
-	ShortWindow:     1,
-	LevelWindow:     10,
-	EmpiricalTail:   0.125,
-	PFloor:          1e-7,
-	Threshold:       0.5,
-	VarianceWindow:  5,
-	VarianceMargin:  4,
-	RangeSurprise:   3.2,
-	RangeMargin:     0.1,
-	Direction:       DirectionBoth,
-	MinAbsDeviation: 0,
-	MinRelDeviation: 0,
+	WarmupSamples:     30,
+	LongWindow:        8000,
+	ShortWindow:       1,
+	LevelWindow:       10,
+	EmpiricalTail:     0.125,
+	PFloor:            1e-7,
+	Threshold:         0.5,
+	VarianceWindow:    5,
+	VarianceMargin:    4,
+	RangeSurprise:     3.2,
+	RangeMargin:       0.1,
+	DailyProfileRatio: 0.5,
+	Direction:         DirectionBoth,
+	MinAbsDeviation:   0,
+	MinRelDeviation:   0,
 }
 
 // calibration is the per-series state of the scoring. float32 keeps a series
@@ -113,6 +125,127 @@ type calibration struct {
 
 	errTail tailHist // log2 of the short-term error
 	lvlTail tailHist // log2 of the level term's surprise
+
+	daily dailyProfile // DailyProfileRatio
+}
+
+// Daily profile: hour-of-day bins (UTC). Each bin is the mean of the values
+// that fell in it, each weighted by the time it stands for (the gap since the
+// previous sample, at most a bin's length): a plain mean at first, then an
+// exponentially weighted one that remembers profileDays days of the bin's
+// time, or profileMinSamples of its samples if that is longer, so a sparse
+// series (hourly, half-hourly) does not follow its latest day alone.
+const (
+	profileBins       = 24
+	profileBinMs      = 24 * 3600 * 1000 / profileBins
+	profileDays       = 1
+	profileMinSamples = 12
+)
+
+// dailyProfile is the state of the daily-profile level term: the profile,
+// and the statistics of the residual (the value less its bin's profile) to
+// which the level term's method is applied. 192 bytes (field order avoids
+// padding).
+type dailyProfile struct {
+	bin     [profileBins]float32
+	visited uint32 // bit per bin
+	// n counts the samples seen by the residual statistics (like vn).
+	n uint32
+	// startSec is the unix time (s) of the profile's first sample: the time
+	// each bin has covered since then sets its weights.
+	startSec                  int64
+	resMean, resVar, resShort float32
+	resTail                   tailHist // log2 of the residual level surprise
+}
+
+// profileBin is the hour-of-day bin (UTC) of a timestamp.
+func profileBin(tsMs int64) int {
+	const day = profileBins * profileBinMs
+	return int(((tsMs%day)+day)%day) / profileBinMs
+}
+
+// binCoverage returns the seconds of [fromSec, toSec) that fall into bin h.
+func binCoverage(fromSec, toSec int64, h int) float64 {
+	const day, width = profileBins * profileBinMs / 1000, profileBinMs / 1000
+	if toSec <= fromSec {
+		return 0
+	}
+	n := toSec - fromSec
+	cov := (n / day) * width
+	from := fromSec + (n/day)*day
+	// The rest is shorter than a day: the bin occurs in it at most twice.
+	for d := from - ((from%day)+day)%day; d < toSec; d += day {
+		lo, hi := max(from, d+int64(h)*width), min(toSec, d+int64(h+1)*width)
+		if hi > lo {
+			cov += hi - lo
+		}
+	}
+	return float64(cov)
+}
+
+// observe returns the daily-profile level surprise of the value v at tsMs
+// (0 while the series has no daily cycle, see DailyProfileRatio), then
+// learns v. vm and vv are the values' long-term mean and variance before v,
+// gapMs the time since the previous sample. Like the level term, it scores
+// the short-term mean before v.
+func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv float64, tsMs, gapMs int64, gated bool) float64 {
+	h := profileBin(tsMs)
+	visited := p.visited&(1<<h) != 0
+	r := v - vm // until the bin has a value
+	if visited {
+		r = v - float64(p.bin[h])
+	}
+	p.n++
+	prev := float64(p.resShort)
+	if aLvl := 1 / float64(cfg.LevelWindow); p.n == 1 {
+		p.resShort = float32(r)
+	} else {
+		p.resShort = float32((1-aLvl)*prev + aLvl*r)
+	}
+	var s float64
+	var m uint32 // warm samples, as calibration.warmCount
+	if p.n > uint32(cfg.WarmupSamples) {
+		m = p.n - uint32(cfg.WarmupSamples)
+	}
+	if gated && m > 0 {
+		sd := max(math.Sqrt(float64(p.resVar)), 1e-6+1e-3*math.Abs(vm))
+		z := math.Abs(prev-float64(p.resMean)) / sd * math.Sqrt(float64(cfg.LevelWindow))
+		s = max(-logGaussTail(z)-math.Ln2, 0)
+		s = bounded(&p.resTail, cfg, s, math.Log2(max(s, 1e-12)), m)
+	}
+	hasCycle := float64(p.resVar) <= cfg.DailyProfileRatio*vv
+	a := max(1/float64(p.n), 1/float64(max(cfg.LongWindow, 1)))
+	d := r - float64(p.resMean)
+	p.resMean += float32(a * d)
+	p.resVar = float32((1 - a) * (float64(p.resVar) + a*d*d))
+	p.learn(v, tsMs, gapMs, h)
+	if !hasCycle {
+		return 0
+	}
+	return s
+}
+
+// learn adds v at tsMs to bin h.
+func (p *dailyProfile) learn(v float64, tsMs, gapMs int64, h int) {
+	sec := tsMs / 1000
+	if p.visited == 0 {
+		p.startSec = sec
+	}
+	if p.visited&(1<<h) == 0 {
+		p.bin[h] = float32(v)
+		p.visited |= 1 << h
+		return
+	}
+	const width = profileBinMs / 1000
+	g := min(max(float64(gapMs)/1000, 0), width)
+	// The bin's time so far (a sample stands for the gap before it), up to
+	// its memory: a plain mean at first, then an exponential one.
+	den := min(binCoverage(p.startSec, sec, h)+g, max(profileDays*width, profileMinSamples*g))
+	w := 1.0
+	if den > 0 {
+		w = g / den
+	}
+	p.bin[h] += float32((v - float64(p.bin[h])) * w)
 }
 
 const (
@@ -260,11 +393,12 @@ func bounded(t *tailHist, cfg *ScoringConfig, s, x float64, m uint32) float64 {
 }
 
 // observe feeds one normalised absolute prediction error e and the sample's
-// value v, and returns the score. gated says the deviation passed the
+// value v at tsMs, gapMs after the series' previous sample, and returns the
+// score. gated says the deviation passed the
 // direction and minimum-deviation knobs; a gated-out error still teaches the
 // long-term distribution but cannot raise the short-term signal above
 // normal, and a gated-out sample gets no level surprise.
-func (c *calibration) observe(cfg *ScoringConfig, e, v float64, gated bool) (score float64, warm bool) {
+func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int64, gated bool) (score float64, warm bool) {
 	c.n++
 	c.vn++
 	n := float64(c.n)
@@ -323,6 +457,12 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, gated bool) (sco
 			z := math.Abs(lvl-vm) / vs * math.Sqrt(float64(cfg.LevelWindow))
 			sLvl = max(-logGaussTail(z)-math.Ln2, 0)
 			sLvl = bounded(&c.lvlTail, cfg, sLvl, math.Log2(max(sLvl, 1e-12)), m)
+		}
+		if cfg.DailyProfileRatio > 0 {
+			// The larger of the two level surprises: each is bounded by its
+			// own history, and the profile's only counts for series with a
+			// daily cycle.
+			sLvl = max(sLvl, c.daily.observe(cfg, v, vm, vv, tsMs, gapMs, gated))
 		}
 		outside := c.outsideRange(cfg, v, vm, lw)
 		if gated && m > 0 && outside {

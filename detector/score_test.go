@@ -22,7 +22,7 @@ func TestScoringLearnsRecurringDeviations(t *testing.T) {
 		if i%day == day-1 {
 			e = 12 // a daily batch job
 		}
-		score, _ := c.observe(&cfg, e, 0, true)
+		score, _ := observe15s(&c, &cfg, e, 0)
 		require.GreaterOrEqual(t, score, 0.0)
 		require.LessOrEqual(t, score, 1.0)
 		if i == 2*day-1 {
@@ -38,7 +38,7 @@ func TestScoringLearnsRecurringDeviations(t *testing.T) {
 	zThr := cfg.zAtThreshold()
 	half := c.halfWidth(&cfg, zThr)
 	require.Greater(t, half, 12.0, "the bounds must cover the daily deviation")
-	score, _ := c.observe(&cfg, 2*half, 0, true)
+	score, _ := observe15s(&c, &cfg, 2*half, 0)
 	require.GreaterOrEqual(t, score, cfg.Threshold, "an error twice the bounds must be anomalous")
 }
 
@@ -52,7 +52,7 @@ func TestScoringLevelShift(t *testing.T) {
 		// The model follows the shift (small errors); the values do not
 		// return.
 		v := 16 + rng.NormFloat64()
-		score, _ := c.observe(&cfg, math.Abs(rng.NormFloat64()), v, true)
+		score, _ := observe15s(&c, &cfg, math.Abs(rng.NormFloat64()), v)
 		opened = opened || score >= cfg.Threshold
 	}
 	require.True(t, opened, "a sustained 6σ level shift must open an anomaly")
@@ -69,7 +69,7 @@ func TestScoringFirstWarmSamplesAreCautious(t *testing.T) {
 		if i >= cfg.WarmupSamples {
 			e = 3 // heavy-tailed but ordinary
 		}
-		score, _ := c.observe(&cfg, e, 100, true)
+		score, _ := observe15s(&c, &cfg, e, 100)
 		require.Less(t, score, cfg.Threshold, "sample %d", i)
 	}
 }
@@ -82,7 +82,7 @@ func TestScoringRestoredCalibrationIsCautious(t *testing.T) {
 	c := calibration{n: 5000, errMean: 0.8, errVar: 0.36, shortErr: 0.8}
 	rng := rand.New(rand.NewPCG(9, 10))
 	for i := range 500 {
-		score, warm := c.observe(&cfg, math.Abs(rng.NormFloat64()), 1000+rng.NormFloat64(), true)
+		score, warm := observe15s(&c, &cfg, math.Abs(rng.NormFloat64()), 1000+rng.NormFloat64())
 		require.True(t, warm)
 		require.Less(t, score, cfg.Threshold, "sample %d", i)
 	}
@@ -96,35 +96,55 @@ func TestScoringVarianceDrop(t *testing.T) {
 	opened := false
 	for range 200 {
 		// Stuck at a normal value, predicted perfectly.
-		score, _ := c.observe(&cfg, 0.1, 10, true)
+		score, _ := observe15s(&c, &cfg, 0.1, 10)
 		opened = opened || score >= cfg.Threshold
 	}
 	require.True(t, opened, "a series going flat must open an anomaly")
 }
 
-// SeriesState carries the whole calibration (format 3) and still decodes
-// format 2, whose range comes from the value moments, and format 1, whose
-// series restart the value statistics and tails.
+// SeriesState carries the whole calibration (format 4) and still decodes
+// format 3, whose series restart the daily profile, format 2, whose range
+// comes from the value moments, and format 1, whose series restart the value
+// statistics and tails.
 func TestSeriesStateCarriesCalibration(t *testing.T) {
 	cfg := DefaultScoringConfig
 	var c calibration
 	rng := rand.New(rand.NewPCG(13, 14))
 	for range 1000 {
-		c.observe(&cfg, math.Abs(rng.NormFloat64()), 5+rng.NormFloat64(), true)
+		observe15s(&c, &cfg, math.Abs(rng.NormFloat64()), 5+rng.NormFloat64())
 	}
+	require.NotZero(t, c.daily.visited)
 	s := &series{cal: c}
 	st := exportSeries(s)
 	b, err := st.MarshalBinary()
 	require.NoError(t, err)
-	require.Equal(t, byte(stateFormatV3), b[0])
+	require.Equal(t, byte(stateFormatV4), b[0])
 	var got SeriesState
 	require.NoError(t, got.UnmarshalBinary(b))
 	require.Equal(t, st, got)
 
 	require.Equal(t, c, restoreCalibration(&got))
 
-	// Format 2: the same bytes without the range at the end.
-	b2 := append([]byte(nil), b[:len(b)-8]...)
+	// Format 3: the same bytes without the daily profile (CalResN 0 is the
+	// last byte of a format 4 record without one).
+	noDaily := st
+	noDaily.CalResN, noDaily.CalResMean, noDaily.CalResVar, noDaily.CalResShort = 0, 0, 0, 0
+	noDaily.CalResTail, noDaily.CalProfile, noDaily.CalProfileVisited, noDaily.CalProfileStart = [histBins + 1]float32{}, [profileBins]float32{}, 0, 0
+	b, err = noDaily.MarshalBinary()
+	require.NoError(t, err)
+	b3 := append([]byte(nil), b[:len(b)-1]...)
+	b3[0] = stateFormatV3
+	var got3 SeriesState
+	require.NoError(t, got3.UnmarshalBinary(b3))
+	require.Equal(t, noDaily, got3)
+	restored := restoreCalibration(&got3)
+	require.Equal(t, dailyProfile{}, restored.daily, "the daily profile restarts")
+	restored.daily = c.daily
+	require.Equal(t, c, restored)
+
+	// Format 2: the format 3 bytes without the range at the end.
+	st = noDaily
+	b2 := append([]byte(nil), b3[:len(b3)-8]...)
 	b2[0] = stateFormatV2
 	var got2 SeriesState
 	require.NoError(t, got2.UnmarshalBinary(b2))
@@ -155,7 +175,7 @@ func calmCalibration(t *testing.T, cfg *ScoringConfig, seed1, seed2 uint64) (cal
 	maxCalm := 0.0
 	for range 2000 {
 		v := 10 + rng.NormFloat64()
-		score, _ := c.observe(cfg, math.Abs(rng.NormFloat64()), v, true)
+		score, _ := observe15s(&c, cfg, math.Abs(rng.NormFloat64()), v)
 		maxCalm = max(maxCalm, score)
 	}
 	require.Less(t, maxCalm, cfg.Threshold)
@@ -183,8 +203,8 @@ func TestRangeSurprise(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			withTerm, without := c, c
 			const e = 3 // a surprising but not anomalous error
-			got, _ := withTerm.observe(&cfg, e, tc.value, true)
-			base, _ := without.observe(&off, e, tc.value, true)
+			got, _ := observe15s(&withTerm, &cfg, e, tc.value)
+			base, _ := observe15s(&without, &off, e, tc.value)
 			require.Greater(t, base, 0.0)
 			require.InDelta(t, tc.added, got-base, 1e-9)
 		})
@@ -201,9 +221,15 @@ func TestRangeSurpriseIgnoresSteadyTrends(t *testing.T) {
 	rng := rand.New(rand.NewPCG(23, 24))
 	for i := range 3000 {
 		e := 0.5 * math.Abs(rng.NormFloat64())
-		got, _ := with.observe(&cfg, e, float64(i), true)
-		base, _ := without.observe(&off, e, float64(i), true)
+		got, _ := observe15s(&with, &cfg, e, float64(i))
+		base, _ := observe15s(&without, &off, e, float64(i))
 		require.Equal(t, base, got, "sample %d", i)
 	}
 	require.Equal(t, float32(2999), with.valMax)
+}
+
+// observe15s feeds c one sample 15 s after its previous one.
+func observe15s(c *calibration, cfg *ScoringConfig, e, v float64) (float64, bool) {
+	const step = 15000
+	return c.observe(cfg, e, v, int64(c.n+1)*step, step, true)
 }

@@ -37,6 +37,15 @@ type SeriesState struct {
 	// Running range of the values (format 3). A format 2 record decodes
 	// with the long-term mean ± 3 standard deviations instead.
 	CalValMax, CalValMin float32
+	// Daily profile and the statistics of its residual (format 4).
+	// CalResN 0 means they are absent (format 3 or older): after import the
+	// profile restarts.
+	CalResN                            uint32
+	CalResMean, CalResVar, CalResShort float32
+	CalResTail                         [histBins + 1]float32
+	CalProfile                         [profileBins]float32
+	CalProfileVisited                  uint32 // bit per bin
+	CalProfileStart                    int64  // unix seconds
 
 	// Latest result; ScoredTs is 0 if the series was never scored.
 	Value, Score, Expected, Lower, Upper float64
@@ -52,11 +61,12 @@ type SeriesState struct {
 
 // Format versions: 1 has the error statistics only; 2 appends the value
 // statistics and empirical tails; 3 appends the running range of the
-// values. All decode.
+// values; 4 the daily profile. All decode.
 const (
 	stateFormatV1 = 1
 	stateFormatV2 = 2
 	stateFormatV3 = 3
+	stateFormatV4 = 4
 )
 
 // rangeFromMoments is the range a format 2 record restores: mean ± 3
@@ -70,7 +80,7 @@ func (s *SeriesState) MarshalBinary() ([]byte, error) {
 
 // AppendBinary appends the encoding of s to b.
 func (s *SeriesState) AppendBinary(b []byte) ([]byte, error) {
-	b = append(b, stateFormatV3)
+	b = append(b, stateFormatV4)
 	b = appendString(b, s.Tenant)
 	b = binary.AppendUvarint(b, uint64(len(s.Labels)))
 	for _, l := range s.Labels {
@@ -109,6 +119,20 @@ func (s *SeriesState) AppendBinary(b []byte) ([]byte, error) {
 		}
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(s.CalValMax))
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(s.CalValMin))
+		b = binary.AppendUvarint(b, uint64(s.CalResN))
+		if s.CalResN > 0 {
+			for _, f := range [...]float32{s.CalResMean, s.CalResVar, s.CalResShort} {
+				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+			}
+			for _, f := range s.CalResTail {
+				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+			}
+			for _, f := range s.CalProfile {
+				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+			}
+			b = binary.LittleEndian.AppendUint32(b, s.CalProfileVisited)
+			b = binary.AppendVarint(b, s.CalProfileStart)
+		}
 	}
 	return b, nil
 }
@@ -193,7 +217,7 @@ const maxStateItems = 1 << 16
 
 // UnmarshalBinary decodes data produced by MarshalBinary. s does not alias data.
 func (s *SeriesState) UnmarshalBinary(data []byte) error {
-	if len(data) == 0 || data[0] < stateFormatV1 || data[0] > stateFormatV3 {
+	if len(data) == 0 || data[0] < stateFormatV1 || data[0] > stateFormatV4 {
 		return fmt.Errorf("cannot decode series state: unknown format version")
 	}
 	r := stateReader{b: data[1:]}
@@ -242,6 +266,22 @@ func (s *SeriesState) UnmarshalBinary(data []byte) error {
 			} else {
 				sd := float32(math.Sqrt(float64(max(s.CalValVar, 0))))
 				s.CalValMax, s.CalValMin = s.CalValMean+rangeFromMoments*sd, s.CalValMean-rangeFromMoments*sd
+			}
+			if data[0] >= stateFormatV4 {
+				s.CalResN = uint32(r.uvarint())
+			}
+			if s.CalResN > 0 {
+				s.CalResMean, s.CalResVar, s.CalResShort = r.f32(), r.f32(), r.f32()
+				for i := range s.CalResTail {
+					s.CalResTail[i] = r.f32()
+				}
+				for i := range s.CalProfile {
+					s.CalProfile[i] = r.f32()
+				}
+				if b := r.fixed(4); b != nil {
+					s.CalProfileVisited = binary.LittleEndian.Uint32(b)
+				}
+				s.CalProfileStart = r.varint()
 			}
 		}
 	}
@@ -295,6 +335,9 @@ func exportSeries(s *series) SeriesState {
 		CalVarShort: s.cal.varShort, CalVarLow: s.cal.varLow,
 		CalValMax: s.cal.valMax, CalValMin: s.cal.valMin,
 		CalErrTail: s.cal.errTail.export(), CalLvlTail: s.cal.lvlTail.export(),
+		CalResN: s.cal.daily.n, CalResMean: s.cal.daily.resMean, CalResVar: s.cal.daily.resVar,
+		CalResShort: s.cal.daily.resShort, CalResTail: s.cal.daily.resTail.export(),
+		CalProfile: s.cal.daily.bin, CalProfileVisited: s.cal.daily.visited, CalProfileStart: s.cal.daily.startSec,
 		Value: s.value, Score: s.score, Expected: s.expected, Lower: s.lower, Upper: s.upper,
 		ScoredTs: s.scoredTs,
 	}
@@ -401,6 +444,13 @@ func restoreCalibration(st *SeriesState) calibration {
 		c.valMax, c.valMin = st.CalValMax, st.CalValMin
 		c.errTail.restore(st.CalErrTail)
 		c.lvlTail.restore(st.CalLvlTail)
+		if st.CalResN > 0 {
+			c.daily = dailyProfile{
+				bin: st.CalProfile, visited: st.CalProfileVisited, startSec: st.CalProfileStart,
+				n: st.CalResN, resMean: st.CalResMean, resVar: st.CalResVar, resShort: st.CalResShort,
+			}
+			c.daily.resTail.restore(st.CalResTail)
+		}
 	}
 	return c
 }

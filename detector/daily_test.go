@@ -1,0 +1,155 @@
+package detector
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestBinCoverage(t *testing.T) {
+	const h = 3600
+	day0 := int64(1_700_000_000) / 86400 * 86400 // a UTC midnight
+	for _, tc := range []struct {
+		name     string
+		from, to int64
+		bin      int
+		want     float64
+	}{
+		{"empty", day0, day0, 0, 0},
+		{"inside the bin", day0 + 300, day0 + 900, 0, 600},
+		{"other bin", day0 + 300, day0 + 900, 1, 0},
+		{"across a bin edge", day0 + h - 100, day0 + h + 50, 1, 50},
+		{"one day covers every bin once", day0 + 1234, day0 + 86400 + 1234, 7, h},
+		{"two days and a half", day0, day0 + 2*86400 + 12*h, 3, 3 * h},
+		{"two days and a half, late bin", day0, day0 + 2*86400 + 12*h, 20, 2 * h},
+		{"wraps midnight", day0 + 23*h + 1800, day0 + 86400 + 1800, 0, 1800},
+		{"before 1970", -86400, -86400 + 600, 0, 600},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, binCoverage(tc.from, tc.to, tc.bin))
+		})
+	}
+}
+
+// The profile remembers about a day of each bin's time at any sampling
+// interval, and at least profileMinSamples of a sparse series' samples.
+func TestDailyProfileMemory(t *testing.T) {
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC).UnixMilli()
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+		days     int     // of shifted values after a week of steady ones
+		want     float64 // share of the shift the profile has taken on
+	}{
+		{"15s, one day", 15 * time.Second, 1, 1 - math.Pow(1-15.0/3600, 240)},
+		{"5m, one day", 5 * time.Minute, 1, 1 - math.Pow(11.0/12, 12)},
+		{"30m, one day: twelve samples", 30 * time.Minute, 1, 1 - math.Pow(11.0/12, 2)},
+		{"30m, six days", 30 * time.Minute, 6, 1 - math.Pow(11.0/12, 12)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var p dailyProfile
+			step := tc.interval.Milliseconds()
+			ts := start
+			feed := func(days int, shift float64) {
+				for end := ts + int64(days)*86400_000; ts < end; ts += step {
+					p.learn(10*float64(profileBin(ts))+shift, ts, step, profileBin(ts))
+				}
+			}
+			feed(7, 0)
+			for h := range profileBins {
+				require.InDelta(t, 10*float64(h), p.bin[h], 1e-3, "bin %d after steady days", h)
+			}
+			feed(tc.days, 12)
+			for h := range profileBins {
+				require.InDelta(t, tc.want, (float64(p.bin[h])-10*float64(h))/12, 0.01, "bin %d", h)
+			}
+		})
+	}
+}
+
+// dailySeries is a 5-minute series with a strong daily cycle around 100.
+func dailySeries(rng *rand.Rand, ts int64, amplitude float64) float64 {
+	phase := 2 * math.Pi * float64(ts%86400_000) / 86400_000
+	return 100 + amplitude*math.Sin(phase) + 3*rng.NormFloat64()
+}
+
+// A day whose shape departs from the usual one, with every value inside the
+// normal range (a holiday on a traffic series), opens an anomaly through the
+// daily-profile term, and not without it; the usual days do not.
+func TestDailyProfileCatchesAChangedDay(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		ratio     float64
+		wantOpens bool
+	}{
+		{"with the daily profile", DefaultScoringConfig.DailyProfileRatio, true},
+		{"without", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultScoringConfig
+			cfg.DailyProfileRatio = tc.ratio
+			var c calibration
+			rng := rand.New(rand.NewPCG(31, 32))
+			const step = 5 * 60 * 1000
+			ts := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+			maxCalm, maxHoliday := 0.0, 0.0
+			for day := range 16 {
+				amplitude := 50.0
+				if day == 15 {
+					amplitude = 10 // the holiday: flat, in the middle of the range
+				}
+				for range 288 {
+					// The model follows the values, and its error is
+					// constant so that only the level terms move.
+					score, _ := c.observe(&cfg, 0.8, dailySeries(rng, ts, amplitude), ts, step, true)
+					if day >= 2 && day < 15 {
+						maxCalm = max(maxCalm, score)
+					}
+					if day == 15 {
+						maxHoliday = max(maxHoliday, score)
+					}
+					ts += step
+				}
+			}
+			t.Logf("highest score: usual days %.3f, changed day %.3f", maxCalm, maxHoliday)
+			require.Less(t, maxCalm, cfg.Threshold, "usual days")
+			if tc.wantOpens {
+				require.GreaterOrEqual(t, maxHoliday, cfg.Threshold, "the changed day")
+			} else {
+				require.Less(t, maxHoliday, cfg.Threshold, "the changed day")
+			}
+		})
+	}
+}
+
+// A series without a daily cycle scores the same with and without the term.
+func TestDailyProfileIgnoresSeriesWithoutACycle(t *testing.T) {
+	cfg := DefaultScoringConfig
+	off := cfg
+	off.DailyProfileRatio = 0
+	var with, without calibration
+	rng := rand.New(rand.NewPCG(33, 34))
+	const step = 60 * 1000
+	ts := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	level := 50.0
+	for i := range 10000 {
+		level += 0.1 * rng.NormFloat64() // a slow random walk with noise
+		v := level + rng.NormFloat64()
+		e := math.Abs(rng.NormFloat64())
+		got, _ := with.observe(&cfg, e, v, ts, step, true)
+		base, _ := without.observe(&off, e, v, ts, step, true)
+		require.Equal(t, base, got, "sample %d", i)
+		ts += step
+	}
+}
+
+// The series struct must stay in the 576-byte allocation size class (with
+// its 128-byte ring, 704 B before labels): the budget is 1 KiB per series
+// (docs/benchmarks.md), and the next class up costs 64 B per series.
+func TestSeriesFitsItsSizeClass(t *testing.T) {
+	require.LessOrEqual(t, unsafe.Sizeof(series{}), uintptr(576))
+}
