@@ -28,3 +28,34 @@ func BenchmarkAppend(b *testing.B) {
 		d.Append("tenant-a", ls, smp)
 	}
 }
+
+// BenchmarkObserve scores one sample of a calm series (calibration only, no
+// model), with the default scoring and without the daily-profile term.
+func BenchmarkObserve(b *testing.B) {
+	noDaily := DefaultScoringConfig
+	noDaily.DailyProfileRatio = 0
+	for _, bc := range []struct {
+		name string
+		cfg  ScoringConfig
+	}{
+		{"default", DefaultScoringConfig},
+		{"daily_profile_off", noDaily},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := bc.cfg
+			var c calibration
+			const step = 15000
+			ts := int64(1_790_000_000_000)
+			for i := range 20000 {
+				c.observe(&cfg, 0.5+0.1*float64(i%7), 100+float64(i%13), ts, step, true)
+				ts += step
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				c.observe(&cfg, 0.5+0.1*float64(i%7), 100+float64(i%13), ts, step, true)
+				ts += step
+			}
+		})
+	}
+}
