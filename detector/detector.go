@@ -679,14 +679,7 @@ func (d *Detector) History(sel Selector, tenant string, fromMs, toMs int64, fn f
 					continue
 				}
 				pts = pts[:0]
-				var hist []historyPoint
-				var head, length int32
-				if a := s.an; a != nil {
-					hist, head, length = a.hist, a.histHead, a.histLen
-				}
-				n := int32(len(hist))
-				for j := int32(0); j < length; j++ {
-					p := hist[(head+j)%n]
+				for p := range s.historyPoints() {
 					if p.ts < fromMs || p.ts > toMs {
 						continue
 					}

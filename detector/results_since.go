@@ -37,14 +37,7 @@ func (d *Detector) ResultsSince(cursor func(id uint64) int64, fn func(id uint64,
 					continue
 				}
 				anomalous := s.anomalyOpen()
-				var hist []historyPoint
-				var head, length int32
-				if a := s.an; a != nil {
-					hist, head, length = a.hist, a.histHead, a.histLen
-				}
-				n := int32(len(hist))
-				for j := int32(0); j < length; j++ {
-					p := &hist[(head+j)%n]
+				for p := range s.historyPoints() {
 					if p.ts <= since || p.ts >= s.scoredTs {
 						continue
 					}

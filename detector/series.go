@@ -1,6 +1,9 @@
 package detector
 
-import "math"
+import (
+	"iter"
+	"math"
+)
 
 // series is the state of one input series. All fields are guarded by the
 // lock of the shard that holds the series.
@@ -52,6 +55,22 @@ type anomalyState struct {
 	hist     []historyPoint
 	histHead int32
 	histLen  int32
+}
+
+// historyPoints yields the series' recent results, oldest first.
+func (s *series) historyPoints() iter.Seq[*historyPoint] {
+	return func(yield func(*historyPoint) bool) {
+		a := s.an
+		if a == nil {
+			return
+		}
+		n := int32(len(a.hist))
+		for j := range a.histLen {
+			if !yield(&a.hist[(a.histHead+j)%n]) {
+				return
+			}
+		}
+	}
 }
 
 // anomalyOpen reports whether the series has an open anomaly.
