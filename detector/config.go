@@ -42,6 +42,11 @@ type Config struct {
 	// Selection.
 	Selectors []string      `yaml:"selectors,omitempty"`
 	Scoring   ScoringConfig `yaml:"scoring"`
+	// DeviationOverrides set the direction and minimum deviations of the
+	// series a selector matches, e.g. `up` for latencies and a relative
+	// minimum for nearly flat gauges. The first matching entry wins; series
+	// no entry matches use scoring.direction and scoring.min_*_deviation.
+	DeviationOverrides []DeviationOverride `yaml:"deviation_overrides,omitempty"`
 
 	// Selection is the parsed form of Selectors.
 	Selection Selection `yaml:"-"`
@@ -58,6 +63,62 @@ var DefaultConfig = Config{
 	AnomalyCloseBelow: 0.15,
 	HistoryPoints:     120,
 	Scoring:           DefaultScoringConfig,
+}
+
+// maxDeviationOverrides bounds detector.deviation_overrides: a series keeps
+// the index of its entry in 16 bits, and every new series is matched
+// against the entries in turn.
+const maxDeviationOverrides = 1000
+
+// DeviationOverride is one entry of detector.deviation_overrides. Fields
+// left out take the values of detector.scoring.
+type DeviationOverride struct {
+	// Selector is a PromQL series selector; the caller parses it into Match
+	// (internal/config does).
+	Selector        string     `yaml:"selector"`
+	Direction       *Direction `yaml:"direction,omitempty"`
+	MinAbsDeviation *float64   `yaml:"min_abs_deviation,omitempty"`
+	MinRelDeviation *float64   `yaml:"min_rel_deviation,omitempty"`
+
+	Match Selector `yaml:"-"`
+}
+
+// deviationGate is the direction and minimum deviations one series is
+// scored with.
+type deviationGate struct {
+	direction      Direction
+	minAbs, minRel float64
+}
+
+// deviationGates resolves the configuration into gates: index 0 is
+// detector.scoring's, index i+1 that of deviation_overrides[i].
+func (c *Config) deviationGates() []deviationGate {
+	base := deviationGate{c.Scoring.Direction, c.Scoring.MinAbsDeviation, c.Scoring.MinRelDeviation}
+	gates := []deviationGate{base}
+	for _, o := range c.DeviationOverrides {
+		g := base
+		if o.Direction != nil {
+			g.direction = *o.Direction
+		}
+		if o.MinAbsDeviation != nil {
+			g.minAbs = *o.MinAbsDeviation
+		}
+		if o.MinRelDeviation != nil {
+			g.minRel = *o.MinRelDeviation
+		}
+		gates = append(gates, g)
+	}
+	return gates
+}
+
+// gateIndex returns the index in deviationGates of the gate for a series.
+func (c *Config) gateIndex(ls Labels) uint16 {
+	for i := range c.DeviationOverrides {
+		if c.DeviationOverrides[i].Match.Matches(ls) {
+			return uint16(i + 1)
+		}
+	}
+	return 0
 }
 
 // UnmarshalYAML reads a direction from "up", "down" or "both".
@@ -141,6 +202,21 @@ func (c *Config) Validate() error {
 	}
 	if !(s.DailyProfileRatio >= 0 && s.DailyProfileRatio <= 1) {
 		errs = append(errs, errors.New("detector.scoring.daily_profile_ratio must be in [0,1]"))
+	}
+	if len(c.DeviationOverrides) > maxDeviationOverrides {
+		errs = append(errs, fmt.Errorf("detector.deviation_overrides: %d entries, at most %d", len(c.DeviationOverrides), maxDeviationOverrides))
+	}
+	for i, o := range c.DeviationOverrides {
+		key := fmt.Sprintf("detector.deviation_overrides[%d]", i)
+		if o.Selector == "" {
+			errs = append(errs, fmt.Errorf("%s.selector must not be empty", key))
+		}
+		if o.MinAbsDeviation != nil && !(*o.MinAbsDeviation >= 0) {
+			errs = append(errs, fmt.Errorf("%s.min_abs_deviation must be >= 0", key))
+		}
+		if o.MinRelDeviation != nil && !(*o.MinRelDeviation >= 0) {
+			errs = append(errs, fmt.Errorf("%s.min_rel_deviation must be >= 0", key))
+		}
 	}
 	if s.MinAbsDeviation < 0 {
 		errs = append(errs, errors.New("detector.scoring.min_abs_deviation must be >= 0"))

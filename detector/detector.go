@@ -41,6 +41,7 @@ type modelState struct {
 // scheduler.
 type Detector struct {
 	cfg     Config
+	gates   []deviationGate // detector.scoring's, then deviation_overrides'
 	zThr    float64
 	logger  *slog.Logger
 	metrics *metrics
@@ -73,6 +74,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, sinks ...Ev
 	}
 	d := &Detector{
 		cfg:    cfg,
+		gates:  cfg.deviationGates(),
 		zThr:   cfg.Scoring.zAtThreshold(),
 		logger: logger,
 		sinks:  sinks,
@@ -295,6 +297,7 @@ func (d *Detector) newSeries(h uint64, tenant string, lbls Labels) *series {
 		tenant: clone(tenant),
 		labels: lbls.Clone(),
 		ring:   make([]float32, w),
+		gate:   d.cfg.gateIndex(lbls),
 	}
 	return s
 }
@@ -324,14 +327,15 @@ func (d *Detector) score(s *series, smp Sample, gapMs int64, ms *modelState, cou
 	cfg := &d.cfg.Scoring
 	dev := smp.Value - s.pred
 	e := math.Abs(dev) / s.predScale
+	gate := &d.gates[s.gate]
 	gated := true
-	switch cfg.Direction {
+	switch gate.direction {
 	case DirectionUp:
 		gated = dev > 0
 	case DirectionDown:
 		gated = dev < 0
 	}
-	if math.Abs(dev) < max(cfg.MinAbsDeviation, cfg.MinRelDeviation*math.Abs(s.pred)) {
+	if math.Abs(dev) < max(gate.minAbs, gate.minRel*math.Abs(s.pred)) {
 		gated = false
 	}
 	// Bounds come from the calibration before this sample updates it.

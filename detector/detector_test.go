@@ -191,6 +191,14 @@ func TestDirectionAndMinDeviation(t *testing.T) {
 		{"up ignores a drop", func(c *Config) { c.Scoring.Direction = DirectionUp }, -200, false},
 		{"up catches a rise", func(c *Config) { c.Scoring.Direction = DirectionUp }, 400, true},
 		{"min abs deviation ignores a small step", func(c *Config) { c.Scoring.MinAbsDeviation = 1000 }, 400, false},
+		{"an override for the series sets the direction", overrideFor("x", ptr(DirectionUp), nil), -200, false},
+		{"an override for the series keeps the rest", overrideFor("x", ptr(DirectionDown), nil), -200, true},
+		{"an override for the series sets a minimum", overrideFor("x", nil, ptr(5.0)), 400, false},
+		{"an override for another series changes nothing", overrideFor("y", ptr(DirectionUp), ptr(5.0)), -200, true},
+		{"the first matching override wins", func(c *Config) {
+			overrideFor("x", ptr(DirectionBoth), nil)(c)
+			overrideFor("x", ptr(DirectionUp), nil)(c)
+		}, -200, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -206,6 +214,21 @@ func TestDirectionAndMinDeviation(t *testing.T) {
 		})
 	}
 }
+
+// overrideFor adds a deviation override for the series named name.
+func overrideFor(name string, dir *Direction, minRel *float64) func(*Config) {
+	return func(c *Config) {
+		m, err := NewMatcher(MatchEqual, MetricNameLabel, name)
+		if err != nil {
+			panic(err)
+		}
+		c.DeviationOverrides = append(c.DeviationOverrides, DeviationOverride{
+			Selector: name, Direction: dir, MinRelDeviation: minRel, Match: Selector{m},
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
 
 func TestConcurrentAppend(t *testing.T) {
 	d, _ := newTestDetector(t, nil)

@@ -25,6 +25,7 @@ type series struct {
 	seq          uint32 // bumped on every accepted sample; detects stale predictions
 	pending      bool   // queued for inference
 	predValid    bool   // pred is the prediction for the next sample
+	gate         uint16 // index in Detector.gates: direction and minimum deviations
 	lastTs       int64  // newest sample timestamp (ms)
 	lastSeenUnix int64  // wall clock of the last sample (s), for expiry
 	enqueuedNano int64  // wall clock when queued for inference

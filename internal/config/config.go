@@ -130,6 +130,18 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("detector.selectors: %w", err))
 	}
 	c.Detector.Selection = sel
+	for i := range c.Detector.DeviationOverrides {
+		o := &c.Detector.DeviationOverrides[i]
+		if o.Selector == "" {
+			continue // detector.Config.Validate names the key
+		}
+		sel, err := ParseSelectors([]string{o.Selector})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("detector.deviation_overrides[%d].selector: %w", i, err))
+			continue
+		}
+		o.Match = sel[0]
+	}
 	if err := c.Detector.Validate(); err != nil {
 		errs = append(errs, err)
 	}

@@ -33,6 +33,30 @@ func TestParse(t *testing.T) {
 		{name: "direction", yaml: "detector:\n  scoring:\n    direction: up\n", check: func(t *testing.T, c *Config) {
 			require.Equal(t, detector.DirectionUp, c.Detector.Scoring.Direction)
 		}},
+		{name: "deviation overrides parse", yaml: `
+detector:
+  scoring:
+    min_abs_deviation: 2
+  deviation_overrides:
+    - selector: '{__name__=~".+_latency_seconds"}'
+      direction: up
+      min_rel_deviation: 0.05
+    - selector: 'disk_free_bytes'
+      direction: down
+`, check: func(t *testing.T, c *Config) {
+			ov := c.Detector.DeviationOverrides
+			require.Len(t, ov, 2)
+			require.True(t, ov[0].Match.Matches(detector.FromStrings("__name__", "http_latency_seconds")))
+			require.False(t, ov[0].Match.Matches(detector.FromStrings("__name__", "disk_free_bytes")))
+			require.Equal(t, detector.DirectionUp, *ov[0].Direction)
+			require.Equal(t, 0.05, *ov[0].MinRelDeviation)
+			require.Nil(t, ov[0].MinAbsDeviation, "left out: detector.scoring's value applies")
+			require.True(t, ov[1].Match.Matches(detector.FromStrings("__name__", "disk_free_bytes")))
+			require.Equal(t, detector.DirectionDown, *ov[1].Direction)
+		}},
+		{name: "bad override selector names the key", yaml: "detector:\n  deviation_overrides:\n    - {selector: '{job='}\n", wantErr: "detector.deviation_overrides[0].selector"},
+		{name: "empty override selector names the key", yaml: "detector:\n  deviation_overrides:\n    - {direction: up}\n", wantErr: "detector.deviation_overrides[0].selector must not be empty"},
+		{name: "bad override value names the key", yaml: "detector:\n  deviation_overrides:\n    - {selector: up}\n    - {selector: up, min_abs_deviation: -1}\n", wantErr: "detector.deviation_overrides[1].min_abs_deviation"},
 		{name: "unknown key", yaml: "detectr: {}\n", wantErr: "detectr"},
 		{name: "bad selector names the key", yaml: "detector:\n  selectors: ['{job=']\n", wantErr: "detector.selectors"},
 		{name: "bad value names the key", yaml: "detector:\n  batch_size: 0\n", wantErr: "detector.batch_size"},
