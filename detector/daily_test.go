@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -71,7 +72,7 @@ func TestDailyProfileMemory(t *testing.T) {
 	}
 }
 
-// dailySeries is a 5-minute series with a strong daily cycle around 100.
+// dailySeries is a series with a strong daily cycle around 100.
 func dailySeries(rng *rand.Rand, ts int64, amplitude float64) float64 {
 	phase := 2 * math.Pi * float64(ts%86400_000) / 86400_000
 	return 100 + amplitude*math.Sin(phase) + 3*rng.NormFloat64()
@@ -79,22 +80,33 @@ func dailySeries(rng *rand.Rand, ts int64, amplitude float64) float64 {
 
 // A day whose shape departs from the usual one, with every value inside the
 // normal range (a holiday on a traffic series), opens an anomaly through the
-// daily-profile term, and not without it; the usual days do not.
+// daily-profile term, and not without it; the usual days do not. At NAB's
+// 5-minute rows and at a 15 s scrape interval (where a ramp within an hour
+// bin would open anomalies at bin edges if the residual were averaged over
+// minutes only), for three noise streams each.
 func TestDailyProfileCatchesAChangedDay(t *testing.T) {
-	for _, tc := range []struct {
+	type testCase struct {
 		name      string
 		ratio     float64
+		step      int64 // ms
+		seed      uint64
 		wantOpens bool
-	}{
-		{"with the daily profile", DefaultScoringConfig.DailyProfileRatio, true},
-		{"without", 0, false},
-	} {
+	}
+	var cases []testCase
+	for seed := uint64(1); seed <= 3; seed++ {
+		for _, step := range []int64{5 * 60 * 1000, 15 * 1000} {
+			cases = append(cases,
+				testCase{fmt.Sprintf("every %ds seed %d with the daily profile", step/1000, seed), DefaultScoringConfig.DailyProfileRatio, step, seed, true},
+				testCase{fmt.Sprintf("every %ds seed %d without", step/1000, seed), 0, step, seed, false})
+		}
+	}
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultScoringConfig
 			cfg.DailyProfileRatio = tc.ratio
 			var c calibration
-			rng := rand.New(rand.NewPCG(31, 32))
-			const step = 5 * 60 * 1000
+			rng := rand.New(rand.NewPCG(tc.seed, 32))
+			step := tc.step
 			ts := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 			maxCalm, maxHoliday := 0.0, 0.0
 			for day := range 16 {
@@ -102,7 +114,7 @@ func TestDailyProfileCatchesAChangedDay(t *testing.T) {
 				if day == 15 {
 					amplitude = 10 // the holiday: flat, in the middle of the range
 				}
-				for range 288 {
+				for range 86400_000 / step {
 					// The model follows the values, and its error is
 					// constant so that only the level terms move.
 					score, _ := c.observe(&cfg, 0.8, dailySeries(rng, ts, amplitude), ts, step, true)

@@ -140,6 +140,7 @@ const (
 	profileBinMs      = 24 * 3600 * 1000 / profileBins
 	profileDays       = 1
 	profileMinSamples = 12
+	profileLevelSec   = 2 * 3600 // the residual's short-term mean spans at least this
 )
 
 // dailyProfile is the state of the daily-profile level term: the profile,
@@ -197,7 +198,12 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv float64, tsMs, gapM
 	}
 	p.n++
 	prev := float64(p.resShort)
-	if aLvl := 1 / float64(cfg.LevelWindow); p.n == 1 {
+	// The residual's short-term mean spans level_window samples and at least
+	// profileLevelSec: at fine sampling intervals a ramp within an hour bin
+	// leaves a sawtooth in the residual that a few minutes' mean would score
+	// at every bin edge.
+	aLvl := min(1/float64(cfg.LevelWindow), max(float64(gapMs)/(1000*profileLevelSec), 1e-4))
+	if p.n == 1 {
 		p.resShort = float32(r)
 	} else {
 		p.resShort = float32((1-aLvl)*prev + aLvl*r)
@@ -209,7 +215,7 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv float64, tsMs, gapM
 	}
 	if gated && m > 0 {
 		sd := max(math.Sqrt(float64(p.resVar)), 1e-6+1e-3*math.Abs(vm))
-		z := math.Abs(prev-float64(p.resMean)) / sd * math.Sqrt(float64(cfg.LevelWindow))
+		z := math.Abs(prev-float64(p.resMean)) / sd * math.Sqrt(1/aLvl)
 		s = max(-logGaussTail(z)-math.Ln2, 0)
 		s = bounded(&p.resTail, cfg, s, math.Log2(max(s, 1e-12)), m)
 	}
