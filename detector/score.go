@@ -209,14 +209,9 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv float64, tsMs, gapM
 		p.resShort = float32((1-aLvl)*prev + aLvl*r)
 	}
 	var s float64
-	var m uint32 // warm samples, as calibration.warmCount
-	if p.n > uint32(cfg.WarmupSamples) {
-		m = p.n - uint32(cfg.WarmupSamples)
-	}
-	if gated && m > 0 {
+	if m := warmSamples(cfg, p.n); gated && m > 0 {
 		sd := max(math.Sqrt(float64(p.resVar)), 1e-6+1e-3*math.Abs(vm))
-		z := math.Abs(prev-float64(p.resMean)) / sd * math.Sqrt(1/aLvl)
-		s = max(-logGaussTail(z)-math.Ln2, 0)
+		s = levelSurprise(prev, float64(p.resMean), sd, 1/aLvl)
 		s = bounded(&p.resTail, cfg, s, math.Log2(max(s, 1e-12)), m)
 	}
 	hasCycle := float64(p.resVar) <= cfg.DailyProfileRatio*vv
@@ -367,11 +362,23 @@ func (c *ScoringConfig) zAtThreshold() float64 {
 // current one once observe counted it; the empirical tails learn from warm
 // samples only, because the first errors of a series come from a barely
 // estimated distribution.
-func (c *calibration) warmCount(cfg *ScoringConfig) uint32 {
-	if c.vn <= uint32(cfg.WarmupSamples) {
+func (c *calibration) warmCount(cfg *ScoringConfig) uint32 { return warmSamples(cfg, c.vn) }
+
+// warmSamples is how many of n samples come after the warm-up.
+func warmSamples(cfg *ScoringConfig, n uint32) uint32 {
+	if n <= uint32(cfg.WarmupSamples) {
 		return 0
 	}
-	return c.vn - uint32(cfg.WarmupSamples)
+	return n - uint32(cfg.WarmupSamples)
+}
+
+// levelSurprise is the two-sided Gaussian surprise (nats) of a short-term
+// mean short against a long-term mean and standard deviation, as if it
+// averaged n independent values; the empirical tails correct for series
+// where they are not.
+func levelSurprise(short, mean, sd, n float64) float64 {
+	z := math.Abs(short-mean) / sd * math.Sqrt(n)
+	return max(-logGaussTail(z)-math.Ln2, 0)
 }
 
 // bounded bounds a surprise s (nats) by the empirical tail of x, the log2
@@ -457,11 +464,7 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 		}
 		if gated && m > 0 {
 			vs := max(math.Sqrt(vv), 1e-6+1e-3*math.Abs(vm))
-			// Two-sided, as if the short-term mean averaged LevelWindow
-			// independent values; the empirical tail corrects for series
-			// where they are not.
-			z := math.Abs(lvl-vm) / vs * math.Sqrt(float64(cfg.LevelWindow))
-			sLvl = max(-logGaussTail(z)-math.Ln2, 0)
+			sLvl = levelSurprise(lvl, vm, vs, float64(cfg.LevelWindow))
 			sLvl = bounded(&c.lvlTail, cfg, sLvl, math.Log2(max(sLvl, 1e-12)), m)
 		}
 		if cfg.DailyProfileRatio > 0 {
