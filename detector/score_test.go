@@ -107,12 +107,7 @@ func TestScoringVarianceDrop(t *testing.T) {
 // comes from the value moments, and format 1, whose series restart the value
 // statistics and tails.
 func TestSeriesStateCarriesCalibration(t *testing.T) {
-	cfg := DefaultScoringConfig
-	var c calibration
-	rng := rand.New(rand.NewPCG(13, 14))
-	for range 1000 {
-		observe15s(&c, &cfg, math.Abs(rng.NormFloat64()), 5+rng.NormFloat64())
-	}
+	c := noisyCalibration(1000, 13)
 	require.NotZero(t, c.daily.visited)
 	s := &series{cal: c}
 	st := exportSeries(s)
@@ -226,6 +221,18 @@ func TestRangeSurpriseIgnoresSteadyTrends(t *testing.T) {
 		require.Equal(t, base, got, "sample %d", i)
 	}
 	require.Equal(t, float32(2999), with.valMax)
+}
+
+// noisyCalibration is the calibration after n samples of noise around 5,
+// 15 s apart, with the default scoring.
+func noisyCalibration(n int, seed uint64) calibration {
+	cfg := DefaultScoringConfig
+	var c calibration
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	for range n {
+		observe15s(&c, &cfg, math.Abs(rng.NormFloat64()), 5+rng.NormFloat64())
+	}
+	return c
 }
 
 // observe15s feeds c one sample 15 s after its previous one.

@@ -2,8 +2,6 @@ package detector
 
 import (
 	"bytes"
-	"math"
-	"math/rand/v2"
 	"testing"
 )
 
@@ -13,13 +11,7 @@ import (
 //
 //	go test -fuzz FuzzSeriesStateUnmarshal ./detector/
 func FuzzSeriesStateUnmarshal(f *testing.F) {
-	cfg := DefaultScoringConfig
-	var c calibration
-	rng := rand.New(rand.NewPCG(41, 42))
-	for range 500 {
-		observe15s(&c, &cfg, math.Abs(rng.NormFloat64()), 5+rng.NormFloat64())
-	}
-	full := exportSeries(&series{cal: c, labels: FromStrings("__name__", "x", "job", "api"), ring: make([]float32, 4)})
+	full := exportSeries(&series{cal: noisyCalibration(500, 41), labels: FromStrings("__name__", "x", "job", "api"), ring: make([]float32, 4)})
 	full.Window = []float64{1, 2, 3, 4}
 	full.Tenant, full.AnomalyOpen, full.OpenedAt = "t", true, 1234
 	b, err := full.MarshalBinary()
