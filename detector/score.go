@@ -215,10 +215,8 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv float64, tsMs, gapM
 		s = bounded(&p.resTail, cfg, s, math.Log2(max(s, 1e-12)), m)
 	}
 	hasCycle := float64(p.resVar) <= cfg.DailyProfileRatio*vv
-	a := max(1/float64(p.n), 1/float64(max(cfg.LongWindow, 1)))
-	d := r - float64(p.resMean)
-	p.resMean += float32(a * d)
-	p.resVar = float32((1 - a) * (float64(p.resVar) + a*d*d))
+	mean, variance := ewMoments(float64(p.resMean), float64(p.resVar), r, max(1/float64(p.n), 1/float64(max(cfg.LongWindow, 1))))
+	p.resMean, p.resVar = float32(mean), float32(variance)
 	p.learn(v, tsMs, gapMs, h)
 	if !hasCycle {
 		return 0
@@ -372,6 +370,13 @@ func warmSamples(cfg *ScoringConfig, n uint32) uint32 {
 	return n - uint32(cfg.WarmupSamples)
 }
 
+// ewMoments adds x with weight a to an exponentially weighted mean and
+// variance (a = 1/n gives the running ones).
+func ewMoments(mean, variance, x, a float64) (float64, float64) {
+	d := x - mean
+	return mean + a*d, (1 - a) * (variance + a*d*d)
+}
+
 // levelSurprise is the two-sided Gaussian surprise (nats) of a short-term
 // mean short against a long-term mean and standard deviation, as if it
 // averaged n independent values; the empirical tails correct for series
@@ -477,9 +482,7 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 		if gated && m > 0 && outside {
 			sRange = cfg.RangeSurprise
 		}
-		d := v - vm
-		vm += aVal * d
-		vv = (1 - aVal) * (vv + aVal*d*d)
+		vm, vv = ewMoments(vm, vv, v, aVal)
 		c.valMean, c.valVar = float32(vm), float32(vv)
 	}
 
@@ -495,9 +498,7 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 
 	// Update the long-term error distribution after scoring, so a sample is
 	// not compared with itself.
-	d := e - mean
-	mean += a * d
-	variance = (1 - a) * (variance + a*d*d)
+	mean, variance = ewMoments(mean, variance, e, a)
 	c.errMean, c.errVar = float32(mean), float32(variance)
 	return score, warm
 }
