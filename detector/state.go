@@ -93,9 +93,7 @@ func (s *SeriesState) AppendBinary(b []byte) ([]byte, error) {
 	}
 	b = binary.AppendVarint(b, s.LastTs)
 	b = binary.AppendUvarint(b, uint64(s.CalN))
-	for _, f := range [...]float32{s.CalErrMean, s.CalErrVar, s.CalShortErr} {
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
-	}
+	b = appendFloat32s(b, s.CalErrMean, s.CalErrVar, s.CalShortErr)
 	for _, f := range [...]float64{s.Value, s.Score, s.Expected, s.Lower, s.Upper, s.Peak} {
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
 	}
@@ -109,32 +107,27 @@ func (s *SeriesState) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.AppendVarint(b, s.LastAboveTs)
 	b = binary.AppendUvarint(b, uint64(s.CalVN))
 	if s.CalVN > 0 {
-		for _, f := range [...]float32{s.CalValMean, s.CalValVar, s.CalValShort, s.CalVarShort, s.CalVarLow} {
-			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
-		}
-		for _, t := range [...]*[histBins + 1]float32{&s.CalErrTail, &s.CalLvlTail} {
-			for _, f := range t {
-				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
-			}
-		}
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(s.CalValMax))
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(s.CalValMin))
+		b = appendFloat32s(b, s.CalValMean, s.CalValVar, s.CalValShort, s.CalVarShort, s.CalVarLow)
+		b = appendFloat32s(b, s.CalErrTail[:]...)
+		b = appendFloat32s(b, s.CalLvlTail[:]...)
+		b = appendFloat32s(b, s.CalValMax, s.CalValMin)
 		b = binary.AppendUvarint(b, uint64(s.CalResN))
 		if s.CalResN > 0 {
-			for _, f := range [...]float32{s.CalResMean, s.CalResVar, s.CalResShort} {
-				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
-			}
-			for _, f := range s.CalResTail {
-				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
-			}
-			for _, f := range s.CalProfile {
-				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
-			}
+			b = appendFloat32s(b, s.CalResMean, s.CalResVar, s.CalResShort)
+			b = appendFloat32s(b, s.CalResTail[:]...)
+			b = appendFloat32s(b, s.CalProfile[:]...)
 			b = binary.LittleEndian.AppendUint32(b, s.CalProfileVisited)
 			b = binary.AppendVarint(b, s.CalProfileStart)
 		}
 	}
 	return b, nil
+}
+
+func appendFloat32s(b []byte, fs ...float32) []byte {
+	for _, f := range fs {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+	}
+	return b
 }
 
 func appendString(b []byte, s string) []byte {
@@ -204,6 +197,12 @@ func (r *stateReader) f64() float64 {
 	return 0
 }
 
+func (r *stateReader) f32s(dst []float32) {
+	for i := range dst {
+		dst[i] = r.f32()
+	}
+}
+
 func (r *stateReader) f32() float32 {
 	if b := r.fixed(4); b != nil {
 		return math.Float32frombits(binary.LittleEndian.Uint32(b))
@@ -256,11 +255,8 @@ func (s *SeriesState) UnmarshalBinary(data []byte) error {
 		s.CalVN = uint32(r.uvarint())
 		if s.CalVN > 0 {
 			s.CalValMean, s.CalValVar, s.CalValShort, s.CalVarShort, s.CalVarLow = r.f32(), r.f32(), r.f32(), r.f32(), r.f32()
-			for _, t := range [...]*[histBins + 1]float32{&s.CalErrTail, &s.CalLvlTail} {
-				for i := range t {
-					t[i] = r.f32()
-				}
-			}
+			r.f32s(s.CalErrTail[:])
+			r.f32s(s.CalLvlTail[:])
 			if data[0] >= stateFormatV3 {
 				s.CalValMax, s.CalValMin = r.f32(), r.f32()
 			} else {
@@ -272,12 +268,8 @@ func (s *SeriesState) UnmarshalBinary(data []byte) error {
 			}
 			if s.CalResN > 0 {
 				s.CalResMean, s.CalResVar, s.CalResShort = r.f32(), r.f32(), r.f32()
-				for i := range s.CalResTail {
-					s.CalResTail[i] = r.f32()
-				}
-				for i := range s.CalProfile {
-					s.CalProfile[i] = r.f32()
-				}
+				r.f32s(s.CalResTail[:])
+				r.f32s(s.CalProfile[:])
 				if b := r.fixed(4); b != nil {
 					s.CalProfileVisited = binary.LittleEndian.Uint32(b)
 				}
