@@ -12,3 +12,16 @@ type Model interface {
 	Predict(in []float32, batch int, out []float32) error
 	Close() error
 }
+
+// DistributionModel is a Model that also predicts how uncertain each
+// prediction is, so the band and the surprise come from the model rather
+// than from a per-series error history alone (model.json format
+// sentinel-mesh/v2, docs/model.md).
+//
+// PredictDistribution writes, per window, the predicted mean of the next
+// normalised value into mean and its predicted scale (the standard deviation
+// of a Gaussian, in the same normalised units, > 0) into scale.
+type DistributionModel interface {
+	Model
+	PredictDistribution(in []float32, batch int, mean, scale []float32) error
+}
