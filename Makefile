@@ -92,10 +92,10 @@ test-mixin: ## promtool check/test rules and the dashboard checks.
 test-charts: ## helm lint/template and the chart render tests.
 	bash charts/test.sh
 
-NAB_DATA ?= ../shared/nab-dev
+EVAL_DATA ?= ../shared/nab-dev ../shared/ops-dev
 .PHONY: eval
-eval: ort ## Score the detector on NAB data ($(NAB_DATA)) and update docs/detection.md.
-	$(GO) run ./cmd/sentinel-mesh eval nab --data $(NAB_DATA) --out .cache/nab-eval \
+eval: ort ## Score the default detector and the window-mean baseline on both inner folds of $(EVAL_DATA); update docs/detection.md.
+	$(GO) run ./cmd/sentinel-mesh eval $(addprefix --data ,$(EVAL_DATA)) --out .cache/eval \
 		--model embedded --model baseline --docs docs/detection.md
 
 .PHONY: bench

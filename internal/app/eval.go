@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/alecthomas/kingpin/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sentinel-mesh/sentinel-mesh/detector"
 	"github.com/sentinel-mesh/sentinel-mesh/detector/onnxmodel"
@@ -19,7 +20,7 @@ import (
 func init() {
 	Commands = append(Commands, Command{
 		Name:  "eval",
-		Help:  "Evaluate the detector on a benchmark: eval nab --data <NAB folder> --out <dir>.",
+		Help:  "Evaluate the detector on labelled corpora, both inner folds: eval --data <corpus> --out <dir>.",
 		Setup: setupEval,
 	})
 }
@@ -29,105 +30,141 @@ func init() {
 const baselineWindow = 32
 
 type evalFlags struct {
-	benchmark  string
-	data, out  string
+	data       []string
+	out        string
 	models     []string
-	mode       string
 	configFile string
 	docs       string
 }
 
 func setupEval(cmd *kingpin.CmdClause) func(ctx context.Context, stdout io.Writer) error {
 	f := &evalFlags{}
-	cmd.Arg("benchmark", "Benchmark to run; only nab is known.").Required().EnumVar(&f.benchmark, "nab")
-	cmd.Flag("data", "NAB-style folder: data/<category>/<file>.csv and combined_windows.json.").Required().StringVar(&f.data)
-	cmd.Flag("out", "Folder for the results files, scores.json and scores.md.").Required().StringVar(&f.out)
-	cmd.Flag("model", "Model to evaluate: embedded (the default LSTM), baseline (windowed Gaussian: detector.WindowMeanModel) or a model directory. Repeatable.").Default("embedded", "baseline").StringsVar(&f.models)
-	cmd.Flag("mode", "Row score given to NAB: events (the score of the row where an anomaly opens, 0 elsewhere: what alerts see) or scores (every row's anomaly_score).").Default(string(nab.ModeEvents)).EnumVar(&f.mode, string(nab.ModeEvents), string(nab.ModeScores))
+	cmd.Flag("data", "Labelled corpus folder: data/<category>/<file>.csv and combined_windows.json. Repeatable.").Required().StringsVar(&f.data)
+	cmd.Flag("out", "Folder for the NAB results files and scores.json.").Required().StringVar(&f.out)
+	cmd.Flag("model", "Model to evaluate: embedded (the default model), baseline (window mean: detector.WindowMeanModel), a model directory, or crossfold:<dir> (<dir>/A, trained on fold A, scores fold B and <dir>/B fold A). Repeatable.").Default("embedded", "baseline").StringsVar(&f.models)
 	cmd.Flag("config.file", "sentinel-mesh configuration file whose detector and model sections are used; empty uses the server defaults.").Default("").StringVar(&f.configFile)
-	cmd.Flag("docs", "Markdown file whose generated table (between "+nab.DocBegin+" and "+nab.DocEnd+") is replaced with the scores.").Default("").StringVar(&f.docs)
+	cmd.Flag("docs", "Markdown file whose generated tables (between "+nab.DocBegin+" and "+nab.DocEnd+") are replaced.").Default("").StringVar(&f.docs)
 	return func(ctx context.Context, stdout io.Writer) error { return runEval(ctx, f, stdout) }
 }
 
+// runEval scores every model on both inner folds of every corpus: NAB with
+// the threshold optimised on the fold itself and on the other fold
+// (transfer), and event scoring at the configured threshold.
 func runEval(ctx context.Context, f *evalFlags, stdout io.Writer) error {
 	cfg, err := config.Load(f.configFile)
 	if err != nil {
 		return fmt.Errorf("cannot load the configuration: %w", err)
 	}
-	corpus, err := nab.LoadCorpus(f.data)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "corpus %s: %d files, %d rows, %d windows\n", f.data, len(corpus.Series), corpus.Rows(), corpus.Windows())
-	mode, err := nab.ParseMode(f.mode)
-	if err != nil {
-		return err
-	}
 	if err := os.MkdirAll(f.out, 0o755); err != nil {
 		return fmt.Errorf("cannot create %s: %w", f.out, err)
 	}
-	var reports []nab.Report
-	for _, name := range f.models {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		det, err := evalDetector(name, cfg)
-		if err != nil {
-			return err
-		}
-		det.Mode = mode
-		out, err := nab.Run(corpus, det)
-		closeErr := det.Model.Close()
-		if err != nil {
-			return err
-		}
-		if closeErr != nil {
-			return fmt.Errorf("cannot close model %s: %w", name, closeErr)
-		}
-		if err := nab.WriteResults(f.out, corpus, out); err != nil {
-			return err
-		}
-		r := nab.Evaluate(corpus, out)
-		reports = append(reports, r)
-		fmt.Fprintf(stdout, "%s (%s): standard %.1f, reward_low_FP_rate %.1f, reward_low_FN_rate %.1f\n",
-			r.Detector, r.ModelVersion, r.Scores[0].Normalised, r.Scores[1].Normalised, r.Scores[2].Normalised)
+	reports, err := evalFolds(ctx, f.data, f.models, cfg.Detector, cfg.Model, f.out, stdout)
+	if err != nil {
+		return err
 	}
 	if err := nab.WriteJSON(filepath.Join(f.out, "scores.json"), reports); err != nil {
 		return err
 	}
-	table := nab.Markdown(reports)
-	if err := os.WriteFile(filepath.Join(f.out, "scores.md"), []byte(table), 0o644); err != nil {
-		return fmt.Errorf("cannot write scores.md: %w", err)
-	}
+	tables := nab.WorstMarkdown(nab.WorstFolds(reports)) + "\n" + nab.FoldMarkdown(reports)
 	if f.docs != "" {
-		if err := nab.UpdateDoc(f.docs, table); err != nil {
+		if err := nab.UpdateDoc(f.docs, tables); err != nil {
 			return err
 		}
 	}
-	fmt.Fprint(stdout, table)
+	fmt.Fprint(stdout, tables)
 	return nil
 }
 
-// evalDetector builds the detector named on the command line with the
-// server's detector configuration.
-func evalDetector(name string, cfg *config.Config) (nab.Detector, error) {
-	opts := onnxmodel.Options{LibraryPath: cfg.Model.RuntimeLibrary, IntraOpThreads: cfg.Model.IntraOpThreads}
-	d := nab.Detector{Config: cfg.Detector}
-	switch name {
-	case "embedded":
+// evalFolds runs each model on both folds of each corpus, the two folds
+// concurrently. With out set, NAB results files go to out/<corpus>/.
+func evalFolds(ctx context.Context, dirs, models []string, dcfg detector.Config, mcfg config.ModelConfig, out string, stdout io.Writer) ([]*nab.FoldReport, error) {
+	var reports []*nab.FoldReport
+	for _, dir := range dirs {
+		corpus, err := nab.LoadCorpus(dir)
+		if err != nil {
+			return nil, err
+		}
+		name := nab.CorpusName(dir)
+		fmt.Fprintf(stdout, "corpus %s: %d files, %d rows, %d labelled windows\n", name, len(corpus.Series), corpus.Rows(), corpus.Windows())
+		for _, spec := range models {
+			var pair [2]*nab.FoldReport
+			var g errgroup.Group
+			for i, fold := range nab.Folds {
+				g.Go(func() error {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+					c, err := corpus.Fold(fold)
+					if err != nil {
+						return err
+					}
+					det, err := evalDetector(spec, fold, dcfg, mcfg)
+					if err != nil {
+						return err
+					}
+					det.Mode = nab.ModeEvents
+					o, err := nab.Run(c, det)
+					if closeErr := det.Model.Close(); err == nil && closeErr != nil {
+						err = fmt.Errorf("cannot close model %s: %w", spec, closeErr)
+					}
+					if err != nil {
+						return err
+					}
+					if out != "" {
+						if err := nab.WriteResults(filepath.Join(out, name), c, o); err != nil {
+							return err
+						}
+					}
+					pair[i] = nab.EvaluateFold(name, fold, c, o)
+					return nil
+				})
+			}
+			if err := g.Wait(); err != nil {
+				return nil, err
+			}
+			nab.SetTransfer(pair[0], pair[1])
+			for _, r := range pair {
+				fmt.Fprintf(stdout, "%s fold %s %s: NAB transfer %.1f / %.1f / %.1f, events P %.2f R %.2f F1 %.2f, %d rows dropped\n",
+					name, r.Fold, r.Detector, r.Transfer[0].Normalised, r.Transfer[1].Normalised, r.Transfer[2].Normalised,
+					r.Events.Precision, r.Events.Recall, r.Events.F1, r.Dropped)
+			}
+			reports = append(reports, pair[:]...)
+		}
+	}
+	return reports, nil
+}
+
+// crossfoldPrefix names a pair of models trained on the inner folds:
+// crossfold:<dir> scores fold A with <dir>/B and fold B with <dir>/A, so no
+// series is scored by a model that learned it.
+const crossfoldPrefix = "crossfold:"
+
+// evalDetector builds the detector named on the command line for a fold
+// with the server's detector configuration.
+func evalDetector(spec, fold string, dcfg detector.Config, mcfg config.ModelConfig) (nab.Detector, error) {
+	opts := onnxmodel.Options{LibraryPath: mcfg.RuntimeLibrary, IntraOpThreads: mcfg.IntraOpThreads}
+	d := nab.Detector{Config: dcfg}
+	switch {
+	case spec == "embedded":
 		m, err := onnxmodel.LoadDefault(opts)
 		if err != nil {
 			return d, err
 		}
-		d.Name, d.Model = "sentinel-mesh-lstm", m
-	case "baseline":
-		d.Name, d.Model = "sentinel-mesh-baseline", detector.WindowMeanModel{W: baselineWindow}
+		d.Name, d.Model = "sentinel-mesh-default", m
+	case spec == "baseline":
+		d.Name, d.Model = "window-mean-baseline", detector.WindowMeanModel{W: baselineWindow}
 	default:
-		m, err := onnxmodel.Load(name, opts)
+		dir, crossfold := strings.CutPrefix(spec, crossfoldPrefix)
+		name := strings.ReplaceAll(filepath.Base(filepath.Clean(dir)), "_", "-")
+		if crossfold {
+			dir = filepath.Join(dir, nab.OtherFold(fold))
+			name += "-crossfold"
+		}
+		m, err := onnxmodel.Load(dir, opts)
 		if err != nil {
 			return d, err
 		}
-		d.Name, d.Model = "sentinel-mesh-"+strings.ReplaceAll(filepath.Base(filepath.Clean(name)), "_", "-"), m
+		d.Name, d.Model = name, m
 	}
 	return d, nil
 }

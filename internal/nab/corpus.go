@@ -19,8 +19,10 @@ import (
 // seconds of combined_windows.json.
 const timeLayout = "2006-01-02 15:04:05"
 
-// Series is one NAB data file. Timestamps never decrease but may repeat (a
-// few NAB files repeat a timestamp around DST changes).
+// Series is one data file. Timestamps may repeat or go backwards (a few NAB
+// files repeat a timestamp around DST changes, and one steps back): the
+// evaluation feeds such rows to the detector, which drops them as the server
+// does.
 type Series struct {
 	Path     string // relative to data/, e.g. realKnownCause/nyc_taxi.csv
 	Category string // e.g. realKnownCause
@@ -32,6 +34,7 @@ type Series struct {
 
 // Corpus is every data file of a NAB-style folder.
 type Corpus struct {
+	Dir    string    // the folder it was loaded from
 	Series []*Series // sorted by Path
 }
 
@@ -64,7 +67,7 @@ func LoadCorpus(dir string) (*Corpus, error) {
 		return nil, fmt.Errorf("cannot parse combined_windows.json: %w", err)
 	}
 	dataDir := filepath.Join(dir, "data")
-	var c Corpus
+	c := Corpus{Dir: dir}
 	err = filepath.WalkDir(dataDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".csv") {
 			return err
@@ -129,16 +132,15 @@ func readSeries(path string) (*Series, error) {
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %w", len(s.Times)+2, err)
 		}
-		if n := len(s.Times); n > 0 && ts.Before(s.Times[n-1]) {
-			return nil, fmt.Errorf("line %d: timestamp %s is before the previous row", n+2, rec[0])
-		}
 		s.Times = append(s.Times, ts)
 		s.Values = append(s.Values, v)
 	}
 	return s, nil
 }
 
-// setWindows maps [start, end] timestamps to row indices; both must match rows.
+// setWindows maps [start, end] timestamps to row indices; both must match
+// rows. A start maps to the first row with its timestamp, an end to the last,
+// searched linearly because timestamps need not be sorted.
 func (s *Series) setWindows(ws [][2]string) error {
 	for _, w := range ws {
 		var idx [2]int
@@ -147,8 +149,12 @@ func (s *Series) setWindows(ws [][2]string) error {
 			if err != nil {
 				return err
 			}
-			i, ok := slices.BinarySearchFunc(s.Times, ts, func(a, b time.Time) int { return a.Compare(b) })
-			if !ok {
+			match := func(t time.Time) bool { return t.Equal(ts) }
+			i := slices.IndexFunc(s.Times, match)
+			if k == 1 {
+				i = lastIndexFunc(s.Times, match)
+			}
+			if i < 0 {
 				return fmt.Errorf("window edge %s matches no row", str)
 			}
 			idx[k] = i
@@ -170,4 +176,46 @@ func (s *Series) Label() []int {
 		}
 	}
 	return l
+}
+
+func lastIndexFunc[T any](s []T, f func(T) bool) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if f(s[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+// Folds are the inner folds of a corpus: within each category, the files
+// sorted by name, alternating, starting with the first in A.
+var Folds = []string{"A", "B"}
+
+// OtherFold returns the fold that is not f.
+func OtherFold(f string) string {
+	if f == "A" {
+		return "B"
+	}
+	return "A"
+}
+
+// Fold returns the series of inner fold "A" or "B".
+func (c *Corpus) Fold(fold string) (*Corpus, error) {
+	var parity int
+	switch fold {
+	case "A":
+	case "B":
+		parity = 1
+	default:
+		return nil, fmt.Errorf("unknown fold %q (want A or B)", fold)
+	}
+	out := &Corpus{Dir: c.Dir}
+	index := map[string]int{}    // position of the next file within its category
+	for _, s := range c.Series { // sorted by path, so by name within a category
+		if index[s.Category]%2 == parity {
+			out.Series = append(out.Series, s)
+		}
+		index[s.Category]++
+	}
+	return out, nil
 }

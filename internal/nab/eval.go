@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +52,7 @@ type Output struct {
 	ModelVersion string
 	Mode         Mode
 	Scores       [][]float64 // per series, per row; 0 while unscored
+	Dropped      int         // rows dropped for a timestamp not after the previous row's
 }
 
 // seriesLabel names the label that carries a series' path.
@@ -99,9 +99,8 @@ func Run(c *Corpus, d Detector) (*Output, error) {
 		out.Scores[i] = make([]float64, len(s.Values))
 		steps = max(steps, len(s.Values))
 	}
-	// The detector drops a sample whose timestamp is not after the previous
-	// one; NAB scores rows, so a repeated timestamp is fed 1 ms later.
-	lastMs := make([]int64, len(c.Series))
+	// A row whose timestamp is not after the series' previous one is dropped
+	// by the detector, as the server drops it: scored 0 and counted.
 	sample := make([]detector.Sample, 1)
 	rowMs := make([]int64, len(c.Series)) // timestamp fed for the current step
 	for step := 0; step < steps; step++ {
@@ -112,10 +111,14 @@ func Run(c *Corpus, d Detector) (*Output, error) {
 			if step >= len(s.Values) {
 				continue
 			}
-			ts := max(s.Times[step].UnixMilli(), lastMs[i]+1)
-			lastMs[i], rowMs[i] = ts, ts
-			sample[0] = detector.Sample{TimestampMs: ts, Value: s.Values[step]}
-			if st := det.Append("nab", labels[i], sample); st.Accepted != 1 {
+			rowMs[i] = s.Times[step].UnixMilli()
+			sample[0] = detector.Sample{TimestampMs: rowMs[i], Value: s.Values[step]}
+			st := det.Append("nab", labels[i], sample)
+			switch {
+			case st.OutOfOrder == 1:
+				out.Dropped++
+				rowMs[i] = math.MinInt64 // matches no result
+			case st.Accepted != 1:
 				return nil, fmt.Errorf("cannot append row %d of %s: %+v", step, s.Path, st)
 			}
 		}
@@ -140,91 +143,6 @@ func Run(c *Corpus, d Detector) (*Output, error) {
 		}
 	}
 	return out, nil
-}
-
-// Delay summarises how many rows after a window's start its first detection came.
-type Delay struct {
-	Detected int     `json:"windows_detected"`
-	Windows  int     `json:"windows"`
-	Mean     float64 `json:"mean_rows"`
-	Median   float64 `json:"median_rows"`
-}
-
-// Report is the evaluation of one detector.
-type Report struct {
-	Detector     string  `json:"detector"`
-	ModelVersion string  `json:"model_version"`
-	Mode         Mode    `json:"mode"`
-	Scores       []Score `json:"scores"`
-	// At the standard profile's threshold:
-	Delay                     Delay   `json:"detection_delay"`
-	FalseAlarms               int     `json:"false_alarms"`
-	FalseAlarmsPerSeriesDay   float64 `json:"false_alarms_per_series_day"`
-	FalseAlarmThresholdSource string  `json:"false_alarm_threshold_profile"`
-}
-
-// Files returns the scorer's view of an output.
-func (c *Corpus) Files(o *Output) []File {
-	files := make([]File, len(c.Series))
-	for i, s := range c.Series {
-		files[i] = File{Name: s.Path, Scores: o.Scores[i], Windows: s.Windows}
-	}
-	return files
-}
-
-// Evaluate scores an output with every profile and measures detection delay
-// and false alarms at the standard profile's threshold.
-func Evaluate(c *Corpus, o *Output) Report {
-	files := c.Files(o)
-	r := Report{Detector: o.Detector, ModelVersion: o.ModelVersion, Mode: o.Mode, FalseAlarmThresholdSource: Standard.Name}
-	for _, p := range Profiles {
-		r.Scores = append(r.Scores, Optimise(files, p))
-	}
-	thr := r.Scores[0].Threshold
-	var delays []float64
-	var days float64
-	for i, s := range c.Series {
-		prob := ProbationLength(len(s.Values))
-		if prob < len(s.Times) {
-			days += s.Times[len(s.Times)-1].Sub(s.Times[prob]).Hours() / 24
-		}
-		label := s.Label()
-		for j := prob; j < len(s.Values); j++ {
-			if label[j] == 0 && o.Scores[i][j] >= thr {
-				r.FalseAlarms++
-			}
-		}
-		for _, w := range s.Windows {
-			if w.End < prob {
-				continue
-			}
-			r.Delay.Windows++
-			for j := max(w.Start, prob); j <= w.End; j++ {
-				if o.Scores[i][j] >= thr {
-					delays = append(delays, float64(j-w.Start))
-					break
-				}
-			}
-		}
-	}
-	r.Delay.Detected = len(delays)
-	if len(delays) > 0 {
-		var sum float64
-		for _, d := range delays {
-			sum += d
-		}
-		r.Delay.Mean = sum / float64(len(delays))
-		slices.Sort(delays)
-		m := len(delays) / 2
-		r.Delay.Median = delays[m]
-		if len(delays)%2 == 0 {
-			r.Delay.Median = (delays[m-1] + delays[m]) / 2
-		}
-	}
-	if days > 0 {
-		r.FalseAlarmsPerSeriesDay = float64(r.FalseAlarms) / days
-	}
-	return r
 }
 
 // WriteResults writes NAB results files:
@@ -269,7 +187,7 @@ func writeResultsFile(path string, s *Series, scores []float64) error {
 }
 
 // WriteJSON writes the reports as indented JSON.
-func WriteJSON(path string, reports []Report) error {
+func WriteJSON(path string, reports []*FoldReport) error {
 	b, err := json.MarshalIndent(reports, "", "  ")
 	if err != nil {
 		return fmt.Errorf("cannot encode the scores: %w", err)
@@ -278,22 +196,6 @@ func WriteJSON(path string, reports []Report) error {
 		return fmt.Errorf("cannot write the scores: %w", err)
 	}
 	return nil
-}
-
-// Markdown renders the reports as a table.
-func Markdown(reports []Report) string {
-	var b strings.Builder
-	b.WriteString("| detector | model | mode | standard | reward_low_FP_rate | reward_low_FN_rate | threshold (standard) | windows detected | delay mean / median (rows) | false alarms per series-day |\n")
-	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, r := range reports {
-		fmt.Fprintf(&b, "| %s | %s | %s |", r.Detector, r.ModelVersion, r.Mode)
-		for _, s := range r.Scores {
-			fmt.Fprintf(&b, " %.1f |", s.Normalised)
-		}
-		fmt.Fprintf(&b, " %.3g | %d / %d | %.1f / %.1f | %.3f |\n",
-			r.Scores[0].Threshold, r.Delay.Detected, r.Delay.Windows, r.Delay.Mean, r.Delay.Median, r.FalseAlarmsPerSeriesDay)
-	}
-	return b.String()
 }
 
 // Doc markers delimit the generated table in docs/detection.md.

@@ -114,13 +114,16 @@ func TestRunAndReport(t *testing.T) {
 			// The level shift at row 300 is the clearest anomaly of the file.
 			require.GreaterOrEqual(t, shift[300], detector.DefaultScoringConfig.Threshold)
 
-			r := Evaluate(c, o)
-			require.Len(t, r.Scores, 3)
-			require.Equal(t, 1, r.Delay.Detected)
-			require.LessOrEqual(t, r.Delay.Mean, 10.0)
-			for _, s := range r.Scores {
+			r := EvaluateFold("corpus", "A", c, o)
+			require.Len(t, r.NAB, 3)
+			for _, s := range r.NAB {
 				require.Equal(t, 1, s.TP, s.Profile)
 				require.Greater(t, s.Normalised, 90.0, s.Profile)
+			}
+			if mode == ModeEvents {
+				require.Equal(t, 1, r.Events.Detected)
+				require.Equal(t, 1, r.Events.Incidents)
+				require.LessOrEqual(t, r.Events.DelayMean, 10.0)
 			}
 
 			out := t.TempDir()
@@ -135,8 +138,9 @@ func TestRunAndReport(t *testing.T) {
 			require.Equal(t, "1", recs[301][3])
 			require.Equal(t, "0", recs[1][3])
 
-			require.NoError(t, WriteJSON(filepath.Join(out, "scores.json"), []Report{r}))
-			require.Contains(t, Markdown([]Report{r}), "| det | window-mean-w32 | "+string(mode)+" |")
+			SetTransfer(r, r)
+			require.NoError(t, WriteJSON(filepath.Join(out, "scores.json"), []*FoldReport{r}))
+			require.Contains(t, FoldMarkdown([]*FoldReport{r}), "| corpus | A | det | window-mean-w32 |")
 		})
 	}
 }
@@ -175,9 +179,9 @@ func TestNABDev(t *testing.T) {
 	require.Equal(t, 57, c.Windows())
 	o, err := Run(c, Detector{Name: "baseline", Config: detector.DefaultConfig, Model: detector.WindowMeanModel{W: 32}, Mode: ModeEvents})
 	require.NoError(t, err)
-	r := Evaluate(c, o)
+	r := EvaluateFold("nab-dev", "all", c, o)
 	// Better than the null detector on every profile.
-	for _, s := range r.Scores {
+	for _, s := range r.NAB {
 		require.Greater(t, s.Normalised, 0.0, s.Profile)
 	}
 }

@@ -1,0 +1,124 @@
+package nab
+
+import "slices"
+
+// Event scoring: what an on-call person experiences at the detector's
+// configured threshold, with no threshold tuned to the data (the rules of
+// ../shared/ops-dev/README.md). An "open" is a row on which an anomaly
+// opened, i.e. a row with a positive score in ModeEvents.
+
+// incidentMerge: labelled runs fewer than this many rows apart are one
+// incident, and an open up to this many rows after an incident's last row
+// still detects it.
+const incidentMerge = 10
+
+// EventScore is the event scoring of one output.
+type EventScore struct {
+	Opens       int     `json:"opens"`
+	TrueOpens   int     `json:"true_opens"`
+	Incidents   int     `json:"incidents"`
+	Detected    int     `json:"detected"`
+	Precision   float64 `json:"precision"`
+	Recall      float64 `json:"recall"`
+	F1          float64 `json:"f1"`
+	SeriesDays  float64 `json:"series_days"`
+	FalsePerDay float64 `json:"false_alarms_per_series_day"`
+	// DelayMean and DelayMedian are rows from an incident's first row to its
+	// first open, over detected incidents.
+	DelayMean   float64 `json:"delay_mean_rows"`
+	DelayMedian float64 `json:"delay_median_rows"`
+}
+
+// incident is a span of rows [Start, End] made of labelled runs.
+type incident struct{ Start, End int }
+
+// incidents merges runs fewer than incidentMerge rows apart.
+func incidents(ws []Window) []incident {
+	var out []incident
+	for _, w := range ws {
+		if n := len(out); n > 0 && w.Start-out[n-1].End < incidentMerge {
+			out[n-1].End = max(out[n-1].End, w.End)
+			continue
+		}
+		out = append(out, incident{w.Start, w.End})
+	}
+	return out
+}
+
+// ScoreEvents applies the event scoring to an output of ModeEvents. The
+// warm-up (NAB's probation: the first 15 % of a file, at most 750 rows)
+// counts neither its opens nor the incidents that start in it; an open after
+// it that falls in such an incident's span is neither true nor false.
+func ScoreEvents(c *Corpus, o *Output) EventScore {
+	var r EventScore
+	var delays []float64
+	for i, s := range c.Series {
+		warm := ProbationLength(len(s.Values))
+		if warm < len(s.Times) {
+			r.SeriesDays += s.Times[len(s.Times)-1].Sub(s.Times[warm]).Hours() / 24
+		}
+		incs := incidents(s.Windows)
+		detected := make([]bool, len(incs))
+		for j := warm; j < len(s.Values); j++ {
+			if o.Scores[i][j] <= 0 {
+				continue
+			}
+			inSpan := -1
+			for k, in := range incs {
+				if j >= in.Start && j <= in.End+incidentMerge {
+					inSpan = k
+					break
+				}
+			}
+			switch {
+			case inSpan < 0:
+				r.Opens++
+			case incs[inSpan].Start >= warm:
+				r.Opens++
+				r.TrueOpens++
+				if !detected[inSpan] {
+					detected[inSpan] = true
+					delays = append(delays, float64(j-incs[inSpan].Start))
+				}
+			}
+		}
+		for _, in := range incs {
+			if in.Start >= warm {
+				r.Incidents++
+			}
+		}
+	}
+	r.Detected = len(delays)
+	if r.Opens > 0 {
+		r.Precision = float64(r.TrueOpens) / float64(r.Opens)
+	}
+	if r.Incidents > 0 {
+		r.Recall = float64(r.Detected) / float64(r.Incidents)
+	}
+	if r.Precision+r.Recall > 0 {
+		r.F1 = 2 * r.Precision * r.Recall / (r.Precision + r.Recall)
+	}
+	if r.SeriesDays > 0 {
+		r.FalsePerDay = float64(r.Opens-r.TrueOpens) / r.SeriesDays
+	}
+	r.DelayMean, r.DelayMedian = meanMedian(delays)
+	return r
+}
+
+// meanMedian returns the mean and median of xs (0, 0 when empty); xs is sorted.
+func meanMedian(xs []float64) (mean, median float64) {
+	if len(xs) == 0 {
+		return 0, 0
+	}
+	var sum float64
+	for _, x := range xs {
+		sum += x
+	}
+	slices.Sort(xs)
+	m := len(xs) / 2
+	median = xs[m]
+	if len(xs)%2 == 0 {
+		median = (xs[m-1] + xs[m]) / 2
+	}
+	return sum / float64(len(xs)), median
+}

@@ -1,0 +1,123 @@
+package nab
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// FoldReport is one detector on one inner fold of one corpus.
+type FoldReport struct {
+	Corpus       string `json:"corpus"`
+	Fold         string `json:"fold"`
+	Detector     string `json:"detector"`
+	ModelVersion string `json:"model_version"`
+	Series       int    `json:"series"`
+	Rows         int    `json:"rows"`
+	Dropped      int    `json:"rows_dropped"`
+	// NAB is each profile at the threshold that is best on this fold;
+	// Transfer at the threshold that is best on the other fold.
+	NAB      []Score    `json:"nab"`
+	Transfer []Score    `json:"nab_transfer"`
+	Events   EventScore `json:"events"`
+
+	files []File
+}
+
+// EvaluateFold scores an output of ModeEvents on fold c of a corpus. Transfer
+// is filled by SetTransfer once the other fold is scored.
+func EvaluateFold(corpus, fold string, c *Corpus, o *Output) *FoldReport {
+	r := &FoldReport{
+		Corpus: corpus, Fold: fold, Detector: o.Detector, ModelVersion: o.ModelVersion,
+		Series: len(c.Series), Rows: c.Rows(), Dropped: o.Dropped,
+		Events: ScoreEvents(c, o), files: c.Files(o),
+	}
+	for _, p := range Profiles {
+		r.NAB = append(r.NAB, Optimise(r.files, p))
+	}
+	return r
+}
+
+// SetTransfer scores each fold at the thresholds optimised on the other.
+func SetTransfer(a, b *FoldReport) {
+	a.Transfer, b.Transfer = a.Transfer[:0], b.Transfer[:0]
+	for i, p := range Profiles {
+		a.Transfer = append(a.Transfer, ScoreAt(a.files, p, b.NAB[i].Threshold))
+		b.Transfer = append(b.Transfer, ScoreAt(b.files, p, a.NAB[i].Threshold))
+	}
+}
+
+// CorpusName is the name a corpus folder is reported under.
+func CorpusName(dir string) string { return filepath.Base(filepath.Clean(dir)) }
+
+// FoldMarkdown renders fold reports, grouped as given, as one table.
+func FoldMarkdown(reports []*FoldReport) string {
+	var b strings.Builder
+	b.WriteString("| corpus | fold | detector | model | NAB transfer: standard / low FP / low FN | NAB own optimum: standard | events: precision / recall / F1 | opens (true) | incidents detected | false alarms per series-day | delay median (rows) |\n")
+	b.WriteString("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range reports {
+		e := r.Events
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f / %.1f / %.1f | %.1f | %.2f / %.2f / %.2f | %d (%d) | %d / %d | %.3f | %.0f |\n",
+			r.Corpus, r.Fold, r.Detector, r.ModelVersion,
+			r.Transfer[0].Normalised, r.Transfer[1].Normalised, r.Transfer[2].Normalised, r.NAB[0].Normalised,
+			e.Precision, e.Recall, e.F1, e.Opens, e.TrueOpens, e.Detected, e.Incidents, e.FalsePerDay, e.DelayMedian)
+	}
+	return b.String()
+}
+
+// Worst is, per corpus and detector, the worse inner fold of each figure.
+type Worst struct {
+	Corpus, Detector string
+	Transfer         [3]float64 // NAB profiles
+	Precision, F1    float64
+	FalsePerDay      float64
+}
+
+// WorstFolds reduces fold reports to the worse fold per corpus and detector,
+// in the order first seen.
+func WorstFolds(reports []*FoldReport) []Worst {
+	var out []Worst
+	idx := map[[2]string]int{}
+	for _, r := range reports {
+		k := [2]string{r.Corpus, r.Detector}
+		i, ok := idx[k]
+		if !ok {
+			i = len(out)
+			idx[k] = i
+			w := Worst{Corpus: r.Corpus, Detector: r.Detector, Precision: r.Events.Precision, F1: r.Events.F1, FalsePerDay: r.Events.FalsePerDay}
+			for p := range w.Transfer {
+				w.Transfer[p] = r.Transfer[p].Normalised
+			}
+			out = append(out, w)
+			continue
+		}
+		w := &out[i]
+		for p := range w.Transfer {
+			w.Transfer[p] = min(w.Transfer[p], r.Transfer[p].Normalised)
+		}
+		w.Precision, w.F1 = min(w.Precision, r.Events.Precision), min(w.F1, r.Events.F1)
+		w.FalsePerDay = max(w.FalsePerDay, r.Events.FalsePerDay)
+	}
+	return out
+}
+
+// WorstMarkdown renders the worse-fold summary.
+func WorstMarkdown(ws []Worst) string {
+	var b strings.Builder
+	b.WriteString("| corpus | detector | NAB transfer (worse fold): standard / low FP / low FN | events (worse fold): precision / F1 | false alarms per series-day (worse fold) |\n")
+	b.WriteString("|---|---|---:|---:|---:|\n")
+	for _, w := range ws {
+		fmt.Fprintf(&b, "| %s | %s | %.1f / %.1f / %.1f | %.2f / %.2f | %.3f |\n",
+			w.Corpus, w.Detector, w.Transfer[0], w.Transfer[1], w.Transfer[2], w.Precision, w.F1, w.FalsePerDay)
+	}
+	return b.String()
+}
+
+// Files returns the scorer's view of an output.
+func (c *Corpus) Files(o *Output) []File {
+	files := make([]File, len(c.Series))
+	for i, s := range c.Series {
+		files[i] = File{Name: s.Path, Scores: o.Scores[i], Windows: s.Windows}
+	}
+	return files
+}
