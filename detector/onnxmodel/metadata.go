@@ -9,8 +9,14 @@ import (
 	"github.com/sentinel-mesh/sentinel-mesh/detector"
 )
 
-// Format is the only model.json format this package reads.
+// Format is the model.json format of a mean-only model: one output, the
+// predicted next value.
 const Format = "sentinel-mesh/v1"
+
+// FormatV2 is the model.json format of a distribution model: a second output,
+// named by "scale_output", predicts the standard deviation of a Gaussian for the
+// next value (docs/model.md). Such a model loads as a *DistModel.
+const FormatV2 = "sentinel-mesh/v2"
 
 // NormalisationKind is the only normalisation this package knows.
 const NormalisationKind = "zscore-window"
@@ -55,6 +61,13 @@ type Training struct {
 	Range             TimeRange `json:"range"`
 	Framework         string    `json:"framework,omitempty"`
 	Parameters        int       `json:"parameters,omitempty"`
+
+	// Written by the Python trainer (sentinel-mesh/v2 models).
+	Data                  []string `json:"data,omitempty"`  // corpus folder names
+	Fold                  string   `json:"fold,omitempty"`  // A, B or all
+	Files                 []string `json:"files,omitempty"` // "<corpus>/<category>/<file>.csv"
+	ValidationNLL         *float64 `json:"validation_nll,omitempty"`
+	ValidationBaselineNLL *float64 `json:"validation_baseline_nll,omitempty"`
 }
 
 // Metadata is the content of model.json.
@@ -64,6 +77,7 @@ type Metadata struct {
 	Window        int           `json:"window"`
 	Input         string        `json:"input"`
 	Output        string        `json:"output"`
+	ScaleOutput   string        `json:"scale_output,omitempty"` // sentinel-mesh/v2 only
 	Normalisation Normalisation `json:"normalisation"`
 	Architecture  string        `json:"architecture"`
 	Opset         int           `json:"opset"`
@@ -103,8 +117,8 @@ func (m *Metadata) Validate() error {
 		return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
 	switch {
-	case m.Format != Format:
-		return bad("format", "must be %q, got %q", Format, m.Format)
+	case m.Format != Format && m.Format != FormatV2:
+		return bad("format", "must be %q or %q, got %q", Format, FormatV2, m.Format)
 	case m.Version == "":
 		return bad("version", "is required")
 	case len(m.Version) > 128:
@@ -120,6 +134,14 @@ func (m *Metadata) Validate() error {
 	case m.Opset < 1:
 		return bad("opset", "must be a positive ONNX opset version, got %d", m.Opset)
 	}
+	if m.Distribution() {
+		switch {
+		case m.ScaleOutput == "":
+			return bad("scale_output", "is required by format %q", FormatV2)
+		case m.ScaleOutput == m.Input || m.ScaleOutput == m.Output:
+			return bad("scale_output", "must differ from input and output (%q)", m.ScaleOutput)
+		}
+	}
 	n := m.Normalisation
 	switch {
 	case n.Kind != NormalisationKind:
@@ -133,5 +155,10 @@ func (m *Metadata) Validate() error {
 	}
 	return nil
 }
+
+// Distribution reports whether the model predicts a scale as well as a mean
+// (format sentinel-mesh/v2). A v1 model.json's "scale_output", if any, is
+// ignored.
+func (m *Metadata) Distribution() bool { return m.Format == FormatV2 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

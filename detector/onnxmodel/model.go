@@ -3,7 +3,9 @@
 //
 // A model directory holds model.json (metadata, validated first) and
 // model.onnx. Load reads one from disk, LoadFS from any fs.FS such as the
-// embedded default in package models (see LoadDefault).
+// embedded default in package models (see LoadDefault). A sentinel-mesh/v1
+// model loads as a *Model (detector.Model), a sentinel-mesh/v2 model as a
+// *DistModel, which also implements detector.DistributionModel.
 package onnxmodel
 
 import (
@@ -42,9 +44,20 @@ const maxCachedBatches = 4
 const MaxBatch = 1 << 24
 
 var (
-	_ detector.Model                 = (*Model)(nil)
-	_ detector.NormalisationProvider = (*Model)(nil)
+	_ Loaded                     = (*Model)(nil)
+	_ Loaded                     = (*DistModel)(nil)
+	_ detector.DistributionModel = (*DistModel)(nil)
 )
+
+// Loaded is what Load, LoadFS and LoadDefault return: a *Model for a
+// sentinel-mesh/v1 model.json, a *DistModel for sentinel-mesh/v2. Callers that
+// can use the predicted scale check for detector.DistributionModel.
+type Loaded interface {
+	detector.Model
+	detector.NormalisationProvider
+	Metadata() Metadata
+	base() *Model
+}
 
 // ErrClosed is returned by Predict after Close.
 var ErrClosed = errors.New("onnxmodel: model is closed")
@@ -55,14 +68,21 @@ type tensors struct {
 	batch int
 	in    *ort.Tensor[float32]
 	out   *ort.Tensor[float32]
+	scale *ort.Tensor[float32] // v2 models only
+	outs  []ort.Value          // out (and scale), in the session's output order
 }
 
 func (t *tensors) destroy() error {
-	return errors.Join(t.in.Destroy(), t.out.Destroy())
+	err := errors.Join(t.in.Destroy(), t.out.Destroy())
+	if t.scale != nil {
+		err = errors.Join(err, t.scale.Destroy())
+	}
+	return err
 }
 
 // Model is a loaded ONNX model; it implements detector.Model and
-// detector.NormalisationProvider.
+// detector.NormalisationProvider. A sentinel-mesh/v2 model is a *DistModel,
+// which embeds a *Model.
 //
 // Predict calls are serialised by a mutex: the model may be shared between
 // goroutines, but only one Predict runs at a time (use several Models for
@@ -76,8 +96,15 @@ type Model struct {
 	closed  bool
 }
 
+// DistModel is a loaded sentinel-mesh/v2 model: besides the mean (Predict) it
+// predicts the scale of the next normalised value (PredictDistribution), so it
+// implements detector.DistributionModel.
+type DistModel struct {
+	*Model
+}
+
 // Load reads the model in directory dir.
-func Load(dir string, opts Options) (*Model, error) {
+func Load(dir string, opts Options) (Loaded, error) {
 	m, err := LoadFS(os.DirFS(dir), ".", opts)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load model %s: %w", dir, err)
@@ -86,7 +113,7 @@ func Load(dir string, opts Options) (*Model, error) {
 }
 
 // LoadDefault loads the default model embedded in package models.
-func LoadDefault(opts Options) (*Model, error) {
+func LoadDefault(opts Options) (Loaded, error) {
 	m, err := LoadFS(models.Default, models.DefaultDir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load the embedded default model: %w", err)
@@ -95,7 +122,7 @@ func LoadDefault(opts Options) (*Model, error) {
 }
 
 // LoadFS reads the model in directory dir of fsys.
-func LoadFS(fsys fs.FS, dir string, opts Options) (*Model, error) {
+func LoadFS(fsys fs.FS, dir string, opts Options) (Loaded, error) {
 	if opts.IntraOpThreads < 0 {
 		return nil, fmt.Errorf("cannot load model: IntraOpThreads must be >= 0, got %d", opts.IntraOpThreads)
 	}
@@ -138,11 +165,19 @@ func LoadFS(fsys fs.FS, dir string, opts Options) (*Model, error) {
 	if err := so.SetInterOpNumThreads(1); err != nil {
 		return nil, fmt.Errorf("cannot set inter-op threads: %w", err)
 	}
-	session, err := ort.NewDynamicAdvancedSessionWithONNXData(onnxBytes, []string{meta.Input}, []string{meta.Output}, so)
+	outputs := []string{meta.Output}
+	if meta.Distribution() {
+		outputs = append(outputs, meta.ScaleOutput)
+	}
+	session, err := ort.NewDynamicAdvancedSessionWithONNXData(onnxBytes, []string{meta.Input}, outputs, so)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create ONNX Runtime session: %w", err)
 	}
-	return &Model{meta: *meta, session: session}, nil
+	m := &Model{meta: *meta, session: session}
+	if meta.Distribution() {
+		return &DistModel{Model: m}, nil
+	}
+	return m, nil
 }
 
 // checkGraph verifies that the network's input and output match model.json:
@@ -151,6 +186,9 @@ func checkGraph(onnxBytes []byte, meta *Metadata) error {
 	ins, outs, err := ort.GetInputOutputInfoWithONNXData(onnxBytes)
 	if err != nil {
 		return fmt.Errorf("cannot load model.onnx: %w", err)
+	}
+	if meta.Distribution() {
+		return checkGraphV2(ins, outs, meta)
 	}
 	if len(ins) != 1 || len(outs) != 1 {
 		return fmt.Errorf("model.onnx: want exactly one input and one output, got %d and %d", len(ins), len(outs))
@@ -173,6 +211,48 @@ func checkGraph(onnxBytes []byte, meta *Metadata) error {
 	}
 	return nil
 }
+
+// checkGraphV2 verifies a sentinel-mesh/v2 network: the input as for v1 and
+// exactly two outputs, named by model.json's "output" and "scale_output", each
+// float32 [batch, 1]. Output problems are FieldErrors naming the JSON field.
+func checkGraphV2(ins, outs []ort.InputOutputInfo, meta *Metadata) error {
+	if len(ins) != 1 {
+		return fmt.Errorf("model.onnx: want exactly one input, got %d", len(ins))
+	}
+	in := ins[0]
+	if in.Name != meta.Input {
+		return fmt.Errorf("model.onnx: input is named %q but model.json field \"input\" says %q", in.Name, meta.Input)
+	}
+	if in.DataType != ort.TensorElementDataTypeFloat {
+		return fmt.Errorf("model.onnx: input must be float32, got %v", in.DataType)
+	}
+	if d := in.Dimensions; len(d) != 3 || d[0] > 0 || d[1] != int64(meta.Window) || d[2] != 1 {
+		return fmt.Errorf("model.onnx: input %q must have shape [batch, %d, 1] with a dynamic batch, got %v (model.json field \"window\" is %d)", in.Name, meta.Window, d, meta.Window)
+	}
+	names := make([]string, len(outs))
+	for i, o := range outs {
+		names[i] = o.Name
+	}
+	if len(outs) != 2 {
+		return &FieldError{Field: "format", Reason: fmt.Sprintf("is %q, which needs exactly two outputs (\"output\" and \"scale_output\"), but model.onnx has %d: %q", FormatV2, len(outs), names)}
+	}
+	for _, want := range []struct{ field, name string }{{"output", meta.Output}, {"scale_output", meta.ScaleOutput}} {
+		i := slices.Index(names, want.name)
+		if i < 0 {
+			return &FieldError{Field: want.field, Reason: fmt.Sprintf("is %q, but model.onnx has no such output (outputs: %q)", want.name, names)}
+		}
+		o := outs[i]
+		if o.DataType != ort.TensorElementDataTypeFloat {
+			return &FieldError{Field: want.field, Reason: fmt.Sprintf("names output %q, which is %v in model.onnx; want float32", o.Name, o.DataType)}
+		}
+		if d := o.Dimensions; len(d) != 2 || d[0] > 0 || d[1] != 1 {
+			return &FieldError{Field: want.field, Reason: fmt.Sprintf("names output %q, which has shape %v in model.onnx; want [batch, 1] with a dynamic batch", o.Name, d)}
+		}
+	}
+	return nil
+}
+
+func (m *Model) base() *Model { return m }
 
 // Metadata returns the parsed model.json.
 func (m *Model) Metadata() Metadata { return m.meta }
@@ -199,6 +279,23 @@ func (m *Model) Normalisation() detector.Normalisation { return m.meta.Normalisa
 //
 // Predict is safe to call from several goroutines, but calls are serialised.
 func (m *Model) Predict(in []float32, batch int, out []float32) error {
+	return m.run(in, batch, out, nil)
+}
+
+// PredictDistribution runs batch windows through the network like Predict and
+// writes, per window, the predicted mean into mean and the predicted scale
+// (standard deviation, > 0, normalised units) into scale. Buffer ownership and
+// serialisation are as for Predict; Predict on a DistModel computes both
+// outputs and returns the mean.
+func (d *DistModel) PredictDistribution(in []float32, batch int, mean, scale []float32) error {
+	if len(scale) < batch {
+		return fmt.Errorf("cannot predict: scale has room for %d values, want %d", len(scale), batch)
+	}
+	return d.run(in, batch, mean, scale)
+}
+
+// run is Predict, and PredictDistribution when scale is not nil.
+func (m *Model) run(in []float32, batch int, out, scale []float32) error {
 	if batch < 1 || batch > MaxBatch {
 		return fmt.Errorf("cannot predict: batch must be between 1 and %d, got %d", MaxBatch, batch)
 	}
@@ -219,10 +316,13 @@ func (m *Model) Predict(in []float32, batch int, out []float32) error {
 		return err
 	}
 	copy(t.in.GetData(), in[:n])
-	if err := m.session.Run([]ort.Value{t.in}, []ort.Value{t.out}); err != nil {
+	if err := m.session.Run([]ort.Value{t.in}, t.outs); err != nil {
 		return fmt.Errorf("cannot run model %s: %w", m.meta.Version, err)
 	}
 	copy(out[:batch], t.out.GetData())
+	if scale != nil {
+		copy(scale[:batch], t.scale.GetData())
+	}
 	return nil
 }
 
@@ -247,7 +347,15 @@ func (m *Model) tensorsFor(batch int) (*tensors, error) {
 		_ = in.Destroy()
 		return nil, fmt.Errorf("cannot allocate the output tensor for batch %d: %w", batch, err)
 	}
-	t := &tensors{batch: batch, in: in, out: out}
+	t := &tensors{batch: batch, in: in, out: out, outs: []ort.Value{out}}
+	if m.meta.Distribution() {
+		t.scale, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(batch), 1))
+		if err != nil {
+			_ = t.destroy()
+			return nil, fmt.Errorf("cannot allocate the scale tensor for batch %d: %w", batch, err)
+		}
+		t.outs = append(t.outs, t.scale)
+	}
 	if len(m.cache) == maxCachedBatches {
 		last := m.cache[len(m.cache)-1]
 		m.cache = m.cache[:len(m.cache)-1]

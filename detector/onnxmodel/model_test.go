@@ -7,14 +7,20 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
 
+	"github.com/sentinel-mesh/sentinel-mesh/detector"
 	"github.com/sentinel-mesh/sentinel-mesh/models"
 )
+
+// v2Dir holds a small sentinel-mesh/v2 model trained by
+// detector/training/py/train.py (1 epoch, 4,000 windows of nab-dev fold A).
+const v2Dir = "testdata/v2"
 
 // ModelDirEnv selects the model directory for the parity test (default: the
 // embedded models/default). CI points it at a freshly trained model.
@@ -25,17 +31,25 @@ type parityFixture struct {
 	Count       int         `json:"count"`
 	Inputs      [][]float32 `json:"inputs"`
 	Predictions []float64   `json:"predictions"`
+	Scales      []float64   `json:"scales"` // sentinel-mesh/v2 models
 }
 
 // testModel loads the model under test and its parity fixture.
-func testModel(t testing.TB) (*Model, parityFixture) {
+func testModel(t testing.TB) (Loaded, parityFixture) {
+	t.Helper()
+	return loadWithParity(t, os.Getenv(ModelDirEnv))
+}
+
+// loadWithParity loads the model in dir (empty: the embedded default) and its
+// parity fixture; the model is closed when the test ends.
+func loadWithParity(t testing.TB, dir string) (Loaded, parityFixture) {
 	t.Helper()
 	var (
-		m      *Model
+		m      Loaded
 		err    error
 		parity []byte
 	)
-	if dir := os.Getenv(ModelDirEnv); dir != "" {
+	if dir != "" {
 		m, err = Load(dir, Options{})
 		if err == nil {
 			parity, err = os.ReadFile(filepath.Join(dir, "parity.json"))
@@ -62,11 +76,31 @@ func testModel(t testing.TB) (*Model, parityFixture) {
 		t.Fatalf("parity.json is inconsistent: window %d (model %d), count %d, %d inputs, %d predictions",
 			fx.Window, m.Window(), fx.Count, len(fx.Inputs), len(fx.Predictions))
 	}
+	if _, ok := m.(detector.DistributionModel); ok && len(fx.Scales) != fx.Count {
+		t.Fatalf("parity.json of a distribution model has %d scales, want %d", len(fx.Scales), fx.Count)
+	}
 	return m, fx
 }
 
+// TestParityWithTFJS checks ONNX Runtime against the training framework's
+// predictions (tfjs for v1 models, Keras for v2; both outputs for v2) on the
+// model under test ($SENTINEL_MODEL_DIR or the embedded default).
 func TestParityWithTFJS(t *testing.T) {
 	m, fx := testModel(t)
+	checkParity(t, m, fx)
+}
+
+// TestParityV2 runs the parity check on the v2 test model.
+func TestParityV2(t *testing.T) {
+	m, fx := loadWithParity(t, v2Dir)
+	if _, ok := m.(detector.DistributionModel); !ok {
+		t.Fatalf("%s loaded as %T, not a detector.DistributionModel", v2Dir, m)
+	}
+	checkParity(t, m, fx)
+}
+
+func checkParity(t *testing.T, m Loaded, fx parityFixture) {
+	t.Helper()
 	W := m.Window()
 	in := make([]float32, 0, fx.Count*W)
 	for i, w := range fx.Inputs {
@@ -76,17 +110,21 @@ func TestParityWithTFJS(t *testing.T) {
 		in = append(in, w...)
 	}
 	const tol = 1e-5
-	check := func(name string, out []float32, first int) {
+	checkAgainst := func(name string, out []float32, first int, want []float64) {
 		t.Helper()
 		var maxDiff float64
 		for i, p := range out {
-			d := math.Abs(float64(p) - fx.Predictions[first+i])
+			d := math.Abs(float64(p) - want[first+i])
 			if math.IsNaN(d) || d > tol {
-				t.Errorf("%s: window %d: onnxruntime %v, tfjs %v (diff %.3g > %g)", name, first+i, p, fx.Predictions[first+i], d, tol)
+				t.Errorf("%s: window %d: onnxruntime %v, training framework %v (diff %.3g > %g)", name, first+i, p, want[first+i], d, tol)
 			}
 			maxDiff = max(maxDiff, d)
 		}
-		t.Logf("%s: max |onnxruntime - tfjs| = %.3g over %d windows", name, maxDiff, len(out))
+		t.Logf("%s: max |onnxruntime - training framework| = %.3g over %d windows", name, maxDiff, len(out))
+	}
+	check := func(name string, out []float32, first int) {
+		t.Helper()
+		checkAgainst(name, out, first, fx.Predictions)
 	}
 	// All windows in one batch.
 	out := make([]float32, fx.Count)
@@ -109,6 +147,29 @@ func TestParityWithTFJS(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("batch again", out, 0)
+	dm, ok := m.(detector.DistributionModel)
+	if !ok {
+		return
+	}
+	// Both outputs, in one batch and one window at a time.
+	mean, scale := make([]float32, fx.Count), make([]float32, fx.Count)
+	if err := dm.PredictDistribution(in, fx.Count, mean, scale); err != nil {
+		t.Fatal(err)
+	}
+	check("distribution mean", mean, 0)
+	checkAgainst("distribution scale", scale, 0, fx.Scales)
+	for i := 0; i < fx.Count; i++ {
+		if err := dm.PredictDistribution(in[i*W:(i+1)*W], 1, mean[i:i+1], scale[i:i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("distribution mean, batch of 1", mean, 0)
+	checkAgainst("distribution scale, batch of 1", scale, 0, fx.Scales)
+	for i, s := range scale {
+		if !(s > 0) {
+			t.Errorf("window %d: scale %v, want > 0", i, s)
+		}
+	}
 }
 
 func TestDefaultModelMetadata(t *testing.T) {
@@ -180,8 +241,8 @@ func TestTensorCacheAndClose(t *testing.T) {
 			}
 		}
 	}
-	if len(m.cache) > maxCachedBatches {
-		t.Errorf("cache holds %d batch sizes, limit %d", len(m.cache), maxCachedBatches)
+	if n := len(m.base().cache); n > maxCachedBatches {
+		t.Errorf("cache holds %d batch sizes, limit %d", n, maxCachedBatches)
 	}
 	// Concurrent use is serialised, not racy.
 	var wg sync.WaitGroup
@@ -213,9 +274,16 @@ func TestTensorCacheAndClose(t *testing.T) {
 // modelFS returns the default model's files with replacements.
 func modelFS(t *testing.T, replace map[string][]byte) fstest.MapFS {
 	t.Helper()
+	return modelFSFrom(t, models.Default, models.DefaultDir, replace)
+}
+
+// modelFSFrom returns the model files in dir of src, with replacements, as
+// directory "m".
+func modelFSFrom(t *testing.T, src fs.FS, dir string, replace map[string][]byte) fstest.MapFS {
+	t.Helper()
 	fsys := fstest.MapFS{}
 	for _, name := range []string{"model.json", "model.onnx"} {
-		b, err := fs.ReadFile(models.Default, models.DefaultDir+"/"+name)
+		b, err := fs.ReadFile(src, path.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +303,13 @@ func modelFS(t *testing.T, replace map[string][]byte) fstest.MapFS {
 // when value is nil).
 func editJSON(t *testing.T, edit func(map[string]any)) []byte {
 	t.Helper()
-	b, err := fs.ReadFile(models.Default, models.DefaultDir+"/model.json")
+	return editJSONFrom(t, models.Default, models.DefaultDir, edit)
+}
+
+// editJSONFrom is editJSON for the model in dir of src.
+func editJSONFrom(t *testing.T, src fs.FS, dir string, edit func(map[string]any)) []byte {
+	t.Helper()
+	b, err := fs.ReadFile(src, path.Join(dir, "model.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,6 +388,110 @@ func TestLoadRejectsBadModels(t *testing.T) {
 	}
 	if _, err := LoadFS(modelFS(t, nil), "m", Options{IntraOpThreads: -1}); err == nil {
 		t.Error("IntraOpThreads -1 was accepted")
+	}
+}
+
+func TestV2Model(t *testing.T) {
+	m, err := Load(v2Dir, Options{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	md := m.Metadata()
+	if md.Format != FormatV2 || md.ScaleOutput != "scale" || md.Output != "prediction" || md.Opset != 17 || !md.Distribution() {
+		t.Errorf("unexpected metadata %+v", md)
+	}
+	if md.Training.ValidationNLL == nil || md.Training.ValidationBaselineNLL == nil || md.Training.Fold != "A" || len(md.Training.Files) != md.Training.Series {
+		t.Errorf("training summary %+v", md.Training)
+	}
+	dm, ok := m.(detector.DistributionModel)
+	if !ok {
+		t.Fatalf("a v2 model loaded as %T, not a detector.DistributionModel", m)
+	}
+	W := m.Window()
+	in := make([]float32, 3*W)
+	for i := range in {
+		in[i] = float32(math.Sin(float64(i) * 0.37))
+	}
+	mean, scale, pred := make([]float32, 3), make([]float32, 3), make([]float32, 3)
+	if err := dm.PredictDistribution(in, 3, mean, scale); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Predict(in, 3, pred); err != nil {
+		t.Fatal(err)
+	}
+	for i := range pred {
+		if pred[i] != mean[i] || !(scale[i] > 0) {
+			t.Errorf("window %d: Predict %v, PredictDistribution mean %v scale %v", i, pred[i], mean[i], scale[i])
+		}
+	}
+	if err := dm.PredictDistribution(in, 3, mean, scale[:2]); err == nil || !strings.Contains(err.Error(), "scale has room") {
+		t.Errorf("short scale slice: %v", err)
+	}
+	if err := dm.PredictDistribution(in, 3, mean[:2], scale); err == nil || !strings.Contains(err.Error(), "output has room") {
+		t.Errorf("short mean slice: %v", err)
+	}
+	// A v1 model is not a distribution model.
+	v1, err := LoadDefault(Options{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v1.Close()
+	if _, ok := v1.(detector.DistributionModel); ok {
+		t.Errorf("the v1 default model (%T) claims to be a detector.DistributionModel", v1)
+	}
+}
+
+func TestLoadRejectsBadV2Models(t *testing.T) {
+	v2 := os.DirFS(v2Dir)
+	v2JSON := func(edit func(map[string]any)) []byte { return editJSONFrom(t, v2, ".", edit) }
+	set := func(k string, v any) func(map[string]any) {
+		return func(m map[string]any) {
+			if v == nil {
+				delete(m, k)
+			} else {
+				m[k] = v
+			}
+		}
+	}
+	v1ONNX, err := fs.ReadFile(models.Default, models.DefaultDir+"/model.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		src     fs.FS
+		replace map[string][]byte
+		field   string // the FieldError's field, or "" for another error
+		want    string
+	}{
+		{"no scale_output", v2, map[string][]byte{"model.json": v2JSON(set("scale_output", nil))}, "scale_output", "is required"},
+		{"scale_output is output", v2, map[string][]byte{"model.json": v2JSON(set("scale_output", "prediction"))}, "scale_output", "must differ"},
+		{"scale_output is input", v2, map[string][]byte{"model.json": v2JSON(set("scale_output", "window"))}, "scale_output", "must differ"},
+		{"scale_output name mismatch", v2, map[string][]byte{"model.json": v2JSON(set("scale_output", "sigma"))}, "scale_output", `"sigma", but model.onnx has no such output`},
+		{"output name mismatch", v2, map[string][]byte{"model.json": v2JSON(set("output", "mu"))}, "output", `"mu", but model.onnx has no such output`},
+		{"input name mismatch", v2, map[string][]byte{"model.json": v2JSON(set("input", "x"))}, "", `model.json field "input" says "x"`},
+		{"window mismatch", v2, map[string][]byte{"model.json": v2JSON(set("window", 17))}, "", `must have shape [batch, 17, 1]`},
+		{"v2 json, v1 network", v2, map[string][]byte{"model.onnx": v1ONNX}, "format", "needs exactly two outputs"},
+		{"v1 json, v2 network", v2, map[string][]byte{"model.json": v2JSON(set("format", Format))}, "", "want exactly one input and one output, got 1 and 2"},
+		{"format v3", v2, map[string][]byte{"model.json": v2JSON(set("format", "sentinel-mesh/v3"))}, "format", "must be"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := LoadFS(modelFSFrom(t, c.src, ".", c.replace), "m", Options{})
+			if err == nil {
+				m.Close()
+				t.Fatalf("loaded; want an error containing %q", c.want)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not contain %q", err, c.want)
+			}
+			t.Log(err)
+			var fe *FieldError
+			if got := errors.As(err, &fe); got != (c.field != "") || (got && fe.Field != c.field) {
+				t.Fatalf("error %q: want a FieldError for %q", err, c.field)
+			}
+		})
 	}
 }
 
@@ -398,7 +576,7 @@ func BenchmarkPredict(b *testing.B) {
 	for _, threads := range []int{0, 1} {
 		for _, batch := range []int{1, 256, 1024, 4096} {
 			b.Run(fmt.Sprintf("threads=%d/batch=%d", threads, batch), func(b *testing.B) {
-				var m *Model
+				var m Loaded
 				var err error
 				if dir := os.Getenv(ModelDirEnv); dir != "" {
 					m, err = Load(dir, Options{IntraOpThreads: threads})

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/sentinel-mesh/sentinel-mesh/detector"
 	"github.com/sentinel-mesh/sentinel-mesh/internal/config"
 	"github.com/sentinel-mesh/sentinel-mesh/models"
 )
@@ -142,6 +144,45 @@ func TestEmptyModelDirServesEmbeddedModelThenReloads(t *testing.T) {
 		return testutil.ToFloat64(a.models.failures) >= 1
 	}, 10*time.Second, 50*time.Millisecond)
 	require.Equal(t, "retrained-1", a.Detector().Model().Version())
+}
+
+// TestModelDirReloadsBetweenFormats swaps a sentinel-mesh/v2 (distribution)
+// model into the watched directory and back to a v1 one.
+func TestModelDirReloadsBetweenFormats(t *testing.T) {
+	cfg, err := config.Load("")
+	require.NoError(t, err)
+	cfg.Model.Dir = t.TempDir()
+	cfg.Model.ReloadInterval = model.Duration(100 * time.Millisecond)
+	a, stop := startApp(t, cfg, Options{})
+	defer stop()
+	require.Eventually(t, func() bool { return a.Detector().Ready() }, 30*time.Second, 50*time.Millisecond)
+	install := func(files map[string][]byte) {
+		// model.json last, so the loader never sees a half-written model.
+		for _, name := range []string{"model.onnx", "model.json"} {
+			tmp := filepath.Join(cfg.Model.Dir, name+".tmp")
+			require.NoError(t, os.WriteFile(tmp, files[name], 0o644))
+			require.NoError(t, os.Rename(tmp, filepath.Join(cfg.Model.Dir, name)))
+		}
+	}
+	v2Dir := filepath.Join("..", "..", "detector", "onnxmodel", "testdata", "v2")
+	v2 := map[string][]byte{"model.onnx": mustRead(t, filepath.Join(v2Dir, "model.onnx")), "model.json": mustRead(t, filepath.Join(v2Dir, "model.json"))}
+	install(v2)
+	require.Eventually(t, func() bool { return a.Detector().Model().Version() == "test-gauss-lstm-w32-u16" }, 10*time.Second, 50*time.Millisecond)
+	_, ok := a.Detector().Model().(detector.DistributionModel)
+	require.True(t, ok, "a v2 model must reach the detector as a detector.DistributionModel")
+
+	v1 := map[string][]byte{}
+	for _, name := range []string{"model.onnx", "model.json"} {
+		b, err := fs.ReadFile(models.Default, path.Join(models.DefaultDir, name))
+		require.NoError(t, err)
+		v1[name] = b
+	}
+	v1["model.json"] = bytes.Replace(v1["model.json"], []byte(`"version": "`), []byte(`"version": "v1-again-`), 1)
+	install(v1)
+	require.Eventually(t, func() bool {
+		_, dist := a.Detector().Model().(detector.DistributionModel)
+		return strings.HasPrefix(a.Detector().Model().Version(), "v1-again-") && !dist
+	}, 10*time.Second, 50*time.Millisecond)
 }
 
 func mustRead(t *testing.T, p string) []byte {

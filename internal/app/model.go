@@ -58,7 +58,7 @@ func (l *modelLoader) options() onnxmodel.Options {
 // until a model appears there.
 func (l *modelLoader) load() error {
 	var (
-		m   *onnxmodel.Model
+		m   onnxmodel.Loaded
 		err error
 	)
 	_, statErr := os.Stat(filepath.Join(l.cfg.Dir, "model.json"))
@@ -84,7 +84,8 @@ func (l *modelLoader) load() error {
 	}
 	l.version = m.Version()
 	l.lastOK.SetToCurrentTime()
-	l.logger.Info("model loaded", "version", m.Version(), "window", m.Window(), "dir", l.cfg.Dir)
+	_, dist := m.(detector.DistributionModel)
+	l.logger.Info("model loaded", "version", m.Version(), "window", m.Window(), "format", m.Metadata().Format, "distribution", dist, "dir", l.cfg.Dir)
 	return nil
 }
 
