@@ -80,6 +80,40 @@ training-test: ort training-deps ## Training unit tests, then a one-epoch traini
 	(cd detector/training && node src/train.js --out "$$tmp" $(MODEL_CI_FLAGS)) && \
 	SENTINEL_MODEL_DIR="$$tmp" $(GO) test -count=1 -run 'Parity' ./detector/onnxmodel/
 
+# Python/Keras trainer of the sentinel-mesh/v2 (distribution) models, docs/training.md.
+PY_VENV        := $(CACHE)/py-train
+PY             := $(PY_VENV)/bin/python
+PY_REQS        := detector/training/py/requirements.txt
+PY_CONSTRAINTS := detector/training/py/constraints.txt
+TRAIN_DATA     ?= ../shared/nab-dev ../shared/ops-dev
+PY_DATA_FLAGS   = $(foreach d,$(TRAIN_DATA),--data $(d))
+PY_MODEL_FLAGS ?= --window 32 --units 16 --windows 300000 --epochs 4 --seed 1 --threads 2
+PY_CI_FLAGS    ?= --data $(NAB_DATA) --fold A --window 32 --units 16 --windows 4000 --epochs 1 --seed 1
+
+# The stamp is newer than the pin files once the pinned set is installed; a
+# changed requirements.txt or constraints.txt rebuilds the venv from scratch.
+$(PY_VENV)/.installed: $(PY_REQS) $(PY_CONSTRAINTS)
+	rm -rf $(PY_VENV)
+	python3 -m venv $(PY_VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-input -r $(PY_REQS) -c $(PY_CONSTRAINTS)
+	touch $@
+
+.PHONY: training-py-deps
+training-py-deps: $(PY_VENV)/.installed ## Install the pinned TensorFlow/tf2onnx training venv into .cache/py-train.
+
+.PHONY: training-py-test
+training-py-test: ort training-py-deps ## Python trainer tests, then a tiny Keras training checked for ONNX/Keras parity in Go.
+	cd detector/training/py && $(PY) -m pytest -q -p no:cacheprovider test_train.py
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PY) detector/training/py/train.py --out "$$tmp" $(PY_CI_FLAGS) && \
+	SENTINEL_MODEL_DIR="$$tmp" $(GO) test -count=1 -run 'Parity' ./detector/onnxmodel/
+
+.PHONY: fold-models
+fold-models: training-py-deps ## Train models/folds/{A,B} and models/dev-all on $(TRAIN_DATA) (Keras, v2).
+	$(PY) detector/training/py/train.py $(PY_DATA_FLAGS) --fold A --out models/folds/A $(PY_MODEL_FLAGS)
+	$(PY) detector/training/py/train.py $(PY_DATA_FLAGS) --fold B --out models/folds/B $(PY_MODEL_FLAGS)
+	$(PY) detector/training/py/train.py $(PY_DATA_FLAGS) --fold all --out models/dev-all $(PY_MODEL_FLAGS)
+
 .PHONY: mixin
 mixin: ## Generate mixin/out/{alerts,rules}.yaml and dashboards (and the chart's copies).
 	bash mixin/build.sh
