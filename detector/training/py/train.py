@@ -280,6 +280,9 @@ def parse_args(argv):
                    help="a series contributes windows in proportion to min(its rows, this) (10000)")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-final", type=float, default=1e-4,
+                   help="the learning rate decays from --lr to this along a cosine over all steps (1e-4)")
+    p.add_argument("--clipnorm", type=float, default=10, help="clip each batch's gradient norm to this (10; 0: off)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: one per core)")
     p.add_argument("--parity", type=int, default=64, help="windows in parity.json (64)")
@@ -287,6 +290,8 @@ def parse_args(argv):
     a = p.parse_args(argv)
     if not 2 <= a.window <= 4096:
         p.error("--window must be between 2 and 4096")
+    if not (a.lr > 0 and a.lr_final > 0 and a.clipnorm >= 0):
+        p.error("--lr and --lr-final must be > 0, --clipnorm >= 0")
     if a.units < 1 or a.epochs < 1 or a.windows < 1 or a.batch < 1 or a.series_cap < 1 or a.parity < 2:
         p.error("--units, --epochs, --windows, --batch, --series-cap must be >= 1 and --parity >= 2")
     if not 0 <= a.val_share < 0.9:
@@ -362,7 +367,9 @@ def main(argv=None):
         z = (y_true - mu) / s
         return HALF_LOG_2PI + tf.math.log(s) + 0.5 * tf.square(z)
 
-    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=args.lr, clipnorm=1.0), loss=nll)
+    steps = args.epochs * math.ceil(len(x) / args.batch)
+    lr = keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=steps, alpha=min(1.0, args.lr_final / args.lr))
+    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=lr, clipnorm=args.clipnorm or None), loss=nll)
     params = int(infer.count_params())
     arch = f"LSTM({args.units}) -> Dense(2) -> (mean, softplus + {SCALE_FLOOR:g})"
     log(f"architecture {arch} params={params}")
@@ -458,6 +465,8 @@ def main(argv=None):
             "epochs": args.epochs,
             "batch_size": args.batch,
             "learning_rate": args.lr,
+            "learning_rate_final": args.lr_final,
+            "clipnorm": args.clipnorm,
             "loss": r6(loss),
             "loss_kind": "gaussian_nll",
             **val,
