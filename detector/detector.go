@@ -60,6 +60,7 @@ type Detector struct {
 	seqs    []uint32
 	means   []float64
 	scales  []float64
+	offsets []float64 // daily profile added to each prediction
 	input   []float32
 	output  []float32
 	winBuf  []float64
@@ -326,7 +327,13 @@ func (d *Detector) score(s *series, smp Sample, gapMs int64, ms *modelState, cou
 	}
 	cfg := &d.cfg.Scoring
 	dev := smp.Value - s.pred
-	e := math.Abs(dev) / s.predScale
+	scale := s.predScale
+	if p := &s.cal.daily; cfg.SeasonalScale && p.cycle {
+		// A series with a daily cycle errs more at some times of the day
+		// (a daily step whose timing varies) than at others.
+		scale = max(scale, math.Sqrt(p.varAt(smp.TimestampMs)))
+	}
+	e := math.Abs(dev) / scale
 	gate := &d.gates[s.gate]
 	gated := true
 	switch gate.direction {
@@ -525,6 +532,7 @@ func (d *Detector) infer(ms *modelState, batch []*series) error {
 	d.seqs = grow(d.seqs, n)
 	d.means = grow(d.means, n)
 	d.scales = grow(d.scales, n)
+	d.offsets = grow(d.offsets, n)
 	d.enqueue = grow(d.enqueue, n)
 	valid := 0
 	for _, s := range batch {
@@ -541,6 +549,7 @@ func (d *Detector) infer(ms *modelState, batch []*series) error {
 			continue
 		}
 		d.winBuf = s.window(d.winBuf)
+		d.offsets[valid] = d.deseasonalise(s, d.winBuf)
 		d.seqs[valid] = s.seq
 		d.enqueue[valid] = s.enqueuedNano
 		sh.mu.Unlock()
@@ -566,7 +575,7 @@ func (d *Detector) infer(ms *modelState, batch []*series) error {
 		sh := &d.shards[s.hash%numShards]
 		sh.mu.Lock()
 		if s.seq == d.seqs[i] {
-			s.pred = d.means[i] + p*d.scales[i]
+			s.pred = d.means[i] + p*d.scales[i] + d.offsets[i]
 			s.predScale = d.scales[i]
 			s.predValid = !math.IsNaN(s.pred) && !math.IsInf(s.pred, 0)
 		}
@@ -574,6 +583,23 @@ func (d *Detector) infer(ms *modelState, batch []*series) error {
 		d.metrics.predictionLatency.Observe(float64(nowNano-d.enqueue[i]) / 1e9)
 	}
 	return nil
+}
+
+// deseasonalise subtracts the daily profile from the window of a series
+// with a daily cycle (ScoringConfig.DailyProfileForecast) and returns the
+// profile at the next sample's expected time, to be added to the
+// prediction; 0 for other series. The window's values are placed in time
+// by the series' typical interval. Called with the shard lock held.
+func (d *Detector) deseasonalise(s *series, win []float64) float64 {
+	p := &s.cal.daily
+	if !d.cfg.Scoring.DailyProfileForecast || !p.cycle || p.gapMs <= 0 {
+		return 0
+	}
+	step := int64(p.gapMs)
+	for i := range win {
+		win[i] -= p.at(s.lastTs - int64(len(win)-1-i)*step)
+	}
+	return p.at(s.lastTs + step)
 }
 
 // grow returns b resized to n, reusing its array when it is large enough.

@@ -297,7 +297,11 @@ func TestAnomalyHysteresis(t *testing.T) {
 		{"below close_below never opens", 0.15, []float64{0.3, 0.45, 0.2}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d, _ := newTestDetector(t, func(c *Config) { c.AnomalyCloseBelow = tc.closeBelow })
+			d, _ := newTestDetector(t, func(c *Config) {
+				// The scores below are written for a threshold of 0.5.
+				c.Scoring.Threshold = 0.5
+				c.AnomalyCloseBelow = tc.closeBelow
+			})
 			s := d.newSeries(1, "", lbls("__name__", "x"))
 			var got []EventKind
 			for i, sc := range tc.scores {

@@ -78,6 +78,29 @@ type ScoringConfig struct {
 	// the series has a daily cycle worth the name. It uses the level term's
 	// value statistics, so it needs LevelWindow > 0. 0 turns it off.
 	DailyProfileRatio float64 `yaml:"daily_profile_ratio"`
+	// DailyProfileForecast makes the forecast seasonal for series with a
+	// daily cycle (see DailyProfileRatio): the model sees the window less
+	// the daily profile and its prediction is added to the profile at the
+	// next sample's time, so a transition the series makes every day at the
+	// same time is expected instead of scored.
+	DailyProfileForecast bool `yaml:"daily_profile_forecast"`
+	// SeasonalScale: for a series with a daily cycle, the prediction error
+	// is measured against the larger of the window's scale and the spread
+	// of the values around the daily profile at that time of day, so a
+	// daily step whose timing varies a little does not look like a jump
+	// out of a flat window.
+	SeasonalScale bool `yaml:"seasonal_scale"`
+	// SeasonalPoint adds, for a series with a daily cycle, the surprise of
+	// the value itself against the daily profile at its time of day,
+	// measured against the larger of that time's spread and the series'
+	// overall spread around its profile (the larger level surprise counts).
+	SeasonalPoint bool `yaml:"seasonal_point"`
+	// RobustUpdates keeps anomalies from widening the statistics they are
+	// judged against: a prediction error or value beyond the band enters the
+	// long-term mean and variance at the band's edge (winsorised). A lasting
+	// change is still learned, more slowly. The empirical tails learn every
+	// sample: how often a series makes large deviations is what they are for.
+	RobustUpdates bool `yaml:"robust_updates"`
 	// MinAbsDeviation and MinRelDeviation (a fraction of |expected|) are the
 	// smallest deviations that may raise the score, so flat series and tiny
 	// wiggles do not page anyone.
@@ -88,21 +111,25 @@ type ScoringConfig struct {
 // DefaultScoringConfig is the scoring the server runs by default, tuned on
 // nab-dev (docs/detection.md).
 var DefaultScoringConfig = ScoringConfig{
-	WarmupSamples:     30,
-	LongWindow:        8000,
-	ShortWindow:       1,
-	LevelWindow:       10,
-	EmpiricalTail:     0.125,
-	PFloor:            1e-7,
-	Threshold:         0.5,
-	VarianceWindow:    5,
-	VarianceMargin:    4,
-	RangeSurprise:     3.2,
-	RangeMargin:       0.1,
-	DailyProfileRatio: 0.5,
-	Direction:         DirectionBoth,
-	MinAbsDeviation:   0,
-	MinRelDeviation:   0,
+	WarmupSamples:        30,
+	LongWindow:           8000,
+	ShortWindow:          1,
+	LevelWindow:          10,
+	EmpiricalTail:        0.125,
+	PFloor:               1e-7,
+	Threshold:            0.7,
+	VarianceWindow:       5,
+	VarianceMargin:       4,
+	RangeSurprise:        3.2,
+	RangeMargin:          0.1,
+	DailyProfileRatio:    0.5,
+	DailyProfileForecast: true,
+	SeasonalScale:        true,
+	SeasonalPoint:        true,
+	RobustUpdates:        true,
+	Direction:            DirectionBoth,
+	MinAbsDeviation:      0,
+	MinRelDeviation:      0,
 }
 
 // calibration is the per-series state of the scoring. float32 keeps a series
@@ -149,7 +176,8 @@ const (
 // padding).
 type dailyProfile struct {
 	bin     [profileBins]float32
-	visited uint32 // bit per bin
+	binVar  [profileBins]float32 // mean squared residual of the point around the profile, per bin
+	visited uint32               // bit per bin
 	// n counts the samples seen by the residual statistics (like vn).
 	n uint32
 	// startSec is the unix time (s) of the profile's first sample: the time
@@ -157,6 +185,35 @@ type dailyProfile struct {
 	startSec                  int64
 	resMean, resVar, resShort float32
 	resTail                   tailHist // log2 of the residual level surprise
+	ptTail                    tailHist // log2 of the point residual surprise
+	// gapMs is the series' typical sampling interval (exponentially
+	// weighted), which places the values of a window in time.
+	gapMs float32
+	// cycle says the profile explains enough of the variance (see
+	// DailyProfileRatio) and has seen every bin.
+	cycle bool
+}
+
+// at returns the profile at tsMs (0 before any value), interpolated linearly between the
+// centres of adjacent bins (a sharp daily transition falls between bins).
+func (p *dailyProfile) at(tsMs int64) float64 {
+	if p.visited == 0 {
+		return 0
+	}
+	const day = profileBins * profileBinMs
+	off := float64(((tsMs%day)+day)%day)/profileBinMs - 0.5
+	lo := int(math.Floor(off))
+	// The nearest visited bins on either side: a series sampled less often
+	// than a bin's length leaves bins unvisited.
+	a, da := lo, 0
+	for ; da < profileBins && p.visited&(1<<((a-da+profileBins)%profileBins)) == 0; da++ {
+	}
+	b, db := lo+1, 0
+	for ; db < profileBins && p.visited&(1<<((b+db)%profileBins)) == 0; db++ {
+	}
+	va, vb := float64(p.bin[(a-da+profileBins)%profileBins]), float64(p.bin[(b+db)%profileBins])
+	f := (off - float64(lo) + float64(da)) / float64(1+da+db)
+	return va*(1-f) + vb*f
 }
 
 // profileBin is the hour-of-day bin (UTC) of a timestamp.
@@ -208,30 +265,56 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv float64, tsMs, gapM
 	} else {
 		p.resShort = float32((1-aLvl)*prev + aLvl*r)
 	}
-	var s float64
+	var s, sPt float64
+	rp, vp := 0.0, 0.0
+	if p.visited != 0 {
+		rp, vp = v-p.at(tsMs), p.varAt(tsMs)
+	}
 	if m := warmSamples(cfg, p.n); gated && m > 0 {
 		sd := max(math.Sqrt(float64(p.resVar)), 1e-6+1e-3*math.Abs(vm))
 		s = levelSurprise(prev, float64(p.resMean), sd, 1/aLvl)
 		s = bounded(&p.resTail, cfg, s, math.Log2(max(s, 1e-12)), m)
+		if cfg.SeasonalPoint && p.cycle {
+			// Only once the profile covers a day: the residuals of a
+			// half-learnt profile would teach the tail that huge
+			// surprises are common.
+			sdp := max(math.Sqrt(vp), sd)
+			sPt = levelSurprise(rp, 0, sdp, 1)
+			sPt = bounded(&p.ptTail, cfg, sPt, math.Log2(max(sPt, 1e-12)), m)
+		}
 	}
 	hasCycle := float64(p.resVar) <= cfg.DailyProfileRatio*vv
+	p.cycle = hasCycle && tsMs/1000-p.startSec >= 24*3600
+	if g := float32(gapMs); p.gapMs == 0 {
+		p.gapMs = g
+	} else if gapMs > 0 {
+		p.gapMs += (g - p.gapMs) / 16
+	}
 	mean, variance := ewMoments(float64(p.resMean), float64(p.resVar), r, max(1/float64(p.n), 1/float64(max(cfg.LongWindow, 1))))
 	p.resMean, p.resVar = float32(mean), float32(variance)
-	p.learn(v, tsMs, gapMs, h)
-	if !hasCycle {
+	if cfg.RobustUpdates && p.cycle {
+		// Winsorised like the other statistics: an anomalous day must not
+		// become the profile it is judged against within hours.
+		lim := cfg.clipZ() * max(math.Sqrt(vp), math.Sqrt(float64(p.resVar)))
+		rp = min(max(rp, -lim), lim)
+		v = p.at(tsMs) + rp
+	}
+	p.learn(v, tsMs, gapMs, h, rp*rp)
+	if !p.cycle {
 		return 0
 	}
-	return s
+	return max(s, sPt)
 }
 
 // learn adds v at tsMs to bin h.
-func (p *dailyProfile) learn(v float64, tsMs, gapMs int64, h int) {
+func (p *dailyProfile) learn(v float64, tsMs, gapMs int64, h int, r2 float64) {
 	sec := tsMs / 1000
 	if p.visited == 0 {
 		p.startSec = sec
 	}
 	if p.visited&(1<<h) == 0 {
 		p.bin[h] = float32(v)
+		p.binVar[h] = float32(r2)
 		p.visited |= 1 << h
 		return
 	}
@@ -245,6 +328,13 @@ func (p *dailyProfile) learn(v float64, tsMs, gapMs int64, h int) {
 		w = g / den
 	}
 	p.bin[h] += float32((v - float64(p.bin[h])) * w)
+	p.binVar[h] += float32((r2 - float64(p.binVar[h])) * w)
+}
+
+// varAt is binVar at tsMs, interpolated as at interpolates bin.
+func (p *dailyProfile) varAt(tsMs int64) float64 {
+	q := dailyProfile{bin: p.binVar, visited: p.visited}
+	return q.at(tsMs)
 }
 
 const (
@@ -336,6 +426,13 @@ func logGaussTail(z float64) float64 {
 // reaches the threshold.
 func (c *ScoringConfig) surpriseAtThreshold() float64 {
 	return -c.Threshold * math.Log(c.PFloor)
+}
+
+// clipZ is the z-score beyond which a sample enters the long-term
+// statistics at that z (RobustUpdates): to first order, the z whose
+// Gaussian surprise is the threshold's.
+func (c *ScoringConfig) clipZ() float64 {
+	return math.Sqrt(2 * c.surpriseAtThreshold())
 }
 
 // zAtThreshold is the z-score at which the error term alone reaches the
@@ -482,6 +579,10 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 		if gated && m > 0 && outside {
 			sRange = cfg.RangeSurprise
 		}
+		if cfg.RobustUpdates && m > 0 {
+			sd := cfg.clipZ() * math.Sqrt(vv)
+			v = min(max(v, vm-sd), vm+sd)
+		}
 		vm, vv = ewMoments(vm, vv, v, aVal)
 		c.valMean, c.valVar = float32(vm), float32(vv)
 	}
@@ -497,7 +598,12 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 	}
 
 	// Update the long-term error distribution after scoring, so a sample is
-	// not compared with itself.
+	// not compared with itself. An error beyond the band enters at the
+	// band's edge (winsorised): an anomaly must not widen the distribution
+	// it is judged against, while a lasting change still moves it.
+	if cfg.RobustUpdates && m > 0 {
+		e = min(e, mean+cfg.clipZ()*math.Sqrt(variance))
+	}
 	mean, variance = ewMoments(mean, variance, e, a)
 	c.errMean, c.errVar = float32(mean), float32(variance)
 	return score, warm

@@ -113,18 +113,30 @@ func TestSeriesStateCarriesCalibration(t *testing.T) {
 	st := exportSeries(s)
 	b, err := st.MarshalBinary()
 	require.NoError(t, err)
-	require.Equal(t, byte(stateFormatV4), b[0])
+	require.Equal(t, byte(stateFormatV5), b[0])
 	var got SeriesState
 	require.NoError(t, got.UnmarshalBinary(b))
 	require.Equal(t, st, got)
 
 	require.Equal(t, c, restoreCalibration(&got))
 
+	// Format 4: the same bytes without the format 5 tail (the profile's
+	// spread, the point tail, the interval and the cycle flag).
+	const v5Tail = 4*(profileBins+histBins+1+1) + 1
+	b4 := append([]byte(nil), b[:len(b)-v5Tail]...)
+	b4[0] = stateFormatV4
+	var got4 SeriesState
+	require.NoError(t, got4.UnmarshalBinary(b4))
+	want4 := st
+	want4.CalProfileVar, want4.CalPointTail, want4.CalIntervalMs, want4.CalCycle = [profileBins]float32{}, [histBins + 1]float32{}, 0, false
+	require.Equal(t, want4, got4)
+
 	// Format 3: the same bytes without the daily profile (CalResN 0 is the
 	// last byte of a format 4 record without one).
 	noDaily := st
 	noDaily.CalResN, noDaily.CalResMean, noDaily.CalResVar, noDaily.CalResShort = 0, 0, 0, 0
 	noDaily.CalResTail, noDaily.CalProfile, noDaily.CalProfileVisited, noDaily.CalProfileStart = [histBins + 1]float32{}, [profileBins]float32{}, 0, 0
+	noDaily.CalProfileVar, noDaily.CalPointTail, noDaily.CalIntervalMs, noDaily.CalCycle = [profileBins]float32{}, [histBins + 1]float32{}, 0, false
 	b, err = noDaily.MarshalBinary()
 	require.NoError(t, err)
 	b3 := append([]byte(nil), b[:len(b)-1]...)

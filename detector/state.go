@@ -46,6 +46,12 @@ type SeriesState struct {
 	CalProfile                         [profileBins]float32
 	CalProfileVisited                  uint32 // bit per bin
 	CalProfileStart                    int64  // unix seconds
+	// Spread around the profile per bin, the point term's tail and the
+	// typical sampling interval (format 5). A format 4 record restarts them.
+	CalProfileVar [profileBins]float32
+	CalPointTail  [histBins + 1]float32
+	CalIntervalMs float32
+	CalCycle      bool // the profile is in use (DailyProfileRatio)
 
 	// Latest result; ScoredTs is 0 if the series was never scored.
 	Value, Score, Expected, Lower, Upper float64
@@ -61,12 +67,14 @@ type SeriesState struct {
 
 // Format versions: 1 has the error statistics only; 2 appends the value
 // statistics and empirical tails; 3 appends the running range of the
-// values; 4 the daily profile. All decode.
+// values; 4 the daily profile; 5 the spread around the profile, the point
+// term's tail and the sampling interval. All decode.
 const (
 	stateFormatV1 = 1
 	stateFormatV2 = 2
 	stateFormatV3 = 3
 	stateFormatV4 = 4
+	stateFormatV5 = 5
 )
 
 // rangeFromMoments is the range a format 2 record restores: mean ± 3
@@ -80,7 +88,7 @@ func (s *SeriesState) MarshalBinary() ([]byte, error) {
 
 // AppendBinary appends the encoding of s to b.
 func (s *SeriesState) AppendBinary(b []byte) ([]byte, error) {
-	b = append(b, stateFormatV4)
+	b = append(b, stateFormatV5)
 	b = appendString(b, s.Tenant)
 	b = binary.AppendUvarint(b, uint64(len(s.Labels)))
 	for _, l := range s.Labels {
@@ -118,6 +126,14 @@ func (s *SeriesState) AppendBinary(b []byte) ([]byte, error) {
 			b = appendFloat32s(b, s.CalProfile[:]...)
 			b = binary.LittleEndian.AppendUint32(b, s.CalProfileVisited)
 			b = binary.AppendVarint(b, s.CalProfileStart)
+			b = appendFloat32s(b, s.CalProfileVar[:]...)
+			b = appendFloat32s(b, s.CalPointTail[:]...)
+			b = appendFloat32s(b, s.CalIntervalMs)
+			var cycle byte
+			if s.CalCycle {
+				cycle = 1
+			}
+			b = append(b, cycle)
 		}
 	}
 	return b, nil
@@ -216,7 +232,7 @@ const maxStateItems = 1 << 16
 
 // UnmarshalBinary decodes data produced by MarshalBinary. s does not alias data.
 func (s *SeriesState) UnmarshalBinary(data []byte) error {
-	if len(data) == 0 || data[0] < stateFormatV1 || data[0] > stateFormatV4 {
+	if len(data) == 0 || data[0] < stateFormatV1 || data[0] > stateFormatV5 {
 		return fmt.Errorf("cannot decode series state: unknown format version")
 	}
 	r := stateReader{b: data[1:]}
@@ -274,6 +290,14 @@ func (s *SeriesState) UnmarshalBinary(data []byte) error {
 					s.CalProfileVisited = binary.LittleEndian.Uint32(b)
 				}
 				s.CalProfileStart = r.varint()
+				if data[0] >= stateFormatV5 {
+					r.f32s(s.CalProfileVar[:])
+					r.f32s(s.CalPointTail[:])
+					s.CalIntervalMs = r.f32()
+					if f := r.fixed(1); f != nil {
+						s.CalCycle = f[0]&1 != 0
+					}
+				}
 			}
 		}
 	}
@@ -330,6 +354,7 @@ func exportSeries(s *series) SeriesState {
 		CalResN: s.cal.daily.n, CalResMean: s.cal.daily.resMean, CalResVar: s.cal.daily.resVar,
 		CalResShort: s.cal.daily.resShort, CalResTail: s.cal.daily.resTail.export(),
 		CalProfile: s.cal.daily.bin, CalProfileVisited: s.cal.daily.visited, CalProfileStart: s.cal.daily.startSec,
+		CalProfileVar: s.cal.daily.binVar, CalPointTail: s.cal.daily.ptTail.export(), CalIntervalMs: s.cal.daily.gapMs, CalCycle: s.cal.daily.cycle,
 		Value: s.value, Score: s.score, Expected: s.expected, Lower: s.lower, Upper: s.upper,
 		ScoredTs: s.scoredTs,
 	}
@@ -440,8 +465,10 @@ func restoreCalibration(st *SeriesState) calibration {
 			c.daily = dailyProfile{
 				bin: st.CalProfile, visited: st.CalProfileVisited, startSec: st.CalProfileStart,
 				n: st.CalResN, resMean: st.CalResMean, resVar: st.CalResVar, resShort: st.CalResShort,
+				binVar: st.CalProfileVar, gapMs: st.CalIntervalMs, cycle: st.CalCycle,
 			}
 			c.daily.resTail.restore(st.CalResTail)
+			c.daily.ptTail.restore(st.CalPointTail)
 		}
 	}
 	return c

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -54,6 +53,12 @@ func newEnv(t *testing.T, mod func(*api.Config)) *env {
 	store := api.NewStore(cfg.MaxAnomalies, reg)
 	dcfg := detector.DefaultConfig
 	dcfg.AnomalyCloseAfter = model.Duration(30 * time.Second)
+	// The spikes come early in short series (120 s of 200), where the
+	// empirical tails are not settled yet, and webB's anomaly must close
+	// within 80 s, before robust updates keep a spike in the level term for
+	// longer: the API, not the calibration, is under test.
+	dcfg.Scoring.Threshold = 0.5
+	dcfg.Scoring.RobustUpdates = false
 	det, err := detector.New(dcfg, slog.New(slog.DiscardHandler), reg, store)
 	require.NoError(t, err)
 	det.SetModel(detector.WindowMeanModel{W: 8})
@@ -142,7 +147,7 @@ func TestAnomalies(t *testing.T) {
 				require.NotNil(t, as[0].ClosedAt)
 				require.True(t, as[0].ClosedAt.After(as[0].OpenedAt))
 				require.Equal(t, "up", as[0].Direction)
-				require.GreaterOrEqual(t, float64(as[0].PeakScore), detector.DefaultConfig.Scoring.Threshold)
+				require.GreaterOrEqual(t, float64(as[0].PeakScore), 0.5)
 			}},
 		{name: "direction down", path: q("/api/v1/anomalies", "direction", "down"), wantIDsOf: []detector.Labels{queue},
 			check: func(t *testing.T, as []api.AnomalyJSON) {
@@ -342,7 +347,7 @@ func TestLabelsModelBuildInfo(t *testing.T) {
 		{"values matching", q("/api/v1/label/instance/values", "match[]", `{job="api"}`), nil, `["a","b"]`},
 		{"values limited", q("/api/v1/label/job/values", "limit", "2"), nil, `["api","node"]`},
 		{"unknown label", "/api/v1/label/nope/values", nil, `[]`},
-		{"model", "/api/v1/model", nil, fmt.Sprintf(`{"loaded":true,"version":"window-mean-w8","window":8,"threshold":%g}`, detector.DefaultConfig.Scoring.Threshold)},
+		{"model", "/api/v1/model", nil, `{"loaded":true,"version":"window-mean-w8","window":8,"threshold":0.5}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
