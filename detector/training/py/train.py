@@ -381,20 +381,25 @@ def main(argv=None):
     x3 = x[..., None]
     y2 = y[:, None]
     history = []
-    loss = math.nan
+
+    class EpochSummary(keras.callbacks.Callback):
+        """Validation NLL after every epoch; stops on a non-finite loss."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            loss = float(logs["loss"])
+            if not math.isfinite(loss):
+                raise SystemExit(f"training diverged: loss {loss} at epoch {epoch + 1}")
+            entry = {"epoch": epoch + 1, "loss": r6(loss)}
+            if len(vx):
+                vm, vs = predict(vx)
+                entry["val_nll"] = r6(gaussian_nll(vy, vm, vs))
+            history.append(entry)
+            log(f"epoch {epoch + 1}/{args.epochs} loss={loss:.5f}" + (f" val_nll={entry['val_nll']:.5f}" if len(vx) else ""))
+
     t_train = time.time()
-    verbose = 1 if sys.stderr.isatty() else 2
-    for epoch in range(args.epochs):
-        h = trainer.fit(x3, y2, batch_size=args.batch, epochs=epoch + 1, initial_epoch=epoch, shuffle=True, verbose=verbose)
-        loss = float(h.history["loss"][-1])
-        if not math.isfinite(loss):
-            raise SystemExit(f"training diverged: loss {loss} at epoch {epoch + 1}")
-        entry = {"epoch": epoch + 1, "loss": r6(loss)}
-        if len(vx):
-            vm, vs = predict(vx)
-            entry["val_nll"] = r6(gaussian_nll(vy, vm, vs))
-        history.append(entry)
-        log(f"epoch {epoch + 1}/{args.epochs} loss={loss:.5f}" + (f" val_nll={entry['val_nll']:.5f}" if len(vx) else ""))
+    trainer.fit(x[..., None], y[:, None], batch_size=args.batch, epochs=args.epochs, shuffle=True,
+                verbose=1 if sys.stderr.isatty() else 2, callbacks=[EpochSummary()])
+    loss = history[-1]["loss"]
     train_seconds = time.time() - t_train
 
     # Validation: the model against the window-mean baseline (mean 0, scale =
