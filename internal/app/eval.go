@@ -35,6 +35,7 @@ type evalFlags struct {
 	models     []string
 	configFile string
 	docs       string
+	ablation   bool
 }
 
 func setupEval(cmd *kingpin.CmdClause) func(ctx context.Context, stdout io.Writer) error {
@@ -44,6 +45,7 @@ func setupEval(cmd *kingpin.CmdClause) func(ctx context.Context, stdout io.Write
 	cmd.Flag("model", "Model to evaluate: embedded (the default model), baseline (window mean: detector.WindowMeanModel), a model directory, or crossfold:<dir> (<dir>/A, trained on fold A, scores fold B and <dir>/B fold A). Repeatable.").Default("embedded", "baseline").StringsVar(&f.models)
 	cmd.Flag("config.file", "sentinel-mesh configuration file whose detector and model sections are used; empty uses the server defaults.").Default("").StringVar(&f.configFile)
 	cmd.Flag("docs", "Markdown file whose generated tables (between "+nab.DocBegin+" and "+nab.DocEnd+") are replaced.").Default("").StringVar(&f.docs)
+	cmd.Flag("ablation", "Instead, evaluate the first model with each scoring term switched off and each constant moved (docs: the ablation table).").BoolVar(&f.ablation)
 	return func(ctx context.Context, stdout io.Writer) error { return runEval(ctx, f, stdout) }
 }
 
@@ -57,6 +59,19 @@ func runEval(ctx context.Context, f *evalFlags, stdout io.Writer) error {
 	}
 	if err := os.MkdirAll(f.out, 0o755); err != nil {
 		return fmt.Errorf("cannot create %s: %w", f.out, err)
+	}
+	if f.ablation {
+		table, err := runAblation(ctx, f.data, f.models[0], cfg, stdout)
+		if err != nil {
+			return err
+		}
+		if f.docs != "" {
+			if err := nab.UpdateDocSection(f.docs, nab.AblationDocBegin, nab.AblationDocEnd, table); err != nil {
+				return err
+			}
+		}
+		fmt.Fprint(stdout, table)
+		return nil
 	}
 	reports, err := evalFolds(ctx, f.data, f.models, cfg.Detector, cfg.Model, f.out, stdout)
 	if err != nil {

@@ -198,24 +198,32 @@ func WriteJSON(path string, reports []*FoldReport) error {
 	return nil
 }
 
-// Doc markers delimit the generated table in docs/detection.md.
+// Doc markers delimit the generated tables in docs/detection.md.
 const (
-	DocBegin = "<!-- nab-eval:begin -->"
-	DocEnd   = "<!-- nab-eval:end -->"
+	DocBegin         = "<!-- eval:begin -->"
+	DocEnd           = "<!-- eval:end -->"
+	AblationDocBegin = "<!-- ablation:begin -->"
+	AblationDocEnd   = "<!-- ablation:end -->"
 )
 
 // UpdateDoc replaces the text between DocBegin and DocEnd in the file at path.
 func UpdateDoc(path, table string) error {
+	return UpdateDocSection(path, DocBegin, DocEnd, table)
+}
+
+// UpdateDocSection replaces the text between the markers begin and end in
+// the file at path.
+func UpdateDocSection(path, begin, end, text string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("cannot read %s: %w", path, err)
 	}
 	s := string(b)
-	i, j := strings.Index(s, DocBegin), strings.Index(s, DocEnd)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
 	if i < 0 || j < i {
-		return fmt.Errorf("cannot update %s: markers %s and %s not found", path, DocBegin, DocEnd)
+		return fmt.Errorf("cannot update %s: markers %s and %s not found", path, begin, end)
 	}
-	s = s[:i+len(DocBegin)] + "\n" + table + s[j:]
+	s = s[:i+len(begin)] + "\n" + text + s[j:]
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}

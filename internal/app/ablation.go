@@ -1,0 +1,115 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+
+	"github.com/sentinel-mesh/sentinel-mesh/detector"
+	"github.com/sentinel-mesh/sentinel-mesh/internal/config"
+	"github.com/sentinel-mesh/sentinel-mesh/internal/nab"
+)
+
+// ablation is one change to the detector configuration (or model) whose
+// effect the ablation table shows.
+type ablation struct {
+	name  string
+	model string // "" keeps the evaluated model
+	apply func(*detector.ScoringConfig)
+}
+
+// ablations switches each scoring term off and moves each constant by
+// ±50 % (the threshold by ±25 %: 1.5 × 0.7 is past the score's range).
+func ablations() []ablation {
+	scale := func(name string, get func(*detector.ScoringConfig) *float64) []ablation {
+		var out []ablation
+		for _, f := range []float64{0.5, 1.5} {
+			out = append(out, ablation{name: fmt.Sprintf("%s × %g", name, f), apply: func(c *detector.ScoringConfig) { *get(c) *= f }})
+		}
+		return out
+	}
+	scaleInt := func(name string, get func(*detector.ScoringConfig) *int) []ablation {
+		var out []ablation
+		for _, f := range []float64{0.5, 1.5} {
+			out = append(out, ablation{name: fmt.Sprintf("%s × %g", name, f), apply: func(c *detector.ScoringConfig) {
+				*get(c) = int(math.Round(float64(*get(c)) * f))
+			}})
+		}
+		return out
+	}
+	as := []ablation{
+		{name: "window-mean model instead of the LSTM", model: "baseline"},
+		{name: "seasonal forecast off", apply: func(c *detector.ScoringConfig) { c.DailyProfileForecast = false }},
+		{name: "seasonal error scale off", apply: func(c *detector.ScoringConfig) { c.SeasonalScale = false }},
+		{name: "seasonal point term off", apply: func(c *detector.ScoringConfig) { c.SeasonalPoint = false }},
+		{name: "daily profile off (all seasonal parts)", apply: func(c *detector.ScoringConfig) { c.DailyProfileRatio = 0 }},
+		{name: "robust updates off", apply: func(c *detector.ScoringConfig) { c.RobustUpdates = false }},
+		{name: "level term off (and range, daily level)", apply: func(c *detector.ScoringConfig) { c.LevelWindow = 0 }},
+		{name: "range term off", apply: func(c *detector.ScoringConfig) { c.RangeSurprise = 0 }},
+		{name: "empirical tails off", apply: func(c *detector.ScoringConfig) { c.EmpiricalTail = 0 }},
+		{name: "variance-drop term on (window 5, margin 4)", apply: func(c *detector.ScoringConfig) { c.VarianceWindow = 5 }},
+		{name: "threshold × 0.75", apply: func(c *detector.ScoringConfig) { c.Threshold *= 0.75 }},
+		{name: "threshold × 1.25", apply: func(c *detector.ScoringConfig) { c.Threshold = min(c.Threshold*1.25, 1) }},
+		{name: "p_floor exponent × 0.5", apply: func(c *detector.ScoringConfig) { c.PFloor = math.Pow(c.PFloor, 0.5) }},
+		{name: "p_floor exponent × 1.5", apply: func(c *detector.ScoringConfig) { c.PFloor = math.Pow(c.PFloor, 1.5) }},
+	}
+	as = append(as, scaleInt("long_window", func(c *detector.ScoringConfig) *int { return &c.LongWindow })...)
+	as = append(as, scaleInt("level_window", func(c *detector.ScoringConfig) *int { return &c.LevelWindow })...)
+	as = append(as, scaleInt("warmup_samples", func(c *detector.ScoringConfig) *int { return &c.WarmupSamples })...)
+	as = append(as, scale("empirical_tail", func(c *detector.ScoringConfig) *float64 { return &c.EmpiricalTail })...)
+	as = append(as, scale("range_surprise", func(c *detector.ScoringConfig) *float64 { return &c.RangeSurprise })...)
+	as = append(as, scale("range_margin", func(c *detector.ScoringConfig) *float64 { return &c.RangeMargin })...)
+	as = append(as, scale("daily_profile_ratio", func(c *detector.ScoringConfig) *float64 { return &c.DailyProfileRatio })...)
+	return as
+}
+
+// runAblation evaluates model with the configuration and each ablation on
+// both folds of every corpus and renders one row per variant: event F1 per
+// fold and the worse fold's precision and NAB transfer (standard) per corpus.
+func runAblation(ctx context.Context, dirs []string, model string, cfg *config.Config, stdout io.Writer) (string, error) {
+	type variant struct {
+		name  string
+		model string
+		det   detector.Config
+	}
+	variants := []variant{{"default configuration", model, cfg.Detector}}
+	for _, a := range ablations() {
+		v := variant{a.name, model, cfg.Detector}
+		if a.model != "" {
+			v.model = a.model
+		}
+		if a.apply != nil {
+			a.apply(&v.det.Scoring)
+		}
+		variants = append(variants, v)
+	}
+	var b strings.Builder
+	b.WriteString("| variant |")
+	for _, d := range dirs {
+		name := nab.CorpusName(d)
+		fmt.Fprintf(&b, " %s F1 A / B | %s precision (worse) | %s NAB transfer standard (worse) |", name, name, name)
+	}
+	b.WriteString("\n|---|")
+	b.WriteString(strings.Repeat("---:|---:|---:|", len(dirs)))
+	b.WriteString("\n")
+	for _, v := range variants {
+		if err := v.det.Validate(); err != nil {
+			return "", fmt.Errorf("ablation %q: %w", v.name, err)
+		}
+		reports, err := evalFolds(ctx, dirs, []string{v.model}, v.det, cfg.Model, "", io.Discard)
+		if err != nil {
+			return "", fmt.Errorf("ablation %q: %w", v.name, err)
+		}
+		fmt.Fprintf(&b, "| %s |", v.name)
+		for i := 0; i+1 < len(reports); i += 2 {
+			a, bb := reports[i], reports[i+1]
+			fmt.Fprintf(&b, " %.2f / %.2f | %.2f | %.1f |", a.Events.F1, bb.Events.F1,
+				min(a.Events.Precision, bb.Events.Precision), min(a.Transfer[0].Normalised, bb.Transfer[0].Normalised))
+		}
+		b.WriteString("\n")
+		fmt.Fprintf(stdout, "ablation %q done\n", v.name)
+	}
+	return b.String(), nil
+}

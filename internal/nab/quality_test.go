@@ -1,0 +1,46 @@
+package nab
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sentinel-mesh/sentinel-mesh/detector"
+	"github.com/sentinel-mesh/sentinel-mesh/detector/onnxmodel"
+)
+
+// qualityFloor is what the default detector (embedded model, default
+// configuration) reaches on the fixed subset in testdata/quality, worse
+// inner fold, less a margin of 0.03 F1 and 3 NAB points: a change that
+// loses more than that fails here before anyone runs make eval.
+var qualityFloor = map[string]struct{ f1, transfer float64 }{
+	"nab-dev": {f1: 0.30, transfer: 27}, // measured 0.333, 30.2
+	"ops-dev": {f1: 0.57, transfer: 55}, // measured 0.603, 58.8
+}
+
+func TestQualityRegression(t *testing.T) {
+	for corpus, floor := range qualityFloor {
+		t.Run(corpus, func(t *testing.T) {
+			c, err := LoadCorpus("testdata/quality/" + corpus)
+			require.NoError(t, err)
+			var pair [2]*FoldReport
+			for i, fold := range Folds {
+				fc, err := c.Fold(fold)
+				require.NoError(t, err)
+				// ONNX Runtime is required: make test installs it, and a
+				// missing library fails here rather than skipping.
+				m, err := onnxmodel.LoadDefault(onnxmodel.Options{IntraOpThreads: 1})
+				require.NoError(t, err)
+				o, err := Run(fc, Detector{Name: "default", Config: detector.DefaultConfig, Model: m, Mode: ModeEvents})
+				require.NoError(t, m.Close())
+				require.NoError(t, err)
+				pair[i] = EvaluateFold(corpus, fold, fc, o)
+			}
+			SetTransfer(pair[0], pair[1])
+			w := WorstFolds(pair[:])[0]
+			t.Logf("%s: worse fold event F1 %.3f, precision %.3f, NAB transfer standard %.1f", corpus, w.F1, w.Precision, w.Transfer[0])
+			require.GreaterOrEqual(t, w.F1, floor.f1, "event F1, worse fold")
+			require.GreaterOrEqual(t, w.Transfer[0], floor.transfer, "NAB transfer standard, worse fold")
+		})
+	}
+}
