@@ -87,7 +87,7 @@ PY_REQS        := detector/training/py/requirements.txt
 PY_CONSTRAINTS := detector/training/py/constraints.txt
 TRAIN_DATA     ?= ../shared/nab-dev ../shared/ops-dev
 PY_DATA_FLAGS   = $(foreach d,$(TRAIN_DATA),--data $(d))
-PY_MODEL_FLAGS ?= --window 32 --units 16 --windows 300000 --epochs 4 --seed 1 --threads 2
+PY_MODEL_FLAGS ?= --window 32 --units 16 --windows 300000 --epochs 6 --seed 1
 PY_CI_FLAGS    ?= --data $(firstword $(TRAIN_DATA)) --fold A --window 32 --units 16 --windows 4000 --epochs 1 --seed 1
 
 # The stamp is newer than the pin files once the pinned set is installed; a
