@@ -168,5 +168,6 @@ func TestDailyProfileIgnoresSeriesWithoutACycle(t *testing.T) {
 // term (per-bin spread, point tail) moved it up from 576 B; their quality
 // gain is in docs/detection.md and the per-series heap in docs/benchmarks.md.
 func TestSeriesFitsItsSizeClass(t *testing.T) {
-	require.LessOrEqual(t, unsafe.Sizeof(series{}), uintptr(768))
+	// 760: structs above 512 B with pointers carry an 8-byte header.
+	require.LessOrEqual(t, unsafe.Sizeof(series{}), uintptr(760))
 }

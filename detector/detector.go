@@ -61,6 +61,7 @@ type Detector struct {
 	means   []float64
 	scales  []float64
 	offsets []float64 // daily profile added to each prediction
+	sigma   []float32 // predicted scales of a DistributionModel
 	input   []float32
 	output  []float32
 	winBuf  []float64
@@ -561,7 +562,13 @@ func (d *Detector) infer(ms *modelState, batch []*series) error {
 		return nil
 	}
 	start := time.Now()
-	err := ms.model.Predict(d.input[:valid*w], valid, d.output[:valid])
+	var err error
+	if dm, ok := ms.model.(DistributionModel); ok {
+		d.sigma = grow(d.sigma, n)
+		err = dm.PredictDistribution(d.input[:valid*w], valid, d.output[:valid], d.sigma[:valid])
+	} else {
+		err = ms.model.Predict(d.input[:valid*w], valid, d.output[:valid])
+	}
 	elapsed := time.Since(start)
 	d.metrics.inferenceDuration.Observe(elapsed.Seconds())
 	d.metrics.batchSize.Observe(float64(valid))
@@ -577,6 +584,12 @@ func (d *Detector) infer(ms *modelState, batch []*series) error {
 		if s.seq == d.seqs[i] {
 			s.pred = d.means[i] + p*d.scales[i] + d.offsets[i]
 			s.predScale = d.scales[i]
+			if d.sigma != nil && len(d.sigma) > i {
+				// The model's own uncertainty, in the window's units.
+				if sg := float64(d.sigma[i]); sg > 0 && !math.IsNaN(sg) {
+					s.predScale *= sg
+				}
+			}
 			s.predValid = !math.IsNaN(s.pred) && !math.IsInf(s.pred, 0)
 		}
 		sh.mu.Unlock()

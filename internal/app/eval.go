@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"golang.org/x/sync/errgroup"
@@ -36,6 +37,7 @@ type evalFlags struct {
 	configFile string
 	docs       string
 	ablation   bool
+	noise      float64
 }
 
 func setupEval(cmd *kingpin.CmdClause) func(ctx context.Context, stdout io.Writer) error {
@@ -45,6 +47,7 @@ func setupEval(cmd *kingpin.CmdClause) func(ctx context.Context, stdout io.Write
 	cmd.Flag("model", "Model to evaluate: embedded (the default model), baseline (window mean: detector.WindowMeanModel), a model directory, or crossfold:<dir> (<dir>/A, trained on fold A, scores fold B and <dir>/B fold A). Repeatable.").Default("embedded", "baseline").StringsVar(&f.models)
 	cmd.Flag("config.file", "sentinel-mesh configuration file whose detector and model sections are used; empty uses the server defaults.").Default("").StringVar(&f.configFile)
 	cmd.Flag("docs", "Markdown file whose generated tables (between "+nab.DocBegin+" and "+nab.DocEnd+") are replaced.").Default("").StringVar(&f.docs)
+	cmd.Flag("noise", "Instead, count the anomalies each model opens on this many series-days of pure Gaussian noise sampled every 15 s (100 series).").Float64Var(&f.noise)
 	cmd.Flag("ablation", "Instead, evaluate the first model with each scoring term switched off and each constant moved (docs: the ablation table).").BoolVar(&f.ablation)
 	return func(ctx context.Context, stdout io.Writer) error { return runEval(ctx, f, stdout) }
 }
@@ -59,6 +62,9 @@ func runEval(ctx context.Context, f *evalFlags, stdout io.Writer) error {
 	}
 	if err := os.MkdirAll(f.out, 0o755); err != nil {
 		return fmt.Errorf("cannot create %s: %w", f.out, err)
+	}
+	if f.noise > 0 {
+		return runNoise(f, cfg, stdout)
 	}
 	if f.ablation {
 		table, err := runAblation(ctx, f.data, f.models[0], cfg, stdout)
@@ -182,4 +188,27 @@ func evalDetector(spec, fold string, dcfg detector.Config, mcfg config.ModelConf
 		d.Name, d.Model = name, m
 	}
 	return d, nil
+}
+
+// runNoise counts the anomalies opened on pure noise: 100 series of
+// f.noise/100 days each, every 15 s.
+func runNoise(f *evalFlags, cfg *config.Config, stdout io.Writer) error {
+	const series = 100
+	c := nab.NoiseCorpus(series, f.noise/series, 15*time.Second, 1)
+	for _, spec := range f.models {
+		det, err := evalDetector(spec, "A", cfg.Detector, cfg.Model)
+		if err != nil {
+			return err
+		}
+		det.Mode = nab.ModeEvents
+		o, err := nab.Run(c, det)
+		if closeErr := det.Model.Close(); err == nil && closeErr != nil {
+			err = closeErr
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "noise: %s opened %d anomalies in %g series-days (Gaussian noise 100 ± 3, every 15 s, %d series)\n", det.Name, nab.Opens(o), f.noise, series)
+	}
+	return nil
 }
