@@ -132,6 +132,11 @@ eval: ort ## Score the default detector and the window-mean baseline on both inn
 	$(GO) run ./cmd/sentinel-mesh eval $(addprefix --data ,$(EVAL_DATA)) --out .cache/eval \
 		--model embedded --model baseline --docs docs/detection.md
 
+.PHONY: eval-ablation
+eval-ablation: ort ## The ablation table of docs/detection.md (each term off, each constant moved).
+	$(GO) run ./cmd/sentinel-mesh eval --ablation $(addprefix --data ,$(EVAL_DATA)) --out .cache/eval \
+		--model embedded --docs docs/detection.md
+
 .PHONY: bench
 bench: ort ## Go benchmarks of the hot paths.
 	$(GO) test -run '^$$' -bench . -benchmem ./remotewrite/ ./detector/... ./kafka/
