@@ -563,9 +563,13 @@ func (d *Detector) infer(ms *modelState, batch []*series) error {
 	}
 	start := time.Now()
 	var err error
+	// sigma stays nil unless this model predicts scales: d.sigma may still
+	// hold those of a distribution model that a reload replaced.
+	var sigma []float32
 	if dm, ok := ms.model.(DistributionModel); ok {
 		d.sigma = grow(d.sigma, n)
-		err = dm.PredictDistribution(d.input[:valid*w], valid, d.output[:valid], d.sigma[:valid])
+		sigma = d.sigma[:valid]
+		err = dm.PredictDistribution(d.input[:valid*w], valid, d.output[:valid], sigma)
 	} else {
 		err = ms.model.Predict(d.input[:valid*w], valid, d.output[:valid])
 	}
@@ -584,9 +588,9 @@ func (d *Detector) infer(ms *modelState, batch []*series) error {
 		if s.seq == d.seqs[i] {
 			s.pred = d.means[i] + p*d.scales[i] + d.offsets[i]
 			s.predScale = d.scales[i]
-			if d.sigma != nil && len(d.sigma) > i {
-				// The model's own uncertainty, in the window's units.
-				if sg := float64(d.sigma[i]); sg > 0 && !math.IsNaN(sg) {
+			// The model's own uncertainty, in the window's units.
+			if sigma != nil {
+				if sg := float64(sigma[i]); sg > 0 && !math.IsNaN(sg) {
 					s.predScale *= sg
 				}
 			}
