@@ -194,24 +194,31 @@ type dailyProfile struct {
 	cycle bool
 }
 
-// at returns the profile at tsMs (0 before any value), interpolated linearly between the
-// centres of adjacent bins (a sharp daily transition falls between bins).
-func (p *dailyProfile) at(tsMs int64) float64 {
-	if p.visited == 0 {
+// at returns the profile at tsMs (0 before any value), interpolated
+// linearly between the centres of adjacent bins (a sharp daily transition
+// falls between bins).
+func (p *dailyProfile) at(tsMs int64) float64 { return interpolateBins(&p.bin, p.visited, tsMs) }
+
+// varAt is binVar at tsMs, interpolated as at interpolates bin.
+func (p *dailyProfile) varAt(tsMs int64) float64 { return interpolateBins(&p.binVar, p.visited, tsMs) }
+
+// interpolateBins interpolates bins at tsMs between the nearest visited bins
+// on either side of it: a series sampled less often than a bin's length
+// leaves bins unvisited. 0 when no bin is visited.
+func interpolateBins(bins *[profileBins]float32, visited uint32, tsMs int64) float64 {
+	if visited == 0 {
 		return 0
 	}
 	const day = profileBins * profileBinMs
 	off := float64(((tsMs%day)+day)%day)/profileBinMs - 0.5
 	lo := int(math.Floor(off))
-	// The nearest visited bins on either side: a series sampled less often
-	// than a bin's length leaves bins unvisited.
 	a, da := lo, 0
-	for ; da < profileBins && p.visited&(1<<((a-da+profileBins)%profileBins)) == 0; da++ {
+	for ; da < profileBins && visited&(1<<((a-da+profileBins)%profileBins)) == 0; da++ {
 	}
 	b, db := lo+1, 0
-	for ; db < profileBins && p.visited&(1<<((b+db)%profileBins)) == 0; db++ {
+	for ; db < profileBins && visited&(1<<((b+db)%profileBins)) == 0; db++ {
 	}
-	va, vb := float64(p.bin[(a-da+profileBins)%profileBins]), float64(p.bin[(b+db)%profileBins])
+	va, vb := float64(bins[(a-da+profileBins)%profileBins]), float64(bins[(b+db)%profileBins])
 	f := (off - float64(lo) + float64(da)) / float64(1+da+db)
 	return va*(1-f) + vb*f
 }
@@ -266,9 +273,12 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv float64, tsMs, gapM
 		p.resShort = float32((1-aLvl)*prev + aLvl*r)
 	}
 	var s, sPt float64
-	rp, vp := 0.0, 0.0
+	// The point residual against the profile before v teaches it; at and
+	// varAt are 0 before the first value.
+	prof, vp := p.at(tsMs), p.varAt(tsMs)
+	rp := 0.0
 	if p.visited != 0 {
-		rp, vp = v-p.at(tsMs), p.varAt(tsMs)
+		rp = v - prof
 	}
 	if m := warmSamples(cfg, p.n); gated && m > 0 {
 		sd := max(math.Sqrt(float64(p.resVar)), 1e-6+1e-3*math.Abs(vm))
@@ -297,7 +307,7 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv float64, tsMs, gapM
 		// become the profile it is judged against within hours.
 		lim := cfg.clipZ() * max(math.Sqrt(vp), math.Sqrt(float64(p.resVar)))
 		rp = min(max(rp, -lim), lim)
-		v = p.at(tsMs) + rp
+		v = prof + rp
 	}
 	p.learn(v, tsMs, gapMs, h, rp*rp)
 	if !p.cycle {
@@ -329,12 +339,6 @@ func (p *dailyProfile) learn(v float64, tsMs, gapMs int64, h int, r2 float64) {
 	}
 	p.bin[h] += float32((v - float64(p.bin[h])) * w)
 	p.binVar[h] += float32((r2 - float64(p.binVar[h])) * w)
-}
-
-// varAt is binVar at tsMs, interpolated as at interpolates bin.
-func (p *dailyProfile) varAt(tsMs int64) float64 {
-	q := dailyProfile{bin: p.binVar, visited: p.visited}
-	return q.at(tsMs)
 }
 
 const (
