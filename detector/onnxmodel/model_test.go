@@ -325,18 +325,21 @@ func editJSONFrom(t *testing.T, src fs.FS, dir string, edit func(map[string]any)
 	return out
 }
 
+// set returns an edit of model.json that sets key k to v, or deletes it
+// when v is nil.
+func set(k string, v any) func(map[string]any) {
+	return func(m map[string]any) {
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+	}
+}
+
 func TestLoadRejectsBadModels(t *testing.T) {
 	norm := func(k string, v any) func(map[string]any) {
 		return func(m map[string]any) { m["normalisation"].(map[string]any)[k] = v }
-	}
-	set := func(k string, v any) func(map[string]any) {
-		return func(m map[string]any) {
-			if v == nil {
-				delete(m, k)
-			} else {
-				m[k] = v
-			}
-		}
 	}
 	cases := []struct {
 		name    string
@@ -445,15 +448,6 @@ func TestV2Model(t *testing.T) {
 func TestLoadRejectsBadV2Models(t *testing.T) {
 	v2 := os.DirFS(v2Dir)
 	v2JSON := func(edit func(map[string]any)) []byte { return editJSONFrom(t, v2, ".", edit) }
-	set := func(k string, v any) func(map[string]any) {
-		return func(m map[string]any) {
-			if v == nil {
-				delete(m, k)
-			} else {
-				m[k] = v
-			}
-		}
-	}
 	v1ONNX, err := fs.ReadFile(models.Default, models.DefaultDir+"/model.onnx")
 	if err != nil {
 		t.Fatal(err)

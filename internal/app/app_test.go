@@ -112,14 +112,22 @@ func TestNotReadyWhileModelMissing(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 }
 
-func TestEmptyModelDirServesEmbeddedModelThenReloads(t *testing.T) {
+// startModelDirApp starts the app on an empty, quickly polled model
+// directory and waits until it serves the embedded model.
+func startModelDirApp(t *testing.T) (*config.Config, *App, func()) {
+	t.Helper()
 	cfg, err := config.Load("")
 	require.NoError(t, err)
 	cfg.Model.Dir = t.TempDir()
 	cfg.Model.ReloadInterval = model.Duration(100 * time.Millisecond)
 	a, stop := startApp(t, cfg, Options{})
-	defer stop()
 	require.Eventually(t, func() bool { return a.Detector().Ready() }, 30*time.Second, 50*time.Millisecond)
+	return cfg, a, stop
+}
+
+func TestEmptyModelDirServesEmbeddedModelThenReloads(t *testing.T) {
+	cfg, a, stop := startModelDirApp(t)
+	defer stop()
 	embedded := a.Detector().Model().Version()
 
 	// A new version appears in the watched directory: copy the embedded
@@ -149,13 +157,8 @@ func TestEmptyModelDirServesEmbeddedModelThenReloads(t *testing.T) {
 // TestModelDirReloadsBetweenFormats swaps a sentinel-mesh/v2 (distribution)
 // model into the watched directory and back to a v1 one.
 func TestModelDirReloadsBetweenFormats(t *testing.T) {
-	cfg, err := config.Load("")
-	require.NoError(t, err)
-	cfg.Model.Dir = t.TempDir()
-	cfg.Model.ReloadInterval = model.Duration(100 * time.Millisecond)
-	a, stop := startApp(t, cfg, Options{})
+	cfg, a, stop := startModelDirApp(t)
 	defer stop()
-	require.Eventually(t, func() bool { return a.Detector().Ready() }, 30*time.Second, 50*time.Millisecond)
 	install := func(files map[string][]byte) {
 		// model.json last, so the loader never sees a half-written model.
 		for _, name := range []string{"model.onnx", "model.json"} {
