@@ -190,7 +190,7 @@ type dailyProfile struct {
 	// weighted), which places the values of a window in time.
 	gapMs float32
 	// cycle says the profile explains enough of the variance (see
-	// DailyProfileRatio) and has seen every bin.
+	// DailyProfileRatio) and has covered a day since its first value.
 	cycle bool
 }
 
