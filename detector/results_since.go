@@ -129,3 +129,51 @@ func (d *Detector) drainResultLog(cursor func(id uint64) int64, fn func(id uint6
 		}
 	}
 }
+
+// Recent calls fn for every scored series matched by sel (and by tenant,
+// when not empty) that has a result between fromMs and toMs (inclusive),
+// with those results oldest first. points is reused.
+//
+// Unlike History it gives calm series too: every series contributes its
+// latest result, at full precision, from the fields it keeps anyway; series
+// that have had an anomaly add the older results of their history ring.
+// So a selector over a healthy fleet returns one point per series and no
+// per-series memory is added for it.
+func (d *Detector) Recent(sel Selector, tenant string, fromMs, toMs int64, fn func(tenant string, lbls Labels, points []HistoryPoint) bool) {
+	var pts []HistoryPoint
+	for i := range d.shards {
+		sh := &d.shards[i]
+		sh.mu.Lock()
+		for _, head := range sh.series {
+			for s := head; s != nil; s = s.next {
+				if s.scoredTs == 0 || (tenant != "" && s.tenant != tenant) || !sel.Matches(s.labels) {
+					continue
+				}
+				pts = pts[:0]
+				for p := range s.historyPoints() {
+					// The ring holds the latest result too, as float32: it is
+					// taken from the series fields below instead.
+					if p.ts < fromMs || p.ts > toMs || p.ts >= s.scoredTs {
+						continue
+					}
+					e, h := float64(p.expected), float64(p.half)
+					pts = append(pts, HistoryPoint{TimestampMs: p.ts, Value: float64(p.value), Score: float64(p.score), Expected: e, Lower: e - h, Upper: e + h})
+				}
+				if s.scoredTs >= fromMs && s.scoredTs <= toMs {
+					pts = append(pts, HistoryPoint{
+						TimestampMs: s.scoredTs, Value: s.value, Score: s.score,
+						Expected: s.expected, Lower: s.lower, Upper: s.upper,
+					})
+				}
+				if len(pts) == 0 {
+					continue
+				}
+				if !fn(s.tenant, s.labels, pts) {
+					sh.mu.Unlock()
+					return
+				}
+			}
+		}
+		sh.mu.Unlock()
+	}
+}

@@ -36,7 +36,9 @@ const (
 // Source is what the API reads from the detector.
 type Source interface {
 	Results(fn func(r *detector.Result) bool)
-	History(sel detector.Selector, tenant string, fromMs, toMs int64, fn func(tenant string, lbls detector.Labels, points []detector.HistoryPoint) bool)
+	// Recent gives every scored series, calm ones included (their latest
+	// result), so an alert rule over a healthy fleet sees values, not NoData.
+	Recent(sel detector.Selector, tenant string, fromMs, toMs int64, fn func(tenant string, lbls detector.Labels, points []detector.HistoryPoint) bool)
 	Model() detector.Model
 	Threshold() float64
 }
@@ -602,8 +604,9 @@ func parseDuration(s string) (time.Duration, error) {
 	return 0, fmt.Errorf("invalid duration %q", s)
 }
 
-// SeriesJSON is the recent history of one series, column by column;
-// timestamps are Unix milliseconds.
+// SeriesJSON is the recent results of one series, column by column;
+// timestamps are Unix milliseconds. A series that never had an anomaly has
+// its latest result only; one that had an anomaly has its history ring.
 type SeriesJSON struct {
 	Tenant     string            `json:"tenant"`
 	Labels     map[string]string `json:"labels"`
@@ -633,7 +636,7 @@ func (h *Handler) series(_ *http.Request, q url.Values, tenant string) (result, 
 	out := []SeriesJSON{}
 	truncated := false
 	for _, s := range sel {
-		h.opts.Source.History(s, tenant, startMs, endMs, func(t string, lbls detector.Labels, pts []detector.HistoryPoint) bool {
+		h.opts.Source.Recent(s, tenant, startMs, endMs, func(t string, lbls detector.Labels, pts []detector.HistoryPoint) bool {
 			key := t + "\xff" + lbls.String()
 			if seen[key] || len(pts) == 0 {
 				return true

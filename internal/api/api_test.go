@@ -313,7 +313,19 @@ func TestSeries(t *testing.T) {
 			}},
 		{name: "overlapping selectors deduplicated", path: q("/api/v1/series", "match[]", `{instance="a"}`, "match[]", `http_requests`), wantSeries: 2},
 		{name: "tenant parameter", path: q("/api/v1/series", "match[]", `{job=~".+"}`, "tenant", "t2"), wantSeries: 1},
-		{name: "tenant header", path: q("/api/v1/series", "match[]", `{job=~".+"}`), hdr: map[string]string{"X-Scope-OrgID": "t1"}, wantSeries: 2},
+		{name: "tenant header", path: q("/api/v1/series", "match[]", `{namespace=~"prod|batch"}`), hdr: map[string]string{"X-Scope-OrgID": "t1"}, wantSeries: 2},
+		{name: "calm series has its latest result", path: q("/api/v1/series", "match[]", `cpu`), wantSeries: 1,
+			check: func(t *testing.T, s []api.SeriesJSON) {
+				// cpu never had an anomaly, so it keeps no history: the
+				// latest result, at full precision, is what it has.
+				sj := s[0]
+				require.Equal(t, []int64{baseMs + 200_000}, sj.Timestamps)
+				require.InDelta(t, 10, float64(sj.Value[0]), 2)
+				require.Less(t, float64(sj.Score[0]), 0.5)
+				require.LessOrEqual(t, float64(sj.Lower[0]), float64(sj.Expected[0]))
+				require.GreaterOrEqual(t, float64(sj.Upper[0]), float64(sj.Expected[0]))
+			}},
+		{name: "calm series outside the range", path: q("/api/v1/series", "match[]", `cpu`, "end", "1700000199"), wantSeries: 0},
 		{name: "truncated", path: q("/api/v1/series", "match[]", `{job=~".+"}`), wantSeries: 2, wantWarn: true},
 		{name: "no match", path: q("/api/v1/series", "match[]", `nothing`), wantSeries: 0},
 	}
@@ -329,6 +341,48 @@ func TestSeries(t *testing.T) {
 				tc.check(t, s)
 			}
 		})
+	}
+}
+
+// A fleet that never had an anomaly gives one series per member with its
+// latest value, so an alert rule over it gets values and never NoData.
+func TestSeriesCalmFleet(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	store := api.NewStore(10, reg)
+	det, err := detector.New(detector.DefaultConfig, slog.New(slog.DiscardHandler), reg, store)
+	require.NoError(t, err)
+	det.SetModel(detector.WindowMeanModel{W: 8})
+	const members, n = 20, 120
+	last := map[string]float64{}
+	for i := range n {
+		for m := range members {
+			inst := string(rune('a'+m%26)) + strings.Repeat("x", m/26)
+			v := 100 + float64(m) + 5*math.Sin(float64(i)/6+float64(m))
+			det.Append("t1", detector.FromStrings("__name__", "cpu", "job", "node", "instance", inst), []detector.Sample{{TimestampMs: baseMs + int64(i)*1000, Value: v}})
+			last[inst] = v
+		}
+		require.NoError(t, det.Flush())
+	}
+	require.Zero(t, store.Len(), "the fleet is calm: no anomaly at all")
+
+	h, err := api.NewHandler(api.Options{
+		Config: api.DefaultConfig(), Source: det, Store: store, ParseSelectors: config.ParseSelectors,
+		Now: func() time.Time { return time.UnixMilli(baseMs + n*1000) },
+	})
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	e := &env{srv: srv}
+	code, env := e.do(t, http.MethodGet, q("/api/v1/series", "match[]", `{job="node"}`, "start", "1700000060", "end", "1700000200"), nil)
+	require.Equal(t, http.StatusOK, code, env.Error)
+	var s []api.SeriesJSON
+	require.NoError(t, json.Unmarshal(env.Data, &s))
+	require.Len(t, s, members)
+	for _, sj := range s {
+		require.Equal(t, []int64{baseMs + (n-1)*1000}, sj.Timestamps, sj.Labels)
+		require.Equal(t, last[sj.Labels["instance"]], float64(sj.Value[0]), "the latest value at full precision")
+		require.GreaterOrEqual(t, float64(sj.Score[0]), 0.0)
+		require.Less(t, float64(sj.Score[0]), detector.DefaultConfig.Scoring.Threshold)
 	}
 }
 
