@@ -358,8 +358,11 @@ func (d *Detector) score(s *series, smp Sample, gapMs int64, ms *modelState, cou
 		s.an = d.newAnomalyState()
 	}
 	s.record(historyPoint{ts: smp.TimestampMs, value: float32(smp.Value), expected: float32(s.pred), half: float32(half), score: float32(score)})
-	counts.scored++
-	if !warm {
+	// A warm-up score is a placeholder, not a comparison the model can stand
+	// behind: count it as unscored only.
+	if warm {
+		counts.scored++
+	} else {
 		counts.warmup++
 	}
 

@@ -48,7 +48,7 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 		}, []string{"reason"}),
 		samplesScored: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_mesh_samples_scored_total",
-			Help: "Samples compared with a prediction.",
+			Help: "Samples compared with a prediction after warm-up (warm-up samples count in sentinel_mesh_samples_unscored_total{reason=\"warmup\"}).",
 		}),
 		samplesUnscored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentinel_mesh_samples_unscored_total",
