@@ -41,7 +41,7 @@ func ablations() []ablation {
 	}
 	as := []ablation{
 		{name: "window-mean model instead of the LSTM", model: "baseline"},
-		{name: "seasonal forecast off", apply: func(c *detector.ScoringConfig) { c.DailyProfileForecast = false }},
+		{name: "seasonal forecast on", apply: func(c *detector.ScoringConfig) { c.DailyProfileForecast = true }},
 		{name: "seasonal error scale off", apply: func(c *detector.ScoringConfig) { c.SeasonalScale = false }},
 		{name: "seasonal point term off", apply: func(c *detector.ScoringConfig) { c.SeasonalPoint = false }},
 		{name: "daily profile off (all seasonal parts)", apply: func(c *detector.ScoringConfig) { c.DailyProfileRatio = 0 }},
