@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -15,8 +16,24 @@ import (
 // version go.mod's dependency graph already carries).
 const AlertmanagerVersion = "v0.34.1"
 
+// RequireComponentsEnv is set to 1 by make test: a required component that
+// is missing or cannot be built then fails the test. Without it (a developer
+// running this package by hand) the test is skipped instead.
+const RequireComponentsEnv = "SENTINEL_REQUIRE_COMPONENTS"
+
+// skipOrFail skips the test, or fails it when RequireComponentsEnv is 1.
+func skipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv(RequireComponentsEnv) == "1" {
+		t.Fatalf(format+" (%s=1: required)", append(args, RequireComponentsEnv)...)
+		return
+	}
+	t.Skipf(format+" (set %s=1 to fail instead)", append(args, RequireComponentsEnv)...)
+}
+
 // alertmanagerBinary returns .cache/bin/alertmanager, building it when it is
-// missing, and skips the test only when it cannot be built.
+// missing. When it cannot be built the test fails under make test and is
+// skipped otherwise.
 //
 // `go install github.com/prometheus/alertmanager/cmd/alertmanager@v0.34.x`
 // does not build: the module zip lacks the generated UI (ui/app/dist, which
@@ -30,7 +47,7 @@ func alertmanagerBinary(t *testing.T) string {
 	}
 	t.Logf("building Alertmanager %s into %s", AlertmanagerVersion, path)
 	if err := buildAlertmanager(t.TempDir(), path); err != nil {
-		t.Skipf("skipping: cannot build Alertmanager %s: %v", AlertmanagerVersion, err)
+		skipOrFail(t, "cannot build Alertmanager %s: %v", AlertmanagerVersion, err)
 	}
 	return path
 }
@@ -120,4 +137,37 @@ func amAlerts(t *testing.T, base string) []amAlert {
 		t.Fatalf("cannot decode alerts: %v", err)
 	}
 	return out
+}
+
+// recordingTB captures what skipOrFail does instead of ending the test.
+type recordingTB struct {
+	testing.TB
+	fatal, skip string
+}
+
+func (r *recordingTB) Helper()                        {}
+func (r *recordingTB) Fatalf(format string, a ...any) { r.fatal = fmt.Sprintf(format, a...) }
+func (r *recordingTB) Skipf(format string, a ...any)  { r.skip = fmt.Sprintf(format, a...) }
+
+func TestSkipOrFail(t *testing.T) {
+	for _, tc := range []struct {
+		env         string
+		fatal, skip bool
+	}{
+		{env: "1", fatal: true},
+		{env: "", skip: true},
+		{env: "0", skip: true},
+	} {
+		t.Run("env="+tc.env, func(t *testing.T) {
+			t.Setenv(RequireComponentsEnv, tc.env)
+			r := &recordingTB{TB: t}
+			skipOrFail(r, "cannot build %s", "x")
+			if (r.fatal != "") != tc.fatal || (r.skip != "") != tc.skip {
+				t.Fatalf("fatal=%q skip=%q, want fatal %v skip %v", r.fatal, r.skip, tc.fatal, tc.skip)
+			}
+			if msg := r.fatal + r.skip; !strings.HasPrefix(msg, "cannot build x (") {
+				t.Fatalf("message %q", msg)
+			}
+		})
+	}
 }

@@ -15,9 +15,6 @@ import (
 	"github.com/sentinel-mesh/sentinel-mesh/detector"
 )
 
-// nabDev is the shared development corpus, relative to this package.
-const nabDev = "../../../shared/nab-dev"
-
 // writeCorpus writes a small NAB-style corpus: one sine series with a level
 // shift at row 300 and a window around it, and one series without windows
 // that repeats a timestamp (as a few NAB files do).
@@ -163,25 +160,4 @@ func TestParseMode(t *testing.T) {
 	require.Equal(t, ModeEvents, m)
 	_, err = ParseMode("rows")
 	require.Error(t, err)
-}
-
-// TestNABDev checks the shared corpus and the baseline's score on it.
-func TestNABDev(t *testing.T) {
-	if _, err := os.Stat(nabDev); err != nil {
-		t.Skipf("skipping: the NAB development corpus %s is not available (%v)", nabDev, err)
-	}
-	if testing.Short() {
-		t.Skip("skipping: runs the detector over 179k rows")
-	}
-	c, err := LoadCorpus(nabDev)
-	require.NoError(t, err)
-	require.Len(t, c.Series, 31)
-	require.Equal(t, 57, c.Windows())
-	o, err := Run(c, Detector{Name: "baseline", Config: detector.DefaultConfig, Model: detector.WindowMeanModel{W: 32}, Mode: ModeEvents})
-	require.NoError(t, err)
-	r := EvaluateFold("nab-dev", "all", c, o)
-	// Better than the null detector on every profile.
-	for _, s := range r.NAB {
-		require.Greater(t, s.Normalised, 0.0, s.Profile)
-	}
 }
