@@ -1,6 +1,10 @@
 package api
 
 import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -133,4 +137,174 @@ func (s *Store) Snapshot(fn func(a Anomaly) bool) {
 			return
 		}
 	}
+}
+
+// Get returns the anomaly with the given ID, if held.
+func (s *Store) Get(id uint64) (Anomaly, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	idx, ok := s.byID[id]
+	if !ok {
+		return Anomaly{}, false
+	}
+	return s.ring[idx], true
+}
+
+// storeFormatV1 is the version of the store's checkpoint encoding.
+const storeFormatV1 = 1
+
+// AppendCheckpoint appends the encoding of every anomaly held, oldest first,
+// to b: what RestoreCheckpoint needs to rebuild the store after a restart.
+func (s *Store) AppendCheckpoint(b []byte) []byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := len(s.byID)
+	b = append(b, storeFormatV1)
+	b = binary.AppendUvarint(b, uint64(n))
+	for i := n; i >= 1; i-- {
+		a := &s.ring[(s.next-i+len(s.ring))%len(s.ring)]
+		b = binary.AppendUvarint(b, a.ID)
+		b = appendString(b, a.Tenant)
+		b = binary.AppendUvarint(b, uint64(len(a.Labels)))
+		for _, l := range a.Labels {
+			b = appendString(b, l.Name)
+			b = appendString(b, l.Value)
+		}
+		b = binary.AppendVarint(b, a.OpenedAtMs)
+		b = binary.AppendVarint(b, a.ClosedAtMs)
+		b = binary.AppendVarint(b, a.UpdatedAtMs)
+		b = binary.AppendVarint(b, int64(a.Direction))
+		for _, f := range [...]float64{a.Value, a.Expected, a.Lower, a.Upper, a.Score, a.PeakScore} {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+		}
+		b = appendString(b, a.ModelVersion)
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// RestoreCheckpoint adds the anomalies encoded by AppendCheckpoint, oldest
+// first, as if their latest events had just arrived; beyond the store's
+// size the oldest are evicted. On a decoding error nothing is added.
+func (s *Store) RestoreCheckpoint(data []byte) error {
+	as, err := decodeAnomalies(data)
+	if err != nil {
+		return fmt.Errorf("cannot decode anomaly store: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range as {
+		a := &as[i]
+		if _, ok := s.byID[a.ID]; ok {
+			continue // an event since the start already brought it
+		}
+		idx := s.next
+		if s.full {
+			delete(s.byID, s.ring[idx].ID)
+			s.evicted.Inc()
+		}
+		s.next = (s.next + 1) % len(s.ring)
+		if s.next == 0 {
+			s.full = true
+		}
+		s.byID[a.ID] = idx
+		s.ring[idx] = *a
+	}
+	return nil
+}
+
+var errShortStore = errors.New("truncated")
+
+// maxStoreItems bounds counts read from a checkpoint, so damaged input
+// cannot make the decoder allocate without limit.
+const maxStoreItems = 1 << 24
+
+func decodeAnomalies(data []byte) ([]Anomaly, error) {
+	if len(data) == 0 || data[0] != storeFormatV1 {
+		return nil, errors.New("unknown format version")
+	}
+	r := storeReader{b: data[1:]}
+	n := r.uvarint()
+	if n > maxStoreItems || n > uint64(len(r.b)) {
+		return nil, fmt.Errorf("%d anomalies in %d bytes", n, len(r.b))
+	}
+	as := make([]Anomaly, 0, n)
+	for range n {
+		a := Anomaly{ID: r.uvarint(), Tenant: r.string()}
+		nl := r.uvarint()
+		if nl > uint64(len(r.b)) {
+			return nil, errShortStore
+		}
+		if nl > 0 {
+			a.Labels = make(detector.Labels, 0, nl)
+		}
+		for range nl {
+			a.Labels = append(a.Labels, detector.Label{Name: r.string(), Value: r.string()})
+		}
+		a.OpenedAtMs, a.ClosedAtMs, a.UpdatedAtMs = r.varint(), r.varint(), r.varint()
+		a.Direction = detector.Direction(r.varint())
+		a.Value, a.Expected, a.Lower, a.Upper, a.Score, a.PeakScore = r.f64(), r.f64(), r.f64(), r.f64(), r.f64(), r.f64()
+		a.ModelVersion = r.string()
+		if r.err != nil {
+			return nil, r.err
+		}
+		as = append(as, a)
+	}
+	return as, nil
+}
+
+type storeReader struct {
+	b   []byte
+	err error
+}
+
+func (r *storeReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errShortStore
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *storeReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errShortStore
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *storeReader) string() string {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.err = errShortStore
+		return ""
+	}
+	out := string(r.b[:n])
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *storeReader) f64() float64 {
+	if r.err != nil || len(r.b) < 8 {
+		r.err = errShortStore
+		return 0
+	}
+	v := math.Float64frombits(binary.LittleEndian.Uint64(r.b))
+	r.b = r.b[8:]
+	return v
 }
