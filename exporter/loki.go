@@ -11,8 +11,10 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang/snappy"
@@ -191,7 +193,7 @@ func newLokiMetrics(reg prometheus.Registerer, l *Loki) *lokiMetrics {
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentinel_mesh_loki_entries_dropped_total",
-			Help: "Anomaly log entries not delivered, by reason (queue_full, rejected: 4xx other than 429, retries_exhausted).",
+			Help: "Anomaly log entries not delivered, by reason (queue_full, rejected: 4xx other than 429, retries_exhausted, open_lost: a close whose open was not delivered).",
 		}, []string{"reason"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentinel_mesh_loki_requests_total",
@@ -199,7 +201,7 @@ func newLokiMetrics(reg prometheus.Registerer, l *Loki) *lokiMetrics {
 		}, []string{"code"}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_mesh_loki_push_failures_total",
-			Help: "Push batches that were not delivered (rejected or out of retries); the mixin alerts on it.",
+			Help: "Push requests with entries not delivered (wholly or partly rejected, or out of retries); the mixin alerts on it.",
 		}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_mesh_loki_retries_total",
@@ -216,7 +218,7 @@ func newLokiMetrics(reg prometheus.Registerer, l *Loki) *lokiMetrics {
 			Buckets: prometheus.ExponentialBuckets(256, 4, 8),
 		}),
 	}
-	for _, r := range []string{"queue_full", "rejected", "retries_exhausted"} {
+	for _, r := range []string{"queue_full", "rejected", "retries_exhausted", "open_lost"} {
 		m.dropped.WithLabelValues(r)
 	}
 	if reg != nil {
@@ -245,13 +247,25 @@ type Loki struct {
 	logger    *slog.Logger
 	metrics   *lokiMetrics
 	queue     chan lokiEntry
+	now       func() time.Time
+
+	// mu makes stamping and queueing one step, so queue order is stamp order.
+	mu        sync.Mutex
+	lastStamp time.Time
+	// lostOpens holds the anomalies whose open was not delivered and whose
+	// close has not come yet: that close is dropped too, so Loki never holds
+	// a close without its open. At most queue_size IDs are kept.
+	lostOpens map[uint64]struct{}
 }
 
 type lokiEntry struct {
 	orgID  string
 	stream []push.LabelAdapter // sorted
+	key    string              // orgID and stream: entries with one key share a request
 	entry  push.Entry
 	size   int
+	kind   detector.EventKind
+	id     uint64
 }
 
 // NewLoki returns the Loki output. enricher and incidents may be nil.
@@ -267,6 +281,7 @@ func NewLoki(cfg LokiConfig, names LabelNames, enricher LabelEnricher, incidents
 	l := &Loki{
 		cfg: cfg, names: names, enricher: enricher, incidents: incidents,
 		client: client, logger: logger, queue: make(chan lokiEntry, cfg.QueueSize),
+		now: time.Now, lostOpens: map[uint64]struct{}{},
 	}
 	l.metrics = newLokiMetrics(reg, l)
 	return l, nil
@@ -275,16 +290,95 @@ func NewLoki(cfg LokiConfig, names LabelNames, enricher LabelEnricher, incidents
 func userAgent() string { return "sentinel-mesh/" + version.Version }
 
 // HandleEvents formats and queues one entry per event; it never blocks.
+//
+// Entries are stamped with the time they are queued, not the sample's time
+// (which is in the line as sample_time): all series share a few streams, and
+// Loki rejects an entry more than max_chunk_age/2 (1h by default) behind the
+// newest entry of its stream, so a series lagging an hour behind another
+// would lose its events. Stamps strictly increase, so each stream's entries
+// reach Loki in order and none is taken for a duplicate.
 func (l *Loki) HandleEvents(evs []detector.Event) {
+	if len(evs) == 0 {
+		return
+	}
 	var buf []detector.Label
+	entries := make([]lokiEntry, len(evs))
 	for i := range evs {
-		e := l.entry(&evs[i], &buf)
+		entries[i] = l.entry(&evs[i], &buf)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range entries {
+		ts := l.now().UTC()
+		if !ts.After(l.lastStamp) {
+			ts = l.lastStamp.Add(time.Nanosecond)
+		}
+		l.lastStamp, e.entry.Timestamp = ts, ts
 		select {
 		case l.queue <- e:
 		default:
-			l.metrics.dropped.WithLabelValues("queue_full").Inc()
+			l.dropLocked([]lokiEntry{e}, "queue_full")
 		}
 	}
+}
+
+// drop counts entries as not delivered and remembers the anomalies whose
+// open they held.
+func (l *Loki) drop(entries []lokiEntry, reason string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dropLocked(entries, reason)
+}
+
+func (l *Loki) dropLocked(entries []lokiEntry, reason string) {
+	l.metrics.dropped.WithLabelValues(reason).Add(float64(len(entries)))
+	l.loseLocked(entries)
+}
+
+// loseLocked records the opens among entries as lost, and forgets the lost
+// opens whose close is among them.
+func (l *Loki) loseLocked(entries []lokiEntry) {
+	for _, e := range entries {
+		if e.kind != detector.EventOpen {
+			delete(l.lostOpens, e.id)
+			continue
+		}
+		if len(l.lostOpens) >= l.cfg.QueueSize {
+			for id := range l.lostOpens { // bound: forget any one
+				delete(l.lostOpens, id)
+				break
+			}
+		}
+		l.lostOpens[e.id] = struct{}{}
+	}
+}
+
+// withoutLostOpens drops and counts the closes whose open was lost.
+func (l *Loki) withoutLostOpens(entries []lokiEntry) []lokiEntry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	kept := entries[:0:0]
+	for _, e := range entries {
+		if _, lost := l.lostOpens[e.id]; lost && e.kind == detector.EventClose {
+			delete(l.lostOpens, e.id)
+			l.metrics.dropped.WithLabelValues("open_lost").Inc()
+			continue
+		}
+		kept = append(kept, e)
+	}
+	return kept
+}
+
+// Names that structured metadata must not take: the stream labels (a
+// metadata field named like one shows up as <name>_extracted), the line's
+// logfmt keys (| logfmt renames a clashing key <name>_extracted) and the
+// metadata sentinel-mesh adds. A series label with one of these names goes
+// into metadata as exported_<name>.
+var lokiReservedNames = map[string]bool{
+	"service_name": true, "severity": true, "tenant": true, "namespace": true,
+	"event": true, "score": true, "observed": true, "expected": true, "lower": true, "upper": true,
+	"deviation_pct": true, "direction": true, "duration": true, "peak_score": true, "sample_time": true,
+	"anomaly_id": true, "incident_id": true,
 }
 
 func (l *Loki) entry(ev *detector.Event, buf *[]detector.Label) lokiEntry {
@@ -307,14 +401,23 @@ func (l *Loki) entry(ev *detector.Event, buf *[]detector.Label) lokiEntry {
 	meta := make(push.LabelsAdapter, 0, len(*buf)+2)
 	size := 0
 	for _, lb := range *buf {
-		meta = append(meta, push.LabelAdapter{Name: strings.Clone(lb.Name), Value: strings.Clone(lb.Value)})
-		size += len(lb.Name) + len(lb.Value)
+		name := lb.Name
+		if lokiReservedNames[name] {
+			if lokiHasLabel(stream, name, lb.Value) {
+				continue // the stream label already says it
+			}
+			for name = "exported_" + name; lokiReservedNames[name] || detector.Labels(*buf).Get(name) != ""; {
+				name = "exported_" + name
+			}
+		}
+		meta = append(meta, push.LabelAdapter{Name: strings.Clone(name), Value: strings.Clone(lb.Value)})
+		size += len(name) + len(lb.Value)
 	}
 	meta = append(meta, push.LabelAdapter{Name: "anomaly_id", Value: strconv.FormatUint(ev.ID, 10)})
 	if incident != "" {
 		meta = append(meta, push.LabelAdapter{Name: "incident_id", Value: incident})
 	}
-	line := FormatEventLine(ev, incident)
+	line := FormatEventLine(ev)
 	size += len(line)
 	orgID := l.cfg.TenantID
 	if orgID == "" {
@@ -323,15 +426,30 @@ func (l *Loki) entry(ev *detector.Event, buf *[]detector.Label) lokiEntry {
 	return lokiEntry{
 		orgID:  orgID,
 		stream: stream,
-		entry:  push.Entry{Timestamp: time.UnixMilli(ev.TimestampMs).UTC(), Line: line, StructuredMetadata: meta},
+		key:    orgID + "\x00" + lokiLabelsString(stream),
+		entry:  push.Entry{Line: line, StructuredMetadata: meta}, // stamped when queued
 		size:   size,
+		kind:   ev.Kind,
+		id:     ev.ID,
 	}
 }
 
-// FormatEventLine renders an event as one logfmt line: event, metric, score,
+func lokiHasLabel(ls []push.LabelAdapter, name, value string) bool {
+	for _, l := range ls {
+		if l.Name == name {
+			return l.Value == value
+		}
+	}
+	return false
+}
+
+// FormatEventLine renders an event as one logfmt line: event, score,
 // observed, expected, lower, upper, deviation_pct, direction, duration and
-// peak_score (on close), model_version, anomaly_id and incident_id.
-func FormatEventLine(ev *detector.Event, incident string) string {
+// peak_score (on close), and sample_time, the time of the sample that opened
+// or closed the anomaly (the entry's own timestamp is when it was sent). What
+// identifies the series and the anomaly is in structured metadata, not here,
+// so that | logfmt extracts no key that metadata already has.
+func FormatEventLine(ev *detector.Event) string {
 	var b strings.Builder
 	kv := func(k, v string) {
 		if b.Len() > 0 {
@@ -345,7 +463,6 @@ func FormatEventLine(ev *detector.Event, incident string) string {
 		b.WriteString(v)
 	}
 	kv("event", ev.Kind.String())
-	kv("metric", ev.Labels.Get(detector.MetricNameLabel))
 	kv("score", strconv.FormatFloat(ev.Score, 'f', 4, 64))
 	kv("observed", formatFloat(ev.Value))
 	kv("expected", formatFloat(ev.Expected))
@@ -359,13 +476,13 @@ func FormatEventLine(ev *detector.Event, incident string) string {
 		kv("duration", (time.Duration(ev.ClosedAtMs-ev.OpenedAtMs) * time.Millisecond).String())
 		kv("peak_score", strconv.FormatFloat(ev.PeakScore, 'f', 4, 64))
 	}
-	kv("model_version", ev.ModelVersion)
-	kv("anomaly_id", strconv.FormatUint(ev.ID, 10))
-	if incident != "" {
-		kv("incident_id", incident)
-	}
+	kv("sample_time", time.UnixMilli(ev.TimestampMs).UTC().Format(lokiSampleTimeLayout))
 	return b.String()
 }
+
+// lokiSampleTimeLayout is RFC 3339 in UTC with milliseconds, the precision
+// of Prometheus sample timestamps.
+const lokiSampleTimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
 
@@ -428,56 +545,171 @@ func (l *Loki) Run(ctx context.Context) error {
 	}
 }
 
-// flush pushes batch, one request per X-Scope-OrgID.
+// flush pushes batch, one request per tenant and stream: Loki's 400 names
+// the rejected count of one stream only (the last one that failed), so a
+// request with one stream is what lets a partial rejection be counted
+// exactly. A close waits for the outcome of its open when both are in the
+// batch (they can be in different streams: the severity follows the peak),
+// and is dropped with it if the open is lost.
 func (l *Loki) flush(ctx context.Context, batch []lokiEntry, size int) {
 	l.metrics.batchBytes.Observe(float64(size))
-	var orgs []string
-	byOrg := map[string][]lokiEntry{}
+	pending := map[uint64]bool{}
 	for _, e := range batch {
-		if _, ok := byOrg[e.orgID]; !ok {
-			orgs = append(orgs, e.orgID)
+		if e.kind == detector.EventOpen {
+			pending[e.id] = true
 		}
-		byOrg[e.orgID] = append(byOrg[e.orgID], e)
 	}
-	for _, org := range orgs {
-		entries := byOrg[org]
-		body, ctype, err := l.encode(entries)
-		if err != nil {
-			l.metrics.dropped.WithLabelValues("rejected").Add(float64(len(entries)))
-			l.logger.Error("Cannot encode Loki push request", "entries", len(entries), "err", err)
-			continue
-		}
-		res := sendWithRetry(ctx, sendParams{
-			client: l.client, url: l.cfg.URL, body: body, minBackoff: time.Duration(l.cfg.MinBackoff),
-			maxBackoff: time.Duration(l.cfg.MaxBackoff), maxRetries: l.cfg.MaxRetries,
-			header: func(h http.Header) {
-				h.Set("Content-Type", ctype)
-				h.Set("User-Agent", userAgent())
-				if org != "" {
-					h.Set("X-Scope-OrgID", org)
+	var deferred []lokiEntry
+	send := func(entries []lokiEntry) {
+		for _, group := range lokiGroups(entries) {
+			ready := group[:0:0]
+			for _, e := range group {
+				if e.kind == detector.EventClose && pending[e.id] {
+					deferred = append(deferred, e)
+				} else {
+					ready = append(ready, e)
 				}
-			},
-			onResponse: func(code string, d time.Duration) {
-				l.metrics.requests.WithLabelValues(code).Inc()
-				l.metrics.duration.Observe(d.Seconds())
-			},
-			onRetry: l.metrics.retries.Inc,
-		})
-		n := float64(len(entries))
-		switch res.outcome {
-		case outcomeSent:
-			l.metrics.sent.Add(n)
-			l.logger.Debug("Pushed anomaly events to Loki", "entries", len(entries), "tenant", org)
-		case outcomeRejected:
-			l.metrics.failures.Inc()
-			l.metrics.dropped.WithLabelValues("rejected").Add(n)
-			l.logger.Warn("Loki rejected anomaly events; dropping the batch", "entries", len(entries), "tenant", org, "status", res.status, "body", res.body)
-		default:
-			l.metrics.failures.Inc()
-			l.metrics.dropped.WithLabelValues("retries_exhausted").Add(n)
-			l.logger.Warn("Cannot push anomaly events to Loki; dropping the batch", "entries", len(entries), "tenant", org, "attempts", res.attempts, "err", res.err)
+			}
+			if ready = l.withoutLostOpens(ready); len(ready) > 0 {
+				l.push(ctx, ready)
+			}
+			for _, e := range ready {
+				if e.kind == detector.EventOpen {
+					delete(pending, e.id)
+				}
+			}
 		}
 	}
+	send(batch)
+	// Every open of the batch has been pushed or lost by now.
+	rest := deferred
+	deferred = nil
+	send(rest)
+}
+
+// lokiGroups splits entries by key, in order of first appearance, keeping
+// the order within each group.
+func lokiGroups(entries []lokiEntry) [][]lokiEntry {
+	var groups [][]lokiEntry
+	index := map[string]int{}
+	for _, e := range entries {
+		i, ok := index[e.key]
+		if !ok {
+			i = len(groups)
+			index[e.key] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], e)
+	}
+	return groups
+}
+
+// push sends the entries of one tenant and stream and counts the outcome.
+func (l *Loki) push(ctx context.Context, entries []lokiEntry) {
+	org := entries[0].orgID
+	body, ctype, err := l.encode(entries)
+	if err != nil {
+		l.metrics.failures.Inc()
+		l.drop(entries, "rejected")
+		l.logger.Error("Cannot encode Loki push request", "entries", len(entries), "err", err)
+		return
+	}
+	res := sendWithRetry(ctx, sendParams{
+		client: l.client, url: l.cfg.URL, body: body, minBackoff: time.Duration(l.cfg.MinBackoff),
+		maxBackoff: time.Duration(l.cfg.MaxBackoff), maxRetries: l.cfg.MaxRetries,
+		header: func(h http.Header) {
+			h.Set("Content-Type", ctype)
+			h.Set("User-Agent", userAgent())
+			if org != "" {
+				h.Set("X-Scope-OrgID", org)
+			}
+		},
+		onResponse: func(code string, d time.Duration) {
+			l.metrics.requests.WithLabelValues(code).Inc()
+			l.metrics.duration.Observe(d.Seconds())
+		},
+		onRetry: l.metrics.retries.Inc,
+	})
+	switch res.outcome {
+	case outcomeSent:
+		l.metrics.sent.Add(float64(len(entries)))
+		l.logger.Debug("Pushed anomaly events to Loki", "entries", len(entries), "tenant", org)
+	case outcomeRejected:
+		l.metrics.failures.Inc()
+		rejected, lost := lokiRejected(entries, res.raw)
+		l.metrics.sent.Add(float64(len(entries) - rejected))
+		l.metrics.dropped.WithLabelValues("rejected").Add(float64(rejected))
+		l.mu.Lock()
+		l.loseLocked(lost)
+		l.mu.Unlock()
+		l.logger.Warn("Loki rejected anomaly events; dropping them", "entries", len(entries), "rejected", rejected,
+			"tenant", org, "status", res.status, "body", res.body)
+	default:
+		l.metrics.failures.Inc()
+		l.drop(entries, "retries_exhausted")
+		l.logger.Warn("Cannot push anomaly events to Loki; dropping them", "entries", len(entries), "tenant", org, "attempts", res.attempts, "err", res.err)
+	}
+}
+
+// Loki's ingester answers a push with rejected entries with a 400 (or a 429
+// for a stream rate limit) whose body is, for the last stream with rejected
+// entries, up to max_returned_stream_errors (10) lines
+//
+//	entry with timestamp 2026-10-07 01:35:32.405 +0000 UTC ignored, reason: 'entry too far behind, ...',
+//
+// and a summary
+//
+//	user 'acme', total ignored: 1 out of 3 for stream: {service_name="sentinel-mesh", ...}
+//
+// (Loki 2.x: "total ignored: 1 out of 3"). The other entries were stored.
+// The distributor's own validation errors (invalid labels, too old, line
+// too long) have no summary.
+var (
+	lokiIgnoredTotalRE = regexp.MustCompile(`total ignored: (\d+) out of (\d+)`)
+	lokiIgnoredEntryRE = regexp.MustCompile(`(?m)^entry with timestamp (.+?) ignored, reason: `)
+)
+
+// lokiTimeLayout is how Loki prints an ignored entry's timestamp
+// (time.Time.String without a monotonic reading).
+const lokiTimeLayout = "2006-01-02 15:04:05.999999999 -0700 MST"
+
+// lokiRejected reads a rejection's body: how many of entries (one stream)
+// Loki did not store, and the entries whose loss matters for pairing. Without
+// a summary every entry counts as rejected. Entries beyond the listed ones
+// cannot be told apart, so then every open of the request counts as lost:
+// a close may be dropped whose open arrived, never the reverse.
+func lokiRejected(entries []lokiEntry, body []byte) (rejected int, lost []lokiEntry) {
+	m := lokiIgnoredTotalRE.FindSubmatch(body)
+	if m == nil {
+		return len(entries), entries
+	}
+	ignored, err1 := strconv.Atoi(string(m[1]))
+	total, err2 := strconv.Atoi(string(m[2]))
+	if err1 != nil || err2 != nil {
+		return len(entries), entries
+	}
+	// Entries the distributor dropped before the ingester are not in total.
+	rejected = min(len(entries), ignored+max(0, len(entries)-total))
+	listed := map[int64]bool{}
+	for _, sm := range lokiIgnoredEntryRE.FindAllSubmatch(body, -1) {
+		if ts, err := time.Parse(lokiTimeLayout, string(sm[1])); err == nil {
+			listed[ts.UnixNano()] = true
+		}
+	}
+	for _, e := range entries {
+		if listed[e.entry.Timestamp.UnixNano()] {
+			lost = append(lost, e)
+		}
+	}
+	if len(lost) != rejected {
+		lost = lost[:0]
+		for _, e := range entries {
+			if e.kind == detector.EventOpen || listed[e.entry.Timestamp.UnixNano()] {
+				lost = append(lost, e)
+			}
+		}
+	}
+	return rejected, lost
 }
 
 func (l *Loki) encode(entries []lokiEntry) ([]byte, string, error) {
@@ -576,7 +808,8 @@ type sendParams struct {
 type sendResult struct {
 	outcome  outcome
 	status   int
-	body     string // first bytes of a rejection's body
+	body     string // first bytes of a rejection's body, for logs
+	raw      []byte // the body, up to maxResponseBody
 	attempts int
 	err      error
 }
@@ -610,13 +843,14 @@ func sendWithRetry(ctx context.Context, p sendParams) sendResult {
 			}
 			res.err, res.status, retry = err, 0, true
 		} else {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 			resp.Body.Close()
 			if p.onResponse != nil {
 				p.onResponse(strconv.Itoa(resp.StatusCode), time.Since(start))
 			}
-			res.status, res.body = resp.StatusCode, strings.TrimSpace(string(body))
+			res.status, res.raw = resp.StatusCode, body
+			res.body = strings.TrimSpace(string(body[:min(len(body), 1024)]))
 			switch {
 			case resp.StatusCode/100 == 2:
 				res.outcome, res.err = outcomeSent, nil
@@ -651,6 +885,10 @@ func sendWithRetry(ctx context.Context, p sendParams) sendResult {
 		}
 	}
 }
+
+// maxResponseBody bounds the response body kept: Loki's list of up to ten
+// ignored entries and its summary fit.
+const maxResponseBody = 64 << 10
 
 // maxRetryAfter caps the wait a Retry-After header may ask for.
 const maxRetryAfter = 5 * time.Minute

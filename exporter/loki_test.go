@@ -111,6 +111,25 @@ func runOutput(t *testing.T, run func(context.Context) error) (stop func()) {
 
 var testSeries = detector.FromStrings("__name__", "http_requests_total", "job", "api", "namespace", "shop", "pod", "web-1")
 
+// fixedClock returns t, then t+1s, t+2s, ... on each call.
+func fixedClock(t time.Time) func() time.Time {
+	var mu sync.Mutex
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		t = t.Add(time.Second)
+		return t.Add(-time.Second)
+	}
+}
+
+// twoOpens are the opens of two anomalies of one stream.
+func twoOpens() []detector.Event {
+	a := testEvents()[0]
+	b := a
+	b.ID = 8
+	return []detector.Event{a, b}
+}
+
 func testEvents() []detector.Event {
 	open := detector.Event{
 		Kind: detector.EventOpen, ID: 7, Tenant: "acme", Labels: testSeries,
@@ -129,35 +148,46 @@ func TestLokiPushesEveryField(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	l, err := NewLoki(testLokiConfig(srv.URL), DefaultLabelNames, stubEnricher{"workload": "web", "workload_kind": "Deployment"}, stubIncidents("inc-1"), slog.New(slog.DiscardHandler), reg)
 	require.NoError(t, err)
+	emit := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	l.now = fixedClock(emit)
 	runOutput(t, l.Run)
 	l.HandleEvents(testEvents())
-	require.Eventually(t, func() bool { return len(got()) == 1 }, 5*time.Second, 5*time.Millisecond)
+	// The close waits for its open's request.
+	require.Eventually(t, func() bool { return len(got()) == 2 }, 5*time.Second, 5*time.Millisecond)
 
-	r := got()[0]
-	require.Equal(t, "acme", r.header.Get("X-Scope-OrgID"))
-	require.Equal(t, "application/x-protobuf", r.header.Get("Content-Type"))
-	require.Len(t, r.req.Streams, 1)
-	s := r.req.Streams[0]
-	// Severity comes from the peak score: both events are critical.
-	require.Equal(t, `{namespace="shop", service_name="sentinel-mesh", severity="critical", tenant="acme"}`, s.Labels)
-	require.Len(t, s.Entries, 2)
-
+	// namespace and tenant are stream labels, not metadata too.
 	meta := push.LabelsAdapter{
 		{Name: "job", Value: "api"}, {Name: "metric", Value: "http_requests_total"}, {Name: "model", Value: "v3"},
-		{Name: "namespace", Value: "shop"}, {Name: "pod", Value: "web-1"}, {Name: "tenant", Value: "acme"},
-		{Name: "workload", Value: "web"}, {Name: "workload_kind", Value: "Deployment"},
+		{Name: "pod", Value: "web-1"}, {Name: "workload", Value: "web"}, {Name: "workload_kind", Value: "Deployment"},
 		{Name: "anomaly_id", Value: "7"}, {Name: "incident_id", Value: "inc-1"},
 	}
-	open, closed := s.Entries[0], s.Entries[1]
-	require.Equal(t, time.UnixMilli(1_700_000_000_000).UTC(), open.Timestamp.UTC())
-	require.Equal(t, "event=open metric=http_requests_total score=0.9950 observed=250 expected=100 lower=80 upper=120 deviation_pct=150.0 direction=up model_version=v3 anomaly_id=7 incident_id=inc-1", open.Line)
-	require.Equal(t, meta, open.StructuredMetadata)
-	require.Equal(t, time.UnixMilli(1_700_000_300_000).UTC(), closed.Timestamp.UTC())
-	require.Equal(t, "event=close metric=http_requests_total score=0.2000 observed=101 expected=100 lower=80 upper=120 deviation_pct=1.0 direction=up duration=5m0s peak_score=0.9990 model_version=v3 anomaly_id=7 incident_id=inc-1", closed.Line)
-	require.Equal(t, meta, closed.StructuredMetadata)
+	want := []push.Entry{
+		{
+			Timestamp:          emit,
+			Line:               "event=open score=0.9950 observed=250 expected=100 lower=80 upper=120 deviation_pct=150.0 direction=up sample_time=2023-11-14T22:13:20.000Z",
+			StructuredMetadata: meta,
+		},
+		{
+			Timestamp:          emit.Add(time.Second),
+			Line:               "event=close score=0.2000 observed=101 expected=100 lower=80 upper=120 deviation_pct=1.0 direction=up duration=5m0s peak_score=0.9990 sample_time=2023-11-14T22:18:20.000Z",
+			StructuredMetadata: meta,
+		},
+	}
+	for i, r := range got() {
+		require.Equal(t, "acme", r.header.Get("X-Scope-OrgID"))
+		require.Equal(t, "application/x-protobuf", r.header.Get("Content-Type"))
+		require.Len(t, r.req.Streams, 1)
+		s := r.req.Streams[0]
+		// Severity comes from the peak score: both events are critical.
+		require.Equal(t, `{namespace="shop", service_name="sentinel-mesh", severity="critical", tenant="acme"}`, s.Labels)
+		require.Len(t, s.Entries, 1)
+		e := s.Entries[0]
+		e.Timestamp = e.Timestamp.UTC()
+		require.Equal(t, want[i], e)
+	}
 
 	require.Equal(t, 2.0, testutil.ToFloat64(l.metrics.sent))
-	require.Equal(t, 1.0, testutil.ToFloat64(l.metrics.requests.WithLabelValues("204")))
+	require.Equal(t, 2.0, testutil.ToFloat64(l.metrics.requests.WithLabelValues("204")))
 }
 
 func TestLokiStaticTenantAndWarningSeverity(t *testing.T) {
@@ -184,6 +214,7 @@ func TestLokiJSONFallback(t *testing.T) {
 	cfg.Format = "json"
 	l, err := NewLoki(cfg, DefaultLabelNames, nil, nil, slog.New(slog.DiscardHandler), nil)
 	require.NoError(t, err)
+	l.now = fixedClock(time.Unix(1_800_000_000, 5))
 	runOutput(t, l.Run)
 	l.HandleEvents(testEvents()[:1])
 	require.Eventually(t, func() bool { return len(got()) == 1 }, 5*time.Second, 5*time.Millisecond)
@@ -192,8 +223,9 @@ func TestLokiJSONFallback(t *testing.T) {
 	st := streams[0].(map[string]any)
 	require.Equal(t, map[string]any{"namespace": "shop", "service_name": "sentinel-mesh", "severity": "critical", "tenant": "acme"}, st["stream"])
 	v := st["values"].([]any)[0].([]any)
-	require.Equal(t, "1700000000000000000", v[0])
-	require.Contains(t, v[1], "event=open metric=http_requests_total")
+	require.Equal(t, "1800000000000000005", v[0])
+	require.Contains(t, v[1], "event=open score=0.9950")
+	require.Contains(t, v[1], "sample_time=2023-11-14T22:13:20.000Z")
 	require.Equal(t, "web-1", v[2].(map[string]any)["pod"])
 	require.Equal(t, "7", v[2].(map[string]any)["anomaly_id"])
 }
@@ -203,7 +235,7 @@ func TestLokiRetriesOn429And5xx(t *testing.T) {
 	l, err := NewLoki(testLokiConfig(srv.URL), DefaultLabelNames, nil, nil, slog.New(slog.DiscardHandler), nil)
 	require.NoError(t, err)
 	runOutput(t, l.Run)
-	l.HandleEvents(testEvents())
+	l.HandleEvents(twoOpens())
 	require.Eventually(t, func() bool { return testutil.ToFloat64(l.metrics.sent) == 2 }, 5*time.Second, 5*time.Millisecond)
 	reqs := got()
 	require.Len(t, reqs, 3)
@@ -224,9 +256,12 @@ func TestLokiRetriesExhausted(t *testing.T) {
 	runOutput(t, l.Run)
 	l.HandleEvents(testEvents())
 	require.Eventually(t, func() bool {
-		return testutil.ToFloat64(l.metrics.dropped.WithLabelValues("retries_exhausted")) == 2
+		return testutil.ToFloat64(l.metrics.dropped.WithLabelValues("open_lost")) == 1
 	}, 5*time.Second, 5*time.Millisecond)
+	// The open ran out of retries; its close is dropped with it, unsent.
+	require.Equal(t, 1.0, testutil.ToFloat64(l.metrics.dropped.WithLabelValues("retries_exhausted")))
 	require.Len(t, got(), 3)
+	require.Equal(t, 1.0, testutil.ToFloat64(l.metrics.failures))
 }
 
 func TestLokiDropsOn400(t *testing.T) {
@@ -236,8 +271,10 @@ func TestLokiDropsOn400(t *testing.T) {
 	runOutput(t, l.Run)
 	l.HandleEvents(testEvents())
 	require.Eventually(t, func() bool {
-		return testutil.ToFloat64(l.metrics.dropped.WithLabelValues("rejected")) == 2
+		return testutil.ToFloat64(l.metrics.dropped.WithLabelValues("open_lost")) == 1
 	}, 5*time.Second, 5*time.Millisecond)
+	// A 400 without Loki's summary rejects the whole request.
+	require.Equal(t, 1.0, testutil.ToFloat64(l.metrics.dropped.WithLabelValues("rejected")))
 	require.Len(t, got(), 1, "a 400 is not retried")
 	require.Zero(t, testutil.ToFloat64(l.metrics.retries))
 }
@@ -280,7 +317,8 @@ func TestLokiFlushesOnShutdown(t *testing.T) {
 	l.HandleEvents(testEvents())
 	require.Eventually(t, func() bool { return len(l.queue) == 0 }, 5*time.Second, time.Millisecond)
 	stop()
-	require.Len(t, got(), 1)
+	require.Len(t, got(), 2, "the open, then its close")
+	require.Equal(t, 2.0, testutil.ToFloat64(l.metrics.sent))
 }
 
 func TestLokiConfigValidate(t *testing.T) {
