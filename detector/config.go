@@ -47,9 +47,15 @@ type Config struct {
 	// minimum for nearly flat gauges. The first matching entry wins; series
 	// no entry matches use scoring.direction and scoring.min_*_deviation.
 	DeviationOverrides []DeviationOverride `yaml:"deviation_overrides,omitempty"`
+	// CatchUp bounds the backlogs through which samples arriving faster
+	// than inference are still scored, in order (catchup.go).
+	CatchUp CatchUpConfig `yaml:"catch_up"`
 
 	// Selection is the parsed form of Selectors.
 	Selection Selection `yaml:"-"`
+	// TenantLimits gives the per-tenant series limits (the limits section,
+	// set by the caller); nil: none.
+	TenantLimits TenantLimits `yaml:"-"`
 }
 
 // DefaultConfig is the detector configuration used when none is given.
@@ -63,6 +69,7 @@ var DefaultConfig = Config{
 	AnomalyCloseBelow: 0.15,
 	HistoryPoints:     120,
 	Scoring:           DefaultScoringConfig,
+	CatchUp:           DefaultCatchUpConfig,
 }
 
 // maxDeviationOverrides bounds detector.deviation_overrides: a series keeps
@@ -218,6 +225,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.min_rel_deviation must be >= 0", key))
 		}
 	}
+	errs = append(errs, c.CatchUp.validate()...)
 	if s.MinAbsDeviation < 0 {
 		errs = append(errs, errors.New("detector.scoring.min_abs_deviation must be >= 0"))
 	}

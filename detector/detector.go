@@ -28,6 +28,9 @@ type shard struct {
 	series  map[uint64]*series
 	pending []*series
 	results []loggedResult // result log, see EnableResultLog
+	// backlog holds the samples of series that wait for a prediction
+	// (detector.catch_up); nil until a series of the shard lags.
+	backlog map[*series]*backlog
 }
 
 // modelState is swapped atomically when a new model is loaded.
@@ -48,6 +51,10 @@ type Detector struct {
 	sinks   []EventSink
 
 	resultLogCap int // per shard; 0: no result log
+
+	cu      catchUp
+	tenants tenants
+	tm      tenantMetrics
 
 	model     atomic.Pointer[modelState]
 	inferMu   sync.Mutex // one inference pass at a time
@@ -85,6 +92,8 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, sinks ...Ev
 		d.shards[i].series = make(map[uint64]*series)
 	}
 	d.metrics = newMetrics(reg, d)
+	d.registerCatchUpMetrics(reg)
+	d.registerTenantMetrics(reg)
 	return d, nil
 }
 
@@ -195,6 +204,9 @@ func (b *appendBatch) Append(tenant string, lbls Labels, samples []Sample) Appen
 func (b *appendBatch) Commit(context.Context) error {
 	d := b.d
 	d.metrics.countDrops(b.stats)
+	if b.stats.TenantSeriesCap > 0 {
+		d.metrics.samplesDropped.WithLabelValues("tenant_series_limit").Add(float64(b.stats.TenantSeriesCap))
+	}
 	d.metrics.countScores(b.counts)
 	if b.stats.Accepted > 0 {
 		d.metrics.lastSampleUnix.Store(b.now.Unix())
@@ -229,62 +241,53 @@ func (d *Detector) appendSeries(b *appendBatch, tenant string, lbls Labels, samp
 		s = s.next
 	}
 	if s == nil {
-		if d.numSeries.Load() >= int64(d.cfg.MaxSeries) {
+		var why refusal
+		if s, why = d.createSeries(sh, h, tenant, lbls); s == nil {
 			sh.mu.Unlock()
-			st.SeriesCap = len(samples)
-			d.metrics.seriesLimitReached.Inc()
+			if why == refusedTenantSeriesCap {
+				st.TenantSeriesCap = len(samples)
+				d.tm.dropped.WithLabelValues(tenant, "series_limit").Add(float64(len(samples)))
+			} else {
+				st.SeriesCap = len(samples)
+			}
 			return st
 		}
-		s = d.newSeries(h, tenant, lbls)
-		s.next = sh.series[h]
-		sh.series[h] = s
-		d.numSeries.Add(1)
-		d.metrics.seriesCreated.Inc()
 	}
 	ms := d.model.Load()
-	if ms != nil && len(s.ring) != ms.model.Window() {
+	if ms != nil && len(s.ring) != ms.model.Window() && !s.pending {
 		s.ring = make([]float32, ms.model.Window())
 		s.reset()
 	}
-	now := b.now
+	now := b.now.UnixNano()
+	bl := sh.backlog[s] // nil unless s lags
 	for _, smp := range samples {
 		if IsStaleNaN(smp.Value) {
-			// The target is gone: the run ends, an open anomaly closes, and the
-			// next sample starts a fresh window.
 			st.Stale++
-			if s.anomalyOpen() {
-				b.events = append(b.events, d.closeAnomaly(s, smp.TimestampMs, ms))
+		} else {
+			last := s.lastTs
+			if bl != nil && bl.n > 0 {
+				last = bl.newestTs()
 			}
-			s.reset()
+			if smp.TimestampMs <= last {
+				st.OutOfOrder++
+				continue
+			}
+			if math.IsNaN(smp.Value) || math.IsInf(smp.Value, 0) {
+				st.NaN++
+				continue
+			}
+			st.Accepted++
+		}
+		if s.awaiting(bl) {
+			// The prediction this sample is scored against is not made
+			// yet: queue it, in order, behind the ones already waiting.
+			d.queue(sh, s, smp, ms, now, &b.counts, &b.events)
+			bl = sh.backlog[s]
 			continue
 		}
-		if smp.TimestampMs <= s.lastTs {
-			st.OutOfOrder++
-			continue
-		}
-		if math.IsNaN(smp.Value) || math.IsInf(smp.Value, 0) {
-			st.NaN++
-			continue
-		}
-		st.Accepted++
-		gapMs := smp.TimestampMs - s.lastTs
-		s.lastTs = smp.TimestampMs
-		if ev, ok := d.score(s, smp, gapMs, ms, &b.counts); ok {
-			b.events = append(b.events, ev)
-		}
-		if d.resultLogCap > 0 && s.scoredTs == smp.TimestampMs {
-			d.logResult(sh, s)
-		}
-		s.push(smp.Value)
-		s.seq++
-		s.predValid = false
-		if ms != nil && int(s.count) >= ms.model.Window() && int(s.count) == len(s.ring) && !s.pending {
-			s.pending = true
-			s.enqueuedNano = now.UnixNano()
-			sh.pending = append(sh.pending, s)
-		}
+		d.ingest(sh, s, smp, ms, now, &b.counts, &b.events)
 	}
-	s.lastSeenUnix = now.Unix()
+	s.lastSeenUnix = b.now.Unix()
 	sh.mu.Unlock()
 	return st
 }
@@ -463,12 +466,12 @@ func (d *Detector) emit(events []Event) {
 // as a full batch is pending, and expires idle series once a minute.
 func (d *Detector) Run(ctx context.Context) error {
 	// Inference runs on this goroutine (ONNX Runtime with one intra-op
-	// thread computes on the calling thread). Only a series' latest window
-	// matters, so when samples arrive faster than they can be scored,
-	// ingestion should win the CPU and scoring catch up on whatever is newest:
-	// the thread runs at a lower priority (detector.inference_nice). It stays
-	// locked, so the thread exits with Run instead of carrying its priority
-	// to other goroutines.
+	// thread computes on the calling thread). When samples arrive faster
+	// than they can be scored, ingestion should win the CPU and scoring
+	// catch up through the series' backlogs (detector.catch_up): the thread
+	// runs at a lower priority (detector.inference_nice). It stays locked,
+	// so the thread exits with Run instead of carrying its priority to
+	// other goroutines.
 	runtime.LockOSThread()
 	if err := lowerThreadPriority(d.cfg.InferenceNice); err != nil {
 		d.logger.Warn("inference runs at normal priority", "err", err)
@@ -484,6 +487,20 @@ func (d *Detector) Run(ctx context.Context) error {
 		case <-tick.C:
 			if err := d.Flush(); err != nil {
 				d.logger.Error("inference failed", "err", err)
+			}
+			// A backlogged sample needs the prediction from the sample
+			// before it: infer again at once until the backlogs are
+			// drained, one prediction per lagging series per pass.
+			for d.catchingUp() && ctx.Err() == nil {
+				if err := d.Flush(); err != nil {
+					d.logger.Error("inference failed", "err", err)
+					break
+				}
+				select {
+				case now := <-expire.C:
+					d.Expire(now)
+				default:
+				}
 			}
 		case now := <-expire.C:
 			d.Expire(now)
@@ -524,6 +541,7 @@ func (d *Detector) Flush() error {
 		clear(d.batch)
 		d.batch = d.batch[:0]
 	}
+	d.flushCatchUp()
 	return errors.Join(errs...)
 }
 
@@ -539,16 +557,19 @@ func (d *Detector) infer(ms *modelState, batch []*series) error {
 	d.offsets = grow(d.offsets, n)
 	d.enqueue = grow(d.enqueue, n)
 	valid := 0
+	nowNano := time.Now().UnixNano()
 	for _, s := range batch {
 		sh := &d.shards[s.hash%numShards]
 		sh.mu.Lock()
-		s.pending = false
 		if int(s.count) != w || len(s.ring) != w {
 			// The window restarted (stale marker, model change) since queuing.
+			s.pending = false
 			if len(s.ring) != w {
 				s.ring = make([]float32, w)
 				s.reset()
+				s.seq++
 			}
+			d.drain(sh, s, ms, nowNano)
 			sh.mu.Unlock()
 			continue
 		}
@@ -581,13 +602,26 @@ func (d *Detector) infer(ms *modelState, batch []*series) error {
 	d.metrics.batchSize.Observe(float64(valid))
 	if err != nil {
 		d.metrics.inferenceErrors.Inc()
+		// No prediction: the queued samples go on unscored, so a failing
+		// model cannot hold backlogs (and Run's catch-up loop) forever.
+		for _, s := range batch[:valid] {
+			sh := &d.shards[s.hash%numShards]
+			sh.mu.Lock()
+			s.pending = false
+			s.predValid = false
+			d.drain(sh, s, ms, nowNano)
+			sh.mu.Unlock()
+		}
 		return fmt.Errorf("cannot run model %s on %d windows: %w", ms.model.Version(), valid, err)
 	}
-	nowNano := time.Now().UnixNano()
+	nowNano = time.Now().UnixNano()
 	for i, s := range batch[:valid] {
 		p := float64(d.output[i])
 		sh := &d.shards[s.hash%numShards]
 		sh.mu.Lock()
+		// pending stays set while the window is in flight, so samples that
+		// arrive meanwhile wait in the backlog for this prediction.
+		s.pending = false
 		if s.seq == d.seqs[i] {
 			s.pred = d.means[i] + p*d.scales[i] + d.offsets[i]
 			s.predScale = d.scales[i]
@@ -598,7 +632,12 @@ func (d *Detector) infer(ms *modelState, batch []*series) error {
 				}
 			}
 			s.predValid = !math.IsNaN(s.pred) && !math.IsInf(s.pred, 0)
+		} else {
+			// The window moved on while in flight (samples skipped in,
+			// a stale marker): predict the new one.
+			d.queueWindow(sh, s, ms, nowNano)
 		}
+		d.drain(sh, s, ms, nowNano)
 		sh.mu.Unlock()
 		d.metrics.predictionLatency.Observe(float64(nowNano-d.enqueue[i]) / 1e9)
 	}
@@ -664,6 +703,7 @@ func (d *Detector) removeSeries(drop func(s *series) bool) int {
 				next := s.next
 				if !s.pending && drop(s) {
 					d.numSeries.Add(-1)
+					d.tenants.release(s.tenant)
 					removed++
 				} else {
 					s.next = keep

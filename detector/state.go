@@ -383,16 +383,12 @@ func (d *Detector) ImportState(st SeriesState) bool {
 		s = s.next
 	}
 	if s == nil {
-		if d.numSeries.Load() >= int64(d.cfg.MaxSeries) {
-			d.metrics.seriesLimitReached.Inc()
+		if s, _ = d.createSeries(sh, h, st.Tenant, st.Labels); s == nil {
 			return false
 		}
-		s = d.newSeries(h, st.Tenant, st.Labels)
-		s.next = sh.series[h]
-		sh.series[h] = s
-		d.numSeries.Add(1)
-		d.metrics.seriesCreated.Inc()
-	} else if s.lastTs >= st.LastTs {
+	} else if s.lastTs >= st.LastTs || sh.backlog[s] != nil {
+		// Samples waiting in the backlog are newer than what a state
+		// record carries.
 		return false
 	}
 	ms := d.model.Load()

@@ -92,6 +92,9 @@ type AppendStats struct {
 	Stale      int // Prometheus staleness markers; end the series' current run
 	Unselected int // series not matched by the configured selectors
 	SeriesCap  int // series would exceed detector.max_series
+	// TenantSeriesCap: the series would exceed its tenant's
+	// limits.max_series.
+	TenantSeriesCap int
 }
 
 // Add adds o to s.
@@ -102,6 +105,7 @@ func (s *AppendStats) Add(o AppendStats) {
 	s.Stale += o.Stale
 	s.Unselected += o.Unselected
 	s.SeriesCap += o.SeriesCap
+	s.TenantSeriesCap += o.TenantSeriesCap
 }
 
 // Appender is what inputs hand decoded series to. Implementations must not

@@ -281,7 +281,7 @@ func (c *Consumer) processBatch(ctx context.Context, fetches kgo.Fetches) {
 				c.batchSeen[h] = struct{}{}
 			}
 			st.Add(as)
-			if as.Unselected > 0 || as.SeriesCap > 0 {
+			if as.Unselected > 0 || as.SeriesCap > 0 || as.TenantSeriesCap > 0 {
 				return // not tracked by the detector: no state to hand over
 			}
 			c.mu.Lock()
@@ -331,7 +331,7 @@ func (c *Consumer) processBatch(ctx context.Context, fetches kgo.Fetches) {
 		name string
 		n    int
 	}{{"accepted", st.Accepted}, {"out_of_order", st.OutOfOrder}, {"nan", st.NaN}, {"stale", st.Stale},
-		{"unselected", st.Unselected}, {"series_cap", st.SeriesCap}, {"invalid_series", invalid}} {
+		{"unselected", st.Unselected}, {"series_cap", st.SeriesCap}, {"tenant_series_cap", st.TenantSeriesCap}, {"invalid_series", invalid}} {
 		if o.n > 0 {
 			m.samples.WithLabelValues(o.name).Add(float64(o.n))
 		}
