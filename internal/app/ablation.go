@@ -89,10 +89,10 @@ func runAblation(ctx context.Context, dirs []string, model string, cfg *config.C
 	b.WriteString("| variant |")
 	for _, d := range dirs {
 		name := nab.CorpusName(d)
-		fmt.Fprintf(&b, " %s F1 A / B | %s precision (worse) | %s NAB transfer standard (worse) |", name, name, name)
+		fmt.Fprintf(&b, " %s F1 A / B | %s precision (worse) | %s NAB on scores, transfer standard (worse) | %s NAB on opens, transfer standard (worse) |", name, name, name, name)
 	}
 	b.WriteString("\n|---|")
-	b.WriteString(strings.Repeat("---:|---:|---:|", len(dirs)))
+	b.WriteString(strings.Repeat("---:|---:|---:|---:|", len(dirs)))
 	b.WriteString("\n")
 	for _, v := range variants {
 		if err := v.det.Validate(); err != nil {
@@ -105,8 +105,10 @@ func runAblation(ctx context.Context, dirs []string, model string, cfg *config.C
 		fmt.Fprintf(&b, "| %s |", v.name)
 		for i := 0; i+1 < len(reports); i += 2 {
 			a, bb := reports[i], reports[i+1]
-			fmt.Fprintf(&b, " %.2f / %.2f | %.2f | %.1f |", a.Events.F1, bb.Events.F1,
-				min(a.Events.Precision, bb.Events.Precision), min(a.Transfer[0].Normalised, bb.Transfer[0].Normalised))
+			fmt.Fprintf(&b, " %.2f / %.2f | %.2f | %.1f | %.1f |", a.Events.F1, bb.Events.F1,
+				min(a.Events.Precision, bb.Events.Precision),
+				min(a.ScoresTransfer[0].Normalised, bb.ScoresTransfer[0].Normalised),
+				min(a.Transfer[0].Normalised, bb.Transfer[0].Normalised))
 		}
 		b.WriteString("\n")
 		fmt.Fprintf(stdout, "ablation %q done\n", v.name)

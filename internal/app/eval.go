@@ -145,8 +145,9 @@ func evalFolds(ctx context.Context, dirs, models []string, dcfg detector.Config,
 			}
 			nab.SetTransfer(pair[0], pair[1])
 			for _, r := range pair {
-				fmt.Fprintf(stdout, "%s fold %s %s: NAB transfer %.1f / %.1f / %.1f, events P %.2f R %.2f F1 %.2f, %d rows dropped\n",
-					name, r.Fold, r.Detector, r.Transfer[0].Normalised, r.Transfer[1].Normalised, r.Transfer[2].Normalised,
+				fmt.Fprintf(stdout, "%s fold %s %s: NAB on scores transfer %.1f / %.1f / %.1f, NAB on opens transfer %.1f / %.1f / %.1f, events P %.2f R %.2f F1 %.2f, %d rows dropped\n",
+					name, r.Fold, r.Detector, r.ScoresTransfer[0].Normalised, r.ScoresTransfer[1].Normalised, r.ScoresTransfer[2].Normalised,
+					r.Transfer[0].Normalised, r.Transfer[1].Normalised, r.Transfer[2].Normalised,
 					r.Events.Precision, r.Events.Recall, r.Events.F1, r.Dropped)
 			}
 			reports = append(reports, pair[:]...)

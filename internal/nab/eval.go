@@ -52,6 +52,9 @@ type Output struct {
 	ModelVersion string
 	Mode         Mode
 	Scores       [][]float64 // per series, per row; 0 while unscored
+	// Raw is every row's anomaly_score whatever the mode (0 while
+	// unscored): what NAB's own run.py thresholds.
+	Raw [][]float64
 	Dropped      int         // rows dropped for a timestamp not after the previous row's
 }
 
@@ -91,12 +94,13 @@ func Run(c *Corpus, d Detector) (*Output, error) {
 	det.SetModel(d.Model)
 
 	labels := make([]detector.Labels, len(c.Series))
-	out := &Output{Detector: d.Name, ModelVersion: d.Model.Version(), Mode: d.Mode, Scores: make([][]float64, len(c.Series))}
+	out := &Output{Detector: d.Name, ModelVersion: d.Model.Version(), Mode: d.Mode, Scores: make([][]float64, len(c.Series)), Raw: make([][]float64, len(c.Series))}
 	steps := 0
 	for i, s := range c.Series {
 		labels[i] = detector.FromStrings(detector.MetricNameLabel, "nab_value", seriesLabel, s.Path)
 		sink.byPath[s.Path] = i
 		out.Scores[i] = make([]float64, len(s.Values))
+		out.Raw[i] = make([]float64, len(s.Values))
 		steps = max(steps, len(s.Values))
 	}
 	// A row whose timestamp is not after the series' previous one is dropped
@@ -125,21 +129,23 @@ func Run(c *Corpus, d Detector) (*Output, error) {
 		if err := det.Flush(); err != nil {
 			return nil, fmt.Errorf("cannot score step %d: %w", step, err)
 		}
-		switch d.Mode {
-		case ModeEvents:
-			for i, sc := range sink.opened {
-				if sc >= 0 && step < len(out.Scores[i]) {
-					out.Scores[i][step] = sc
-				}
+		det.Results(func(r *detector.Result) bool {
+			i, ok := sink.byPath[r.Labels.Get(seriesLabel)]
+			if ok && step < len(c.Series[i].Times) && r.TimestampMs == rowMs[i] && !math.IsNaN(r.Score) {
+				out.Raw[i][step] = r.Score
 			}
-		default:
-			det.Results(func(r *detector.Result) bool {
-				i, ok := sink.byPath[r.Labels.Get(seriesLabel)]
-				if ok && step < len(c.Series[i].Times) && r.TimestampMs == rowMs[i] && !math.IsNaN(r.Score) {
-					out.Scores[i][step] = r.Score
-				}
-				return true
-			})
+			return true
+		})
+		for i := range out.Scores {
+			if step >= len(out.Scores[i]) {
+				continue
+			}
+			switch {
+			case d.Mode != ModeEvents:
+				out.Scores[i][step] = out.Raw[i][step]
+			case sink.opened[i] >= 0:
+				out.Scores[i][step] = sink.opened[i]
+			}
 		}
 	}
 	return out, nil
