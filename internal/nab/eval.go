@@ -54,8 +54,8 @@ type Output struct {
 	Scores       [][]float64 // per series, per row; 0 while unscored
 	// Raw is every row's anomaly_score whatever the mode (0 while
 	// unscored): what NAB's own run.py thresholds.
-	Raw [][]float64
-	Dropped      int         // rows dropped for a timestamp not after the previous row's
+	Raw     [][]float64
+	Dropped int // rows dropped for a timestamp not after the previous row's
 }
 
 // seriesLabel names the label that carries a series' path.

@@ -21,7 +21,7 @@ type FoldReport struct {
 	Transfer []Score `json:"nab_transfer"`
 	// AtThreshold is each profile with every open counted: the detector's
 	// own threshold, nothing tuned to the data.
-	AtThreshold []Score    `json:"nab_at_threshold"`
+	AtThreshold []Score `json:"nab_at_threshold"`
 	// ScoresNAB and ScoresTransfer are NAB as its own run.py computes it:
 	// every row's anomaly_score is a detection where it reaches the
 	// threshold (optimised on this fold, and on the other fold), not only
