@@ -28,6 +28,7 @@ func buildAPI(a *App, mux *http.ServeMux) (func(ctx context.Context) error, erro
 		return nil, err
 	}
 	a.events.add(store)
+	a.storage.setStore(store)
 	for _, route := range api.Routes {
 		mux.Handle(route, h)
 	}

@@ -30,8 +30,10 @@ import (
 type Options struct {
 	ListenAddress string // web.listen-address
 	WebConfigFile string // web.config.file (exporter-toolkit TLS and basic auth)
-	StoragePath   string // storage.path
+	StoragePath   string // storage.path; empty: no persistence
 	Target        string // target: all (default), receiver or detector; see docs/kafka.md
+	// CheckpointInterval is storage.checkpoint-interval; 0: checkpoint.DefaultInterval.
+	CheckpointInterval time.Duration
 }
 
 // App is one running sentinel-mesh.
@@ -49,6 +51,7 @@ type App struct {
 	enrichers *enricherChain
 	runs      []namedRun
 	kafka     kafkaState
+	storage   *storage
 }
 
 type namedRun struct {
@@ -71,6 +74,9 @@ func New(cfg *config.Config, opts Options, logger *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("cannot create detector: %w", err)
 	}
 	a.det = det
+	if a.storage, err = newStorage(a); err != nil {
+		return nil, fmt.Errorf("cannot set up storage: %w", err)
+	}
 	modelReg := prometheus.Registerer(reg)
 	if opts.Target == TargetReceiver {
 		// A receiver loads no model; exporting the loader's metrics would
@@ -84,6 +90,7 @@ func New(cfg *config.Config, opts Options, logger *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	rwReady = a.storage.ready(rwReady)
 	rw, err := remotewrite.NewHandler(cfg.RemoteWrite, rwApp, logger.With("component", "remotewrite"), reg, remotewrite.WithReady(rwReady))
 	if err != nil {
 		return nil, fmt.Errorf("cannot create remote-write handler: %w", err)
@@ -109,7 +116,7 @@ func New(cfg *config.Config, opts Options, logger *slog.Logger) (*App, error) {
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
 		// A receiver only forwards to Kafka and needs no model.
 		if !rwReady() {
-			http.Error(w, "Sentinel Mesh is not ready: model not loaded.", http.StatusServiceUnavailable)
+			http.Error(w, "Sentinel Mesh is not ready: model not loaded or state not restored yet.", http.StatusServiceUnavailable)
 			return
 		}
 		w.WriteHeader(http.StatusOK)
@@ -184,6 +191,7 @@ func (a *App) Run(ctx context.Context) error {
 	if a.opts.Target != TargetReceiver {
 		run("detector", a.det.Run)
 		run("model", a.models.run)
+		run("storage", a.storage.run)
 	}
 	for _, r := range a.runs {
 		run(r.name, r.run)
@@ -210,6 +218,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	cancel()
 	wg.Wait()
+	a.storage.shutdown() // the inputs and the scheduler have stopped
 	close(errc)
 	for e := range errc {
 		err = errors.Join(err, e)

@@ -82,7 +82,7 @@ func buildKafka(a *App, _ *http.ServeMux) (func(context.Context) error, error) {
 		Logger:          a.logger.With("component", "kafka-consumer"),
 		// Join the group only once the model is loaded: a replica that
 		// cannot score must not hold partitions (or restore their state).
-		Ready: a.det.Ready,
+		Ready: a.storage.ready(a.det.Ready),
 	})
 	if err != nil {
 		return nil, err

@@ -40,7 +40,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	var opts Options
 	serve.Flag("web.listen-address", "Address to listen on for remote-write, the API and /metrics.").Default(":9464").StringVar(&opts.ListenAddress)
 	serve.Flag("web.config.file", "exporter-toolkit web configuration file (TLS, basic auth).").Default("").StringVar(&opts.WebConfigFile)
-	serve.Flag("storage.path", "Directory for local state.").Default("data/").StringVar(&opts.StoragePath)
+	serve.Flag("storage.path", "Directory for local state (checkpoints of series state and anomalies, see docs/operations.md); empty disables persistence.").Default("data/").StringVar(&opts.StoragePath)
+	serve.Flag("storage.checkpoint-interval", "Time between checkpoints, the most state a crash can lose.").Default("5m").DurationVar(&opts.CheckpointInterval)
 	serve.Flag("target", "Which part to run: all (in one process, Kafka optional), receiver (remote-write to Kafka) or detector (Kafka to scores). See docs/kafka.md.").Default(TargetAll).EnumVar(&opts.Target, TargetAll, TargetReceiver, TargetDetector)
 	modelDir := serve.Flag("model.dir", "Model directory (model.onnx + model.json), watched for new versions; overrides model.dir in the config file. Empty uses the embedded model.").Default("").String()
 

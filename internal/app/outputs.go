@@ -62,6 +62,7 @@ func buildOutputs(a *App, _ *http.ServeMux) (func(context.Context) error, error)
 			return nil, fmt.Errorf("cannot create Alertmanager output: %w", err)
 		}
 		a.events.add(am)
+		a.storage.addResender(am)
 		runs = append(runs, namedRun{"alertmanager", am.Run})
 	}
 	if len(runs) == 0 {
