@@ -56,6 +56,11 @@ type Config struct {
 	// TenantLimits gives the per-tenant series limits (the limits section,
 	// set by the caller); nil: none.
 	TenantLimits TenantLimits `yaml:"-"`
+	// NewSeries, when set, is called with each series the detector starts
+	// tracking from a live sample and that sample's timestamp, under the
+	// series' shard lock: it must not block or call into the detector
+	// (internal/backfill queues the series to warm from history).
+	NewSeries func(tenant string, lbls Labels, firstTs int64) `yaml:"-"`
 }
 
 // DefaultConfig is the detector configuration used when none is given.

@@ -252,6 +252,7 @@ func (d *Detector) appendSeries(b *appendBatch, tenant string, lbls Labels, samp
 			}
 			return st
 		}
+		d.seenNew(s, samples) // backfill hook (warm.go)
 	}
 	ms := d.model.Load()
 	if ms != nil && len(s.ring) != ms.model.Window() && !s.pending {
