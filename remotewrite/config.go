@@ -8,6 +8,8 @@ package remotewrite
 import (
 	"errors"
 	"fmt"
+
+	"github.com/sentinel-mesh/sentinel-mesh/limits"
 )
 
 // Config is the remote_write section of the sentinel-mesh configuration.
@@ -49,6 +51,12 @@ type Config struct {
 	// the input's memory. Requests over it wait (body unread) until a slot
 	// frees or the sender gives up, like VictoriaMetrics' maxConcurrentInserts.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+
+	// TenantLimits are the per-tenant limits (the limits section, set by
+	// the caller): the handler enforces max_samples_per_second with 429 and
+	// reports max_series, which the detector enforces, in 400 bodies. nil:
+	// no limits.
+	TenantLimits *limits.Config `yaml:"-"`
 }
 
 // Defaults; exported so docs and tests can name them.
@@ -133,6 +141,10 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// ValidateTenant applies the tenant ID rules of the tenant header, for
+// configuration that names tenants (limits.overrides).
+func ValidateTenant(t string) error { return validateTenant(t) }
 
 // maxSnappyDecodedLen is the largest length a snappy block header may
 // announce that golang/snappy will decode (it rejects anything >= 2^32-1).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sentinel-mesh/sentinel-mesh/detector"
+	"github.com/sentinel-mesh/sentinel-mesh/limits"
 )
 
 // Protocol header names and values (Remote-Write 1.0 and 2.0 specs).
@@ -77,6 +79,9 @@ type Handler struct {
 	pool sync.Pool
 	// slots is a semaphore of cfg.MaxConcurrentRequests; nil if unbounded.
 	slots chan struct{}
+	// rate enforces limits.max_samples_per_second; nil without limits.
+	rate *limits.RateLimiter
+	now  func() time.Time
 }
 
 // requestBuffers is everything one request needs, pooled as a unit because
@@ -116,6 +121,10 @@ func NewHandler(cfg Config, app detector.Appender, logger *slog.Logger, reg prom
 		app:    app,
 		logger: logger,
 		m:      m,
+		now:    time.Now,
+	}
+	if cfg.TenantLimits != nil && cfg.TenantLimits.Enabled() {
+		h.rate = limits.NewRateLimiter(*cfg.TenantLimits)
 	}
 	h.pool.New = func() any { return new(requestBuffers) }
 	if cfg.MaxConcurrentRequests > 0 {
@@ -142,6 +151,7 @@ type result struct {
 	invalidSamples         int // float + histogram samples of invalid series
 	histogramsRejected     int
 	outOfOrder, seriesCap  int
+	tenantSeriesCap        int // samples of new series over the tenant's limits.max_series
 	decodedBytes, bodySize int
 }
 
@@ -282,6 +292,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, bufs *requestBuf
 		return fail(res, http.StatusBadRequest, "cannot decode %s: %v", protoName(v), err)
 	}
 	res.samples, res.histograms = wr.Samples, wr.Histograms
+	if h.rate != nil {
+		// Checked before anything is appended, so a retry of this request
+		// writes it whole (the 2.0 spec's idempotency for retried writes).
+		n := res.samples + res.histograms
+		if d := h.rate.Allow(res.tenant, n, h.now()); !d.OK {
+			h.m.rateLimited.WithLabelValues(res.tenant).Add(float64(n))
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(d.RetryAfter.Seconds())))))
+			return fail(res, http.StatusTooManyRequests,
+				"tenant %q exceeds its ingestion rate limit of %g samples/s with a burst of %d (limits.max_samples_per_second, limits.burst_samples): none of the %d samples of this request written; retry later",
+				res.tenant, d.Rate, d.Burst, n)
+		}
+	}
 	return h.appendRequest(r.Context(), res, wr)
 }
 
@@ -322,7 +344,7 @@ func (h *Handler) appendAll(app detector.Appender, res result, wr *WriteRequest)
 	// NaN, stale markers and unselected series were consumed as the detector
 	// defines them, so the sender must not count them as failed.
 	res.written = st.Accepted + st.NaN + st.Stale + st.Unselected
-	res.outOfOrder, res.seriesCap = st.OutOfOrder, st.SeriesCap
+	res.outOfOrder, res.seriesCap, res.tenantSeriesCap = st.OutOfOrder, st.SeriesCap, st.TenantSeriesCap
 
 	for p := Problem(1); p < numProblems; p++ {
 		if problems[p] > 0 {
@@ -345,8 +367,12 @@ func (h *Handler) appendAll(app detector.Appender, res result, wr *WriteRequest)
 	// Out-of-order samples and samples of series over the cap are dropped
 	// and counted by the detector; they are not the sender's error and a 400
 	// would only make it log failures for data it cannot fix. The 2.0
-	// written headers still leave them out.
-	if res.invalidSeries == 0 && res.histogramsRejected == 0 {
+	// written headers still leave them out. A tenant over its own series
+	// limit is the sender's doing: 400 tells it (as Mimir's
+	// err-mimir-max-series-per-user does), and not 429, whose retries could
+	// only succeed once series expire and would hold up the tenant's
+	// other series meanwhile.
+	if res.invalidSeries == 0 && res.histogramsRejected == 0 && res.tenantSeriesCap == 0 {
 		res.code = http.StatusNoContent
 		return res
 	}
@@ -380,6 +406,13 @@ func (h *Handler) problemMessage(res *result, wr *WriteRequest, problems []int, 
 	}
 	if res.seriesCap > 0 {
 		fmt.Fprintf(&b, "; %d samples of new series over detector.max_series", res.seriesCap)
+	}
+	if res.tenantSeriesCap > 0 {
+		limit := 0
+		if h.cfg.TenantLimits != nil {
+			limit = h.cfg.TenantLimits.SeriesLimit(res.tenant)
+		}
+		fmt.Fprintf(&b, "; %d samples of new series refused: tenant %q holds its limit of %d series (limits.max_series)", res.tenantSeriesCap, res.tenant, limit)
 	}
 	for _, i := range first {
 		b.WriteString("\n")
@@ -479,6 +512,12 @@ func (h *Handler) observe(ctx context.Context, res *result, took time.Duration) 
 	case res.code >= 500:
 		if h.logger.Enabled(ctx, slog.LevelWarn) {
 			h.logger.Warn("remote write request not accepted", "version", ver, "code", res.code, "err", res.msg)
+		}
+	case res.code == http.StatusTooManyRequests:
+		// Expected while a tenant is over its rate and its sender retries:
+		// counted per tenant, so not a warning per request.
+		if h.logger.Enabled(ctx, slog.LevelDebug) {
+			h.logger.Debug("remote write request rate limited", "version", ver, "tenant", res.tenant, "samples", res.samples+res.histograms)
 		}
 	case res.code >= 400:
 		if h.logger.Enabled(ctx, slog.LevelWarn) {

@@ -36,6 +36,7 @@ type metrics struct {
 	exemplars       prometheus.Counter       // received and ignored
 	duration        *prometheus.HistogramVec // version
 	size            *prometheus.HistogramVec // encoding: compressed|decoded
+	rateLimited     *prometheus.CounterVec   // tenant
 
 	// Pre-resolved children for the per-request hot path: WithLabelValues
 	// hashes the label values on every call.
@@ -78,6 +79,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Remote-write request body size, snappy-compressed and decoded.",
 			Buckets: prometheus.ExponentialBuckets(1024, 4, 10), // 1KiB .. 256MiB
 		}, []string{"encoding"}),
+		// One series per tenant that was ever rate limited: tenants are
+		// few (operators set them), and the sample count is what an
+		// operator raising a tenant's limit needs.
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentinel_mesh_remote_write_tenant_samples_rate_limited_total",
+			Help: "Samples of requests refused with 429 because their tenant exceeded limits.max_samples_per_second, by tenant.",
+		}, []string{"tenant"}),
 	}
 	for i, r := range dropReasons {
 		m.dropped[i] = m.samplesDropped.WithLabelValues(r)
@@ -94,7 +102,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{
 		m.requests, m.samplesReceived, m.samplesDropped, m.seriesInvalid,
-		m.exemplars, m.duration, m.size,
+		m.exemplars, m.duration, m.size, m.rateLimited,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("cannot register remote-write metrics: %w", err)

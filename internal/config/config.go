@@ -19,6 +19,7 @@ import (
 	"github.com/sentinel-mesh/sentinel-mesh/internal/api"
 	"github.com/sentinel-mesh/sentinel-mesh/internal/k8s"
 	"github.com/sentinel-mesh/sentinel-mesh/kafka"
+	"github.com/sentinel-mesh/sentinel-mesh/limits"
 	"github.com/sentinel-mesh/sentinel-mesh/remotewrite"
 )
 
@@ -31,6 +32,8 @@ type Config struct {
 	Model       ModelConfig        `yaml:"model"`
 	Exporter    ExporterConfig     `yaml:"exporter"`
 	API         api.Config         `yaml:"api"`
+	// Limits are per tenant (docs/remote-write.md); off by default.
+	Limits limits.Config `yaml:"limits"`
 
 	// Outputs and enrichment (see docs/outputs.md, docs/kubernetes.md).
 	Loki           exporter.LokiConfig           `yaml:"loki"`
@@ -147,6 +150,20 @@ func (c *Config) Validate() error {
 	}
 	if err := c.RemoteWrite.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for t := range c.Limits.Overrides {
+		if err := remotewrite.ValidateTenant(t); err != nil && t != "" {
+			errs = append(errs, fmt.Errorf("limits.overrides[%q]: %w", t, err))
+		}
+	}
+	if c.Limits.Enabled() {
+		c.Detector.TenantLimits = &c.Limits
+		c.RemoteWrite.TenantLimits = &c.Limits
+	} else {
+		c.Detector.TenantLimits, c.RemoteWrite.TenantLimits = nil, nil
 	}
 	if err := c.Kafka.Validate(); err != nil {
 		errs = append(errs, err)

@@ -57,6 +57,32 @@ detector:
 		{name: "bad override selector names the key", yaml: "detector:\n  deviation_overrides:\n    - {selector: '{job='}\n", wantErr: "detector.deviation_overrides[0].selector"},
 		{name: "empty override selector names the key", yaml: "detector:\n  deviation_overrides:\n    - {direction: up}\n", wantErr: "detector.deviation_overrides[0].selector must not be empty"},
 		{name: "bad override value names the key", yaml: "detector:\n  deviation_overrides:\n    - {selector: up}\n    - {selector: up, min_abs_deviation: -1}\n", wantErr: "detector.deviation_overrides[1].min_abs_deviation"},
+		{name: "limits off by default", yaml: "", check: func(t *testing.T, c *Config) {
+			require.Nil(t, c.Detector.TenantLimits)
+			require.Nil(t, c.RemoteWrite.TenantLimits)
+			require.Equal(t, detector.DefaultCatchUpConfig, c.Detector.CatchUp)
+		}},
+		{name: "limits with overrides reach the detector and the handler", yaml: `
+limits:
+  max_series: 1000
+  max_samples_per_second: 5000
+  overrides:
+    team-a: {max_series: 20000}
+    batch-jobs: {max_samples_per_second: 0}
+`, check: func(t *testing.T, c *Config) {
+			require.Equal(t, 20000, c.Detector.TenantLimits.SeriesLimit("team-a"))
+			require.Equal(t, 1000, c.Detector.TenantLimits.SeriesLimit("other"))
+			require.Equal(t, 5000.0, c.RemoteWrite.TenantLimits.For("team-a").MaxSamplesPerSecond)
+			require.Zero(t, c.RemoteWrite.TenantLimits.For("batch-jobs").MaxSamplesPerSecond)
+		}},
+		{name: "catch-up keys", yaml: "detector:\n  catch_up: {max_samples_per_series: 100}\n", check: func(t *testing.T, c *Config) {
+			require.Equal(t, 100, c.Detector.CatchUp.MaxSamplesPerSeries)
+			require.Equal(t, detector.DefaultCatchUpConfig.MaxSamples, c.Detector.CatchUp.MaxSamples)
+		}},
+		{name: "bad catch-up value names the key", yaml: "detector:\n  catch_up: {max_samples: -1}\n", wantErr: "detector.catch_up.max_samples must be >= 0"},
+		{name: "bad limit names the key", yaml: "limits:\n  overrides:\n    team-a: {max_series: -1}\n", wantErr: `limits.overrides["team-a"].max_series must be >= 0`},
+		{name: "bad override tenant", yaml: "limits:\n  overrides:\n    'a/b': {max_series: 1}\n", wantErr: `limits.overrides["a/b"]: tenant ID contains unsupported character`},
+		{name: "unknown limits key", yaml: "limits:\n  max_seris: 1\n", wantErr: "max_seris"},
 		{name: "unknown key", yaml: "detectr: {}\n", wantErr: "detectr"},
 		{name: "bad selector names the key", yaml: "detector:\n  selectors: ['{job=']\n", wantErr: "detector.selectors"},
 		{name: "bad value names the key", yaml: "detector:\n  batch_size: 0\n", wantErr: "detector.batch_size"},
