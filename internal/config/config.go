@@ -17,6 +17,7 @@ import (
 	"github.com/sentinel-mesh/sentinel-mesh/detector"
 	"github.com/sentinel-mesh/sentinel-mesh/exporter"
 	"github.com/sentinel-mesh/sentinel-mesh/internal/api"
+	"github.com/sentinel-mesh/sentinel-mesh/internal/backfill"
 	"github.com/sentinel-mesh/sentinel-mesh/internal/k8s"
 	"github.com/sentinel-mesh/sentinel-mesh/kafka"
 	"github.com/sentinel-mesh/sentinel-mesh/limits"
@@ -40,6 +41,9 @@ type Config struct {
 	RemoteWriteOut exporter.RemoteWriteOutConfig `yaml:"remote_write_out"`
 	Alertmanager   exporter.AlertmanagerConfig   `yaml:"alertmanager"`
 	Kubernetes     k8s.Config                    `yaml:"kubernetes"`
+
+	// Backfill warms series from a store's history (docs/backfill.md); off by default.
+	Backfill backfill.Config `yaml:"backfill"`
 }
 
 // ModelConfig selects the model and how ONNX Runtime runs it.
@@ -83,6 +87,7 @@ func Default() Config {
 		RemoteWriteOut: exporter.DefaultRemoteWriteOutConfig(),
 		Alertmanager:   exporter.DefaultAlertmanagerConfig(),
 		Kubernetes:     k8s.DefaultConfig(),
+		Backfill:       backfill.DefaultConfig(),
 	}
 }
 
@@ -166,6 +171,14 @@ func (c *Config) Validate() error {
 		c.Detector.TenantLimits, c.RemoteWrite.TenantLimits = nil, nil
 	}
 	if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for i := range c.Backfill.Startup {
+		if c.Backfill.Startup[i].Tenant == "" {
+			c.Backfill.Startup[i].Tenant = c.RemoteWrite.DefaultTenant
+		}
+	}
+	if err := c.Backfill.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.API.Validate(); err != nil {

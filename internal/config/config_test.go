@@ -57,6 +57,15 @@ detector:
 		{name: "bad override selector names the key", yaml: "detector:\n  deviation_overrides:\n    - {selector: '{job='}\n", wantErr: "detector.deviation_overrides[0].selector"},
 		{name: "empty override selector names the key", yaml: "detector:\n  deviation_overrides:\n    - {direction: up}\n", wantErr: "detector.deviation_overrides[0].selector must not be empty"},
 		{name: "bad override value names the key", yaml: "detector:\n  deviation_overrides:\n    - {selector: up}\n    - {selector: up, min_abs_deviation: -1}\n", wantErr: "detector.deviation_overrides[1].min_abs_deviation"},
+		{name: "backfill off by default", yaml: "", check: func(t *testing.T, c *Config) {
+			require.False(t, c.Backfill.Enabled())
+		}},
+		{name: "backfill startup tenant defaults to remote_write.default_tenant", yaml: "remote_write: {default_tenant: t0}\nbackfill:\n  url: http://prometheus:9090\n  startup: [{selectors: ['{job=\"api\"}']}, {tenant: t1, selectors: [up]}]\n", check: func(t *testing.T, c *Config) {
+			require.True(t, c.Backfill.Enabled())
+			require.Equal(t, "t0", c.Backfill.Startup[0].Tenant)
+			require.Equal(t, "t1", c.Backfill.Startup[1].Tenant)
+		}},
+		{name: "bad backfill selector names the key", yaml: "backfill:\n  url: http://prometheus:9090\n  startup: [{selectors: ['{job=']}]\n", wantErr: "backfill.startup[0].selectors[0]"},
 		{name: "limits off by default", yaml: "", check: func(t *testing.T, c *Config) {
 			require.Nil(t, c.Detector.TenantLimits)
 			require.Nil(t, c.RemoteWrite.TenantLimits)
