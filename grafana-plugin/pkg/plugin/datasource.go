@@ -94,6 +94,9 @@ type Query struct {
 	GroupBy string `json:"groupBy"`
 	// Unit is the Grafana unit of the observed value, expected and bounds.
 	Unit string `json:"unit"`
+	// Instant returns each series' latest result as numbers (numeric-multi)
+	// instead of a time series: what an alert rule compares directly.
+	Instant bool `json:"instant"`
 	// QueryType is also sent inside the model by some Grafana versions.
 	QueryType string `json:"queryType"`
 }
@@ -221,7 +224,13 @@ func (d *Datasource) querySeries(ctx context.Context, refID string, q Query, par
 	}
 	var res backend.DataResponse
 	for _, s := range ss {
+		if len(s.Timestamps) == 0 {
+			continue
+		}
 		res.Frames = append(res.Frames, seriesFrame(refID, s, q, len(ss) > 1))
+	}
+	if len(res.Frames) == 0 {
+		res.Frames = append(res.Frames, noSeriesFrame(refID, q))
 	}
 	addWarnings(res.Frames, warnings)
 	return res, nil

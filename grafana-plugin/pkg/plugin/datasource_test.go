@@ -68,17 +68,18 @@ func TestQueryData(t *testing.T) {
 				for _, fl := range f.Fields {
 					names = append(names, fl.Name)
 				}
-				require.Equal(t, []string{"time", "value", "expected", "lower", "upper", "score"}, names)
+				// The score first: alerting evaluates a frame's first number.
+				require.Equal(t, []string{"time", "score", "value", "expected", "lower", "upper"}, names)
 				require.Positive(t, f.Rows())
-				score := f.Fields[5]
+				score := f.Fields[1]
 				require.Equal(t, "anomaly score", score.Config.DisplayNameFromDS)
 				require.Equal(t, 0.0, float64(*score.Config.Min))
 				require.Equal(t, 1.0, float64(*score.Config.Max))
-				require.Equal(t, "reqps", f.Fields[1].Config.Unit)
-				require.Equal(t, "lower bound", f.Fields[4].Config.Custom["fillBelowTo"])
-				require.Equal(t, "web", f.Fields[1].Labels["workload"])
-				require.Equal(t, tenantA, f.Fields[1].Labels["tenant"])
-				require.Equal(t, data.FrameTypeTimeSeriesWide, f.Meta.Type)
+				require.Equal(t, "reqps", f.Fields[2].Config.Unit)
+				require.Equal(t, "lower bound", f.Fields[5].Config.Custom["fillBelowTo"])
+				require.Equal(t, "web", f.Fields[2].Labels["workload"])
+				require.Equal(t, tenantA, f.Fields[2].Labels["tenant"])
+				require.Equal(t, data.FrameTypeTimeSeriesMulti, f.Meta.Type)
 				for i := range score.Len() {
 					if v, ok := score.ConcreteAt(i); ok {
 						// The detector's scores are in [0,1] up to rounding.
@@ -92,12 +93,40 @@ func TestQueryData(t *testing.T) {
 			name:  "score only for alerting",
 			query: dataQuery("B", plugin.QueryTypeSeries, map[string]any{"matchers": `http_requests_rate`, "fields": []string{"score"}}),
 			check: func(t *testing.T, frames data.Frames) {
-				require.Len(t, frames, 2)
+				require.Len(t, frames, 2, "one frame per series: one alert instance each")
 				for _, f := range frames {
+					require.Equal(t, data.FrameTypeTimeSeriesMulti, f.Meta.Type)
 					require.Len(t, f.Fields, 2)
 					require.Contains(t, f.Fields[1].Config.DisplayNameFromDS, "anomaly score")
 					require.Contains(t, f.Fields[1].Config.DisplayNameFromDS, `instance=`)
 				}
+			},
+		},
+		{
+			name:  "calm fleet has a score per series",
+			query: dataQuery("M", plugin.QueryTypeSeries, map[string]any{"matchers": `{job="node"}`, "fields": []string{"score"}}),
+			check: func(t *testing.T, frames data.Frames) {
+				requireCalmFleet(t, frames, data.FrameTypeTimeSeriesMulti)
+			},
+		},
+		{
+			name:  "calm fleet instant",
+			query: dataQuery("N", plugin.QueryTypeSeries, map[string]any{"matchers": `node_load`, "instant": true}),
+			check: func(t *testing.T, frames data.Frames) {
+				requireCalmFleet(t, frames, data.FrameTypeNumericMulti)
+				for _, f := range frames {
+					require.Equal(t, 1, f.Rows())
+					require.Equal(t, "score", f.Fields[0].Name)
+				}
+			},
+		},
+		{
+			name:  "no series is typed no data",
+			query: dataQuery("O", plugin.QueryTypeSeries, map[string]any{"matchers": `nothing_here`}),
+			check: func(t *testing.T, frames data.Frames) {
+				require.Len(t, frames, 1)
+				require.Empty(t, frames[0].Fields)
+				require.Equal(t, data.FrameTypeTimeSeriesMulti, frames[0].Meta.Type)
 			},
 		},
 		{
@@ -194,6 +223,26 @@ func TestQueryData(t *testing.T) {
 	})
 }
 
+// requireCalmFleet checks that each member of the calm fleet, which never
+// had an anomaly, has its own frame with a low score: an alert rule over it
+// gets one normal value per series, never NoData.
+func requireCalmFleet(t *testing.T, frames data.Frames, typ data.FrameType) {
+	t.Helper()
+	require.Len(t, frames, len(calmFleet))
+	seen := map[string]bool{}
+	for _, f := range frames {
+		require.Equal(t, typ, f.Meta.Type)
+		score, _ := f.FieldByName("score")
+		require.NotNil(t, score)
+		require.Positive(t, score.Len())
+		v, ok := score.ConcreteAt(score.Len() - 1)
+		require.True(t, ok, "a value, not a null")
+		require.Less(t, v.(float64), 0.5)
+		seen[score.Labels["instance"]] = true
+	}
+	require.Equal(t, map[string]bool{"n1": true, "n2": true, "n3": true}, seen)
+}
+
 func TestCheckHealth(t *testing.T) {
 	requireServer(t)
 	down, err := freePort()
@@ -248,7 +297,7 @@ func TestCallResource(t *testing.T) {
 		wantBody                string
 	}{
 		{"labels", "GET", "labels", "labels", 200, `"instance"`},
-		{"label values", "GET", "label/__name__/values", "label/__name__/values", 200, `["http_requests_rate"]`},
+		{"label values", "GET", "label/__name__/values", "label/__name__/values", 200, `["http_requests_rate","node_load"]`},
 		{"values with matcher", "GET", "label/instance/values", `label/instance/values?match[]={workload="web"}`, 200, `["a","b"]`},
 		{"anomalies for the app page", "GET", "anomalies", "anomalies?state=open", 200, `"state":"open"`},
 		{"model", "GET", "model", "model", 200, `"loaded":true`},

@@ -45,9 +45,24 @@ func Selector(ls map[string]string) string {
 
 func conf(v float64) *data.ConfFloat64 { c := data.ConfFloat64(v); return &c }
 
-// seriesFrame is one series' history as a wide time series frame: time,
-// observed value, score, expected value and the band. The upper bound fills
-// down to the lower bound so panels draw the expected band.
+// Frame type versions of the data-plane contract (grafana/dataplane sdata
+// reads 0.1 of both).
+var (
+	timeSeriesMultiVersion = data.FrameTypeVersion{0, 1}
+	numericMultiVersion    = data.FrameTypeVersion{0, 1}
+)
+
+// seriesFrame is one series' recent results as one frame of a
+// timeseries-multi response: time, then the score, observed value,
+// expected value and band, each field carrying the series labels. Grafana
+// alerting reads one series per frame, from the first numeric field, so
+// one frame per series gives one alert instance per series, and the score
+// comes first so that is what a rule evaluates whatever fields are shown.
+// The upper bound fills down to the lower bound so panels draw the band.
+//
+// With q.Instant the frame is of a numeric-multi response instead: no time
+// field and the latest result only, a number per field that an alert rule
+// can compare with a threshold without a Reduce expression.
 func seriesFrame(refID string, s Series, q Query, multi bool) *data.Frame {
 	want := func(f string) bool { return len(q.Fields) == 0 || slices.Contains(q.Fields, f) }
 	name := Selector(s.Labels)
@@ -64,18 +79,29 @@ func seriesFrame(refID string, s Series, q Query, multi bool) *data.Frame {
 	if s.Tenant != "" {
 		labels["tenant"] = s.Tenant
 	}
-	times := make([]time.Time, len(s.Timestamps))
-	for i, ts := range s.Timestamps {
-		times[i] = time.UnixMilli(ts).UTC()
-	}
-	frame := data.NewFrame(name, data.NewField("time", nil, times))
+	n := len(s.Timestamps)
+	frame := data.NewFrame(name)
 	frame.RefID = refID
+	first := 0 // index of the first point taken
+	if q.Instant {
+		first = max(n-1, 0)
+		frame.Meta = &data.FrameMeta{Type: data.FrameTypeNumericMulti, TypeVersion: numericMultiVersion}
+	} else {
+		times := make([]time.Time, n)
+		for i, ts := range s.Timestamps {
+			times[i] = time.UnixMilli(ts).UTC()
+		}
+		frame.Fields = append(frame.Fields, data.NewField("time", nil, times))
+		frame.Meta = &data.FrameMeta{Type: data.FrameTypeTimeSeriesMulti, TypeVersion: timeSeriesMultiVersion}
+	}
 	add := func(key, kind string, vals []*float64, cfg data.FieldConfig) {
 		if !want(key) {
 			return
 		}
-		vs := make([]*float64, len(times))
-		copy(vs, vals)
+		vs := make([]*float64, n-first)
+		if first < len(vals) {
+			copy(vs, vals[first:])
+		}
 		f := data.NewField(key, labels, vs)
 		cfg.DisplayNameFromDS = display(kind)
 		f.Config = &cfg
@@ -83,13 +109,24 @@ func seriesFrame(refID string, s Series, q Query, multi bool) *data.Frame {
 	}
 	band := map[string]any{"lineWidth": 0, "fillOpacity": 0, "hideFrom": map[string]bool{"legend": false, "tooltip": false, "viz": false}}
 	upper := map[string]any{"lineWidth": 0, "fillOpacity": 20, "fillBelowTo": display(nameLower)}
+	add("score", nameScore, s.Score, data.FieldConfig{Min: conf(0), Max: conf(1), Unit: "percentunit", Decimals: decimals(0)})
 	add("value", nameObserved, s.Value, data.FieldConfig{Unit: q.Unit})
 	add("expected", nameExpected, s.Expected, data.FieldConfig{Unit: q.Unit, Custom: map[string]any{"lineStyle": map[string]any{"fill": "dash", "dash": []int{10, 10}}}})
 	add("lower", nameLower, s.Lower, data.FieldConfig{Unit: q.Unit, Custom: band})
 	add("upper", nameUpper, s.Upper, data.FieldConfig{Unit: q.Unit, Custom: upper})
-	add("score", nameScore, s.Score, data.FieldConfig{Min: conf(0), Max: conf(1), Unit: "percentunit", Decimals: decimals(0)})
-	frame.Meta = &data.FrameMeta{Type: data.FrameTypeTimeSeriesWide, TypeVersion: data.FrameTypeVersion{0, 1}}
 	return frame
+}
+
+// noSeriesFrame is the data-plane "no data" response: one typed frame
+// without fields, which Grafana reads as NoData rather than as an error.
+func noSeriesFrame(refID string, q Query) *data.Frame {
+	f := data.NewFrame("")
+	f.RefID = refID
+	f.Meta = &data.FrameMeta{Type: data.FrameTypeTimeSeriesMulti, TypeVersion: timeSeriesMultiVersion}
+	if q.Instant {
+		f.Meta = &data.FrameMeta{Type: data.FrameTypeNumericMulti, TypeVersion: numericMultiVersion}
+	}
+	return f
 }
 
 func decimals(n uint16) *uint16 { return &n }

@@ -108,6 +108,7 @@ func TestPluginOverGRPC(t *testing.T) {
 		frames, err := data.UnmarshalArrowFrames(a.Frames)
 		require.NoError(t, err)
 		require.Len(t, frames, 1)
+		require.Equal(t, data.FrameTypeTimeSeriesMulti, frames[0].Meta.Type, "the frame type survives the wire")
 		require.Equal(t, "score", frames[0].Fields[1].Name)
 		require.Equal(t, "b", frames[0].Fields[1].Labels["instance"])
 		require.Positive(t, frames[0].Rows())
@@ -132,6 +133,6 @@ func TestPluginOverGRPC(t *testing.T) {
 		msg, err := stream.Recv()
 		require.NoError(t, err)
 		require.EqualValues(t, 200, msg.Code)
-		require.JSONEq(t, `{"status":"success","data":["api","worker"]}`, string(msg.Body))
+		require.JSONEq(t, `{"status":"success","data":["api","node","worker"]}`, string(msg.Body))
 	})
 }

@@ -18,21 +18,22 @@ import (
 // live server: e2e/harness.tsx bundles the page with a stand-in for
 // @grafana/runtime whose resource calls go to the Sentinel Mesh API through
 // e2e/serve.mjs. It needs chromium, node and `npx webpack -c
-// e2e/webpack.config.cjs` (make e2e); it skips otherwise. Set
+// e2e/webpack.config.cjs` (make e2e); without them it skips, or fails
+// under SENTINEL_REQUIRE_COMPONENTS=1 (make test). Set
 // SCREENSHOT_OUT=path.png to keep the screenshot.
 func TestAppPageInBrowser(t *testing.T) {
 	requireServer(t)
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Skip("chromium not installed")
+		skipOrFail(t, "chromium not installed (make chromium)")
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node not installed")
+		skipOrFail(t, "node not installed")
 	}
 	e2e := filepath.Join(pluginRoot(), "e2e")
 	if _, err := os.Stat(filepath.Join(e2e, "dist", "harness.js")); err != nil {
-		t.Skip("e2e harness not built (make e2e)")
+		skipOrFail(t, "e2e harness not built (make e2e): %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

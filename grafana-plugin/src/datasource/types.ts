@@ -17,6 +17,8 @@ export interface SMQuery extends DataQuery {
   fields?: SeriesField[];
   groupBy?: string;
   unit?: string;
+  /** Series: each series' latest result as numbers (numeric-multi frames). */
+  instant?: boolean;
 }
 
 export const DEFAULT_QUERY: Partial<SMQuery> = {

@@ -99,4 +99,14 @@ describe('QueryEditor', () => {
     await userEvent.click(screen.getByLabelText('Score only'));
     expect(last().fields).toEqual(['score']);
   });
+
+  it('switches series queries to instant results and back', async () => {
+    const { last, onRunQuery } = renderEditor({ refId: 'A', queryType: 'series', matchers: '{job="api"}' });
+    await userEvent.click(screen.getByLabelText('Instant'));
+    expect(last().instant).toBe(true);
+    expect(onRunQuery).toHaveBeenCalled();
+    await userEvent.click(screen.getByLabelText('Range'));
+    expect(last().instant).toBe(false);
+    expect(last().matchers).toBe('{job="api"}');
+  });
 });

@@ -31,6 +31,11 @@ const FIELD_SETS: Array<SelectableValue<'all' | 'score'>> = [
   { label: 'Score only', value: 'score', description: 'for alert rules' },
 ];
 
+const RESULTS: Array<SelectableValue<'range' | 'instant'>> = [
+  { label: 'Range', value: 'range', description: 'every result in the time range, one time series per series' },
+  { label: 'Instant', value: 'instant', description: 'the latest result of each series, as numbers' },
+];
+
 const toOptions = (vs: string[]): ComboboxOption[] => vs.map((v) => ({ label: v, value: v }));
 
 /** Filters option lists by what the user typed. */
@@ -165,6 +170,13 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) 
               options={FIELD_SETS}
               value={query.fields?.length === 1 && query.fields[0] === 'score' ? 'score' : 'all'}
               onChange={(v) => update({ fields: v === 'score' ? ['score'] : [] })}
+            />
+          </InlineField>
+          <InlineField label="Results" labelWidth={10} tooltip="Instant: one number per series, which an alert threshold compares without a Reduce">
+            <RadioButtonGroup<'range' | 'instant'>
+              options={RESULTS}
+              value={query.instant ? 'instant' : 'range'}
+              onChange={(v) => update({ instant: v === 'instant' })}
             />
           </InlineField>
           <InlineField label="Unit" labelWidth={8} tooltip="Grafana unit of the value and band, e.g. reqps, bytes">
