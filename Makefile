@@ -152,9 +152,13 @@ chromium: ## Install Debian's chromium for the plugin's headless page check (roo
 plugin: ## Build the Grafana plugin (frontend + backend) into grafana-plugin/dist.
 	$(MAKE) -C grafana-plugin plugin
 
+.PHONY: plugin-zip
+plugin-zip: ## The Grafana plugin archive grafana-plugin/build/<id>-<version>.zip (PLATFORMS: all five).
+	$(MAKE) -C grafana-plugin plugin-zip
+
 .PHONY: test-plugin
-test-plugin: ort chromium ## Grafana plugin tests: Go (SDK, gRPC, headless page) and frontend.
-	$(MAKE) -C grafana-plugin plugin test
+test-plugin: ort chromium ## Grafana plugin tests: Go (SDK, archive, gRPC, headless page) and frontend.
+	$(MAKE) -C grafana-plugin plugin-zip test
 
 # Under make test a missing or broken required component (ONNX Runtime,
 # Prometheus, Alertmanager, chromium, ...) fails its test instead of skipping

@@ -93,6 +93,8 @@ module.exports = (env = {}) => {
           { from: 'img/*', to: '.' },
           { from: 'datasource/img/*', to: '.' },
           { from: '../README.md', to: '.' },
+          { from: '../CHANGELOG.md', to: '.' },
+          { from: '../LICENSE', to: '.' },
           { from: '../provisioning/dashboards/series.json', to: 'dashboards/series.json' },
         ],
       }),

@@ -38,7 +38,7 @@ export class DataSourceWithBackend {
   }
 }
 
-const settings = { uid: 'sm', name: 'Sentinel Mesh', type: 'sentinelmesh-datasource', jsonData: {} };
+const settings = { uid: 'sm', name: 'Sentinel Mesh', type: 'sentinelmesh-anomaly-datasource', jsonData: {} };
 let instance: unknown;
 
 export function getDataSourceSrv() {

@@ -106,7 +106,7 @@ func (c *Client) Raw(ctx context.Context, path string, q url.Values) ([]byte, in
 		return nil, 0, err
 	}
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "grafana-sentinelmesh-datasource")
+	req.Header.Set("User-Agent", "grafana-sentinelmesh-anomaly-datasource")
 	if c.tenant != "" {
 		req.Header.Set("X-Scope-OrgID", c.tenant)
 	}

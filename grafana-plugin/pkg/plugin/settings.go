@@ -12,7 +12,7 @@ import (
 )
 
 // ID is the data source plugin's ID (src/datasource/plugin.json).
-const ID = "sentinelmesh-datasource"
+const ID = "sentinelmesh-anomaly-datasource"
 
 // Authentication modes of the data source.
 const (

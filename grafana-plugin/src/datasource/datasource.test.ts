@@ -8,7 +8,7 @@ vi.mock('@grafana/runtime', () => runtimeModule());
 
 const { DataSource } = await import('./datasource');
 
-const ds = new DataSource({ uid: 'sm', type: 'sentinelmesh-datasource', jsonData: {} } as DataSourceInstanceSettings<SMJsonData>);
+const ds = new DataSource({ uid: 'sm', type: 'sentinelmesh-anomaly-datasource', jsonData: {} } as DataSourceInstanceSettings<SMJsonData>);
 
 describe('DataSource', () => {
   beforeEach(() => runtime.getResource.mockReset());

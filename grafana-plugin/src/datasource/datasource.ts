@@ -3,7 +3,7 @@ import { DataSourceWithBackend, getTemplateSrv } from '@grafana/runtime';
 
 import { Anomaly, ApiResponse, DEFAULT_QUERY, SeriesHistory, SMJsonData, SMQuery } from './types';
 
-export const DATASOURCE_TYPE = 'sentinelmesh-datasource';
+export const DATASOURCE_TYPE = 'sentinelmesh-anomaly-datasource';
 
 /**
  * The Sentinel Mesh data source. Queries run in the Go backend (so they work

@@ -42,7 +42,7 @@ const history: SeriesHistory = {
 function fakeDatasource() {
   return {
     uid: 'sm',
-    type: 'sentinelmesh-datasource',
+    type: 'sentinelmesh-anomaly-datasource',
     getAnomalies: vi.fn(async (_: Record<string, string>) => [anomaly]),
     getSeries: vi.fn(async (_sel: string, _s: number, _e: number) => [{ ...history, tenant: 'other' }, history]),
   };
@@ -50,7 +50,7 @@ function fakeDatasource() {
 
 describe('AnomaliesPage', () => {
   beforeEach(() => {
-    runtime.dataSources = [{ uid: 'sm', name: 'Sentinel Mesh', type: 'sentinelmesh-datasource' }];
+    runtime.dataSources = [{ uid: 'sm', name: 'Sentinel Mesh', type: 'sentinelmesh-anomaly-datasource' }];
   });
 
   it('lists open anomalies with a sparkline and an Explore link', async () => {

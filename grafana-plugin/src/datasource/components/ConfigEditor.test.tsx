@@ -15,7 +15,7 @@ function settings(patch: Partial<Options> = {}): Options {
     uid: 'sm',
     orgId: 1,
     name: 'Sentinel Mesh',
-    type: 'sentinelmesh-datasource',
+    type: 'sentinelmesh-anomaly-datasource',
     typeName: 'Sentinel Mesh',
     typeLogoUrl: '',
     access: 'proxy',
