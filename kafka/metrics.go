@@ -36,7 +36,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome"}),
 		samples: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentinel_mesh_kafka_consumer_samples_total",
-			Help: "Samples of consumed records by outcome (accepted, out_of_order, nan, stale, unselected, series_cap, invalid_series).",
+			Help: "Samples of consumed records by outcome (accepted, out_of_order, nan, stale, unselected, series_cap, tenant_series_cap, invalid_series).",
 		}, []string{"outcome"}),
 		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_mesh_kafka_consumer_dead_lettered_records_total",
