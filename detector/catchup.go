@@ -84,8 +84,9 @@ type catchUp struct {
 
 	// Owned by the holder of inferMu: what draining backlogs in an
 	// inference pass produced, handed on once per pass.
-	counts scoreCounts
-	events []Event
+	counts  scoreCounts
+	events  []Event
+	drained int
 }
 
 // catchUpMetrics are registered next to the detector's own.
@@ -217,20 +218,24 @@ func (d *Detector) drain(sh *shard, s *series, ms *modelState, nowNano int64) {
 		n++
 	}
 	d.cu.samples.Add(-int64(n))
+	d.cu.drained += n
 	if bl.n == 0 {
 		d.cu.series.Add(-1)
 		delete(sh.backlog, s)
 	}
 }
 
-// flushCatchUp hands on what draining produced in one inference pass.
-// Called with inferMu held.
-func (d *Detector) flushCatchUp() {
+// flushCatchUp hands on what draining produced in one inference pass and
+// returns how many backlogged samples it scored. Called with inferMu held.
+func (d *Detector) flushCatchUp() int {
 	d.metrics.countScores(d.cu.counts)
 	d.cu.counts = scoreCounts{}
 	d.emit(d.cu.events)
 	clear(d.cu.events)
 	d.cu.events = d.cu.events[:0]
+	n := d.cu.drained
+	d.cu.drained = 0
+	return n
 }
 
 // catchingUp reports whether some series has queued samples, so Run

@@ -486,14 +486,14 @@ func (d *Detector) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-			if err := d.Flush(); err != nil {
+			if _, err := d.flushPass(); err != nil {
 				d.logger.Error("inference failed", "err", err)
 			}
 			// A backlogged sample needs the prediction from the sample
 			// before it: infer again at once until the backlogs are
 			// drained, one prediction per lagging series per pass.
 			for d.catchingUp() && ctx.Err() == nil {
-				if err := d.Flush(); err != nil {
+				if _, err := d.flushPass(); err != nil {
 					d.logger.Error("inference failed", "err", err)
 					break
 				}
@@ -509,14 +509,32 @@ func (d *Detector) Run(ctx context.Context) error {
 	}
 }
 
-// Flush runs inference on every pending window now. Eval harnesses call it
-// after each step to score one sample at a time; the server calls it from Run.
+// Flush runs inference on every pending window now, and again until no
+// sample waits in a catch-up backlog: afterwards every sample appended
+// before the call is scored (or counted as unscored). Eval harnesses call
+// it after each step; the Kafka consumer before it commits offsets or
+// writes state, which does not carry backlogs.
 func (d *Detector) Flush() error {
+	for {
+		drained, err := d.flushPass()
+		// A pass that drained backlogs queued the windows after them: one
+		// more pass predicts those too, so no series is left queued.
+		if err != nil || drained == 0 {
+			return err
+		}
+	}
+}
+
+// flushPass runs inference once on every pending window: one prediction
+// per lagging series. Run calls it, so ingestion and expiry go on between
+// passes while backlogs drain.
+// It returns how many backlogged samples it scored.
+func (d *Detector) flushPass() (int, error) {
 	d.inferMu.Lock()
 	defer d.inferMu.Unlock()
 	ms := d.model.Load()
 	if ms == nil {
-		return nil
+		return 0, nil
 	}
 	var errs []error
 	for i := range d.shards {
@@ -542,8 +560,7 @@ func (d *Detector) Flush() error {
 		clear(d.batch)
 		d.batch = d.batch[:0]
 	}
-	d.flushCatchUp()
-	return errors.Join(errs...)
+	return d.flushCatchUp(), errors.Join(errs...)
 }
 
 // infer scores one batch. Called with inferMu held.
