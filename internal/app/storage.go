@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 type storage struct {
 	mgr    *checkpoint.Manager // nil: persistence off
 	det    *detector.Detector
+	logger *slog.Logger
 	store  *api.Store
 	resend []detector.EventSink
 	// restored gates readiness; it is also what allows the shutdown
@@ -26,7 +28,7 @@ type storage struct {
 }
 
 func newStorage(a *App) (*storage, error) {
-	s := &storage{det: a.det}
+	s := &storage{det: a.det, logger: a.logger.With("component", "checkpoint")}
 	if a.opts.StoragePath == "" || a.opts.Target == TargetReceiver {
 		s.restored.Store(true)
 		return s, nil
@@ -35,7 +37,7 @@ func newStorage(a *App) (*storage, error) {
 	if cfg.Interval == 0 {
 		cfg.Interval = checkpoint.DefaultInterval
 	}
-	mgr, err := checkpoint.New(cfg, a.det, a.logger.With("component", "checkpoint"), a.reg)
+	mgr, err := checkpoint.New(cfg, a.det, s.logger, a.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +77,11 @@ func (s *storage) run(ctx context.Context) error {
 		}
 	}
 	_, _ = s.mgr.Restore() // damage is logged and counted; start with what was intact
+	// Predict the restored windows before turning ready, so the first new
+	// sample of every series is scored rather than left to inference lag.
+	if err := s.det.Flush(); err != nil {
+		s.logger.Error("cannot score restored windows", "err", err)
+	}
 	s.reconcile()
 	s.restored.Store(true)
 	return s.mgr.Run(ctx)

@@ -320,6 +320,12 @@ func (m *Manager) Restore() (RestoreStats, error) {
 	}
 	for stopErr == nil {
 		b, err := br.next()
+		if errors.Is(err, errBadHeader) {
+			rs.DamagedBlocks++
+			if br.resync() == nil {
+				continue
+			}
+		}
 		if err != nil {
 			if err != io.EOF || !rs.Complete {
 				stopErr = err
@@ -384,7 +390,7 @@ func stopReason(err error) string {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "file truncated"
 	case errors.Is(err, errBadHeader):
-		return "damaged block header; the rest of the file cannot be framed"
+		return "damaged block header and no valid block after it"
 	}
 	return err.Error()
 }

@@ -201,8 +201,25 @@ func TestRestoreSkipsAndCountsTheDamagedPart(t *testing.T) {
 		{
 			name:         "header byte flipped",
 			change:       func(b []byte) []byte { b[seriesBlock+6] ^= 0x01; return b },
-			wantRestored: seriesCount(offs[1]),
-			wantLog:      "damaged block header",
+			wantRestored: 300 - seriesCount(seriesBlock),
+			wantLog:      "damaged_blocks=1",
+		},
+		{
+			name: "headers and payloads overwritten across blocks",
+			change: func(b []byte) []byte {
+				for i := seriesBlock + 5; i < offs[4]+5; i++ {
+					b[i] = 0
+				}
+				return b
+			},
+			wantRestored: 300 - seriesCount(seriesBlock) - seriesCount(offs[3]) - seriesCount(offs[4]),
+			wantLog:      "damaged_blocks=",
+		},
+		{
+			name:         "last header damaged",
+			change:       func(b []byte) []byte { b[len(b)-3] ^= 0x01; return b },
+			wantRestored: 300,
+			wantLog:      "damaged block header and no valid block after it",
 		},
 		{
 			name:         "truncated inside a block",

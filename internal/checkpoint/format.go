@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -22,8 +23,8 @@ import (
 //
 // Two checksums per block: a damaged payload loses that block's records
 // (at most maxBlockBytes, about a hundred series) and reading goes on with
-// the next block; a damaged header means its length cannot be trusted, so
-// the rest of the file is lost.
+// the next block; after a damaged header, whose length cannot be trusted,
+// reading resumes at the next offset holding a valid header.
 const (
 	magic         = "SMCKPT\x00\x01"
 	headerLen     = 17
@@ -102,9 +103,26 @@ var (
 
 // blockReader reads blocks from a checkpoint file.
 type blockReader struct {
-	r      io.Reader
+	r      *bufio.Reader
 	offset int64
 	buf    []byte
+}
+
+// resync skips to the next offset that holds a valid block header, after a
+// damaged one: a false match needs a 32-bit checksum to hold by chance.
+// It returns io.EOF when there is none.
+func (br *blockReader) resync() error {
+	for {
+		h, err := br.r.Peek(headerLen)
+		if err != nil {
+			return io.EOF
+		}
+		if h[0] >= kindMeta && h[0] <= kindEnd && crc32.Checksum(h[:13], castagnoli) == binary.LittleEndian.Uint32(h[13:]) {
+			return nil
+		}
+		_, _ = br.r.Discard(1)
+		br.offset++
+	}
 }
 
 func (br *blockReader) readMagic() error {
