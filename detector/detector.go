@@ -317,6 +317,31 @@ func clone(s string) string {
 	return string(b)
 }
 
+// deviation returns smp's deviation from the series' prediction, the
+// normalised prediction error the calibration learns, and whether the
+// deviation passes the direction and minimum-deviation knobs (gated).
+func (d *Detector) deviation(s *series, smp Sample) (dev, e float64, gated bool) {
+	dev = smp.Value - s.pred
+	scale := s.predScale
+	if p := &s.cal.daily; d.cfg.Scoring.SeasonalScale && p.cycle {
+		// A series with a daily cycle errs more at some times of the day
+		// (a daily step whose timing varies) than at others.
+		scale = max(scale, math.Sqrt(p.varAt(smp.TimestampMs)))
+	}
+	gate := &d.gates[s.gate]
+	gated = true
+	switch gate.direction {
+	case DirectionUp:
+		gated = dev > 0
+	case DirectionDown:
+		gated = dev < 0
+	}
+	if math.Abs(dev) < max(gate.minAbs, gate.minRel*math.Abs(s.pred)) {
+		gated = false
+	}
+	return dev, math.Abs(dev) / scale, gated
+}
+
 // score compares smp with the series' pending prediction, updates the
 // calibration and the anomaly state, and returns an event when an anomaly
 // opens or closes. gapMs is the time since the previous accepted sample.
@@ -331,25 +356,7 @@ func (d *Detector) score(s *series, smp Sample, gapMs int64, ms *modelState, cou
 		return Event{}, false
 	}
 	cfg := &d.cfg.Scoring
-	dev := smp.Value - s.pred
-	scale := s.predScale
-	if p := &s.cal.daily; cfg.SeasonalScale && p.cycle {
-		// A series with a daily cycle errs more at some times of the day
-		// (a daily step whose timing varies) than at others.
-		scale = max(scale, math.Sqrt(p.varAt(smp.TimestampMs)))
-	}
-	e := math.Abs(dev) / scale
-	gate := &d.gates[s.gate]
-	gated := true
-	switch gate.direction {
-	case DirectionUp:
-		gated = dev > 0
-	case DirectionDown:
-		gated = dev < 0
-	}
-	if math.Abs(dev) < max(gate.minAbs, gate.minRel*math.Abs(s.pred)) {
-		gated = false
-	}
+	dev, e, gated := d.deviation(s, smp)
 	// Bounds come from the calibration before this sample updates it.
 	half := s.cal.halfWidth(cfg, d.zThr) * s.predScale
 	score, warm := s.cal.observe(cfg, e, smp.Value, smp.TimestampMs, gapMs, gated)
@@ -772,34 +779,4 @@ func (d *Detector) Results(fn func(r *Result) bool) {
 type HistoryPoint struct {
 	TimestampMs                          int64
 	Value, Score, Expected, Lower, Upper float64
-}
-
-// History calls fn for every series matched by sel with its recent results
-// between fromMs and toMs (inclusive), oldest first. points is reused.
-func (d *Detector) History(sel Selector, tenant string, fromMs, toMs int64, fn func(tenant string, lbls Labels, points []HistoryPoint) bool) {
-	var pts []HistoryPoint
-	for i := range d.shards {
-		sh := &d.shards[i]
-		sh.mu.Lock()
-		for _, head := range sh.series {
-			for s := head; s != nil; s = s.next {
-				if (tenant != "" && s.tenant != tenant) || !sel.Matches(s.labels) {
-					continue
-				}
-				pts = pts[:0]
-				for p := range s.historyPoints() {
-					if p.ts < fromMs || p.ts > toMs {
-						continue
-					}
-					e, h := float64(p.expected), float64(p.half)
-					pts = append(pts, HistoryPoint{TimestampMs: p.ts, Value: float64(p.value), Score: float64(p.score), Expected: e, Lower: e - h, Upper: e + h})
-				}
-				if !fn(s.tenant, s.labels, pts) {
-					sh.mu.Unlock()
-					return
-				}
-			}
-		}
-		sh.mu.Unlock()
-	}
 }

@@ -274,7 +274,7 @@ func TestHistoryStartsWithTheOpeningSample(t *testing.T) {
 	}
 	feed(t, d, ls, 201_000, 400)
 	var got []HistoryPoint
-	d.History(nil, "", 0, 1<<62, func(_ string, _ Labels, pts []HistoryPoint) bool {
+	d.Recent(nil, "", 0, 1<<62, func(_ string, _ Labels, pts []HistoryPoint) bool {
 		got = append(got, pts...)
 		return true
 	})

@@ -134,9 +134,9 @@ func (d *Detector) drainResultLog(cursor func(id uint64) int64, fn func(id uint6
 // when not empty) that has a result between fromMs and toMs (inclusive),
 // with those results oldest first. points is reused.
 //
-// Unlike History it gives calm series too: every series contributes its
-// latest result, at full precision, from the fields it keeps anyway; series
-// that have had an anomaly add the older results of their history ring.
+// Calm series are included: every series contributes its latest result,
+// at full precision, from the fields it keeps anyway; series that have had
+// an anomaly add the older results of their history ring.
 // So a selector over a healthy fleet returns one point per series and no
 // per-series memory is added for it.
 func (d *Detector) Recent(sel Selector, tenant string, fromMs, toMs int64, fn func(tenant string, lbls Labels, points []HistoryPoint) bool) {

@@ -206,27 +206,10 @@ func (d *Detector) warmSample(s *series, smp Sample) bool {
 }
 
 // calibrate is the part of score that teaches the calibration, without a
-// result or anomaly transition. It must stay in step with score:
-// TestWarmMatchesLiveScoring compares the two.
+// result or anomaly transition (TestWarmMatchesLiveScoring compares the two).
 func (d *Detector) calibrate(s *series, smp Sample, gapMs int64) {
-	cfg := &d.cfg.Scoring
-	dev := smp.Value - s.pred
-	scale := s.predScale
-	if p := &s.cal.daily; cfg.SeasonalScale && p.cycle {
-		scale = max(scale, math.Sqrt(p.varAt(smp.TimestampMs)))
-	}
-	gate := &d.gates[s.gate]
-	gated := true
-	switch gate.direction {
-	case DirectionUp:
-		gated = dev > 0
-	case DirectionDown:
-		gated = dev < 0
-	}
-	if math.Abs(dev) < max(gate.minAbs, gate.minRel*math.Abs(s.pred)) {
-		gated = false
-	}
-	s.cal.observe(cfg, math.Abs(dev)/scale, smp.Value, smp.TimestampMs, gapMs, gated)
+	_, e, gated := d.deviation(s, smp)
+	s.cal.observe(&d.cfg.Scoring, e, smp.Value, smp.TimestampMs, gapMs, gated)
 }
 
 // install makes the warmed w the state of its series (see Warm).
