@@ -10,25 +10,41 @@ package detector
 func (d *Detector) Shards() int { return numShards }
 
 // SnapshotShard calls fn with the state of every series of shard i and the
-// ID of its open anomaly (0: none). It holds that shard's lock, and only it,
-// while fn runs, so ingest and scoring of the other shards go on; fn should
-// only encode st (st.AppendBinary) and must not call back into the detector.
-// st is valid during the call only.
+// ID of its open anomaly (0: none). fn runs under that shard's lock, and
+// only it, for at most snapshotChunk series at a time, so ingest and
+// scoring wait for a few series' encoding at most; fn should only encode st
+// (st.AppendBinary) and must not call back into the detector. st is valid
+// during the call only. A series removed meanwhile may still be passed.
 func (d *Detector) SnapshotShard(i int, fn func(st *SeriesState, anomalyID uint64)) {
 	sh := &d.shards[i]
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
+	list := make([]*series, 0, len(sh.series))
 	for _, head := range sh.series {
 		for s := head; s != nil; s = s.next {
-			st := exportSeries(s)
+			list = append(list, s)
+		}
+	}
+	sh.mu.Unlock()
+	var st SeriesState // one allocation: st escapes into fn
+	for len(list) > 0 {
+		n := min(len(list), snapshotChunk)
+		sh.mu.Lock()
+		for _, s := range list[:n] {
+			st = exportSeries(s)
 			var id uint64
 			if s.anomalyOpen() {
 				id = s.an.id
 			}
 			fn(&st, id)
 		}
+		sh.mu.Unlock()
+		list = list[n:]
 	}
 }
+
+// snapshotChunk bounds the series SnapshotShard encodes per lock hold
+// (about 2 µs each).
+const snapshotChunk = 64
 
 // RestoreState is ImportState for a restart: an open anomaly keeps
 // anomalyID instead of getting a new one, so its close event carries the ID

@@ -76,7 +76,6 @@ type Manager struct {
 	mu      sync.Mutex // one checkpoint at a time; guards the buffers
 	recs    []byte     // one shard's records
 	ends    []int      // end offset of each record in recs
-	scratch []byte
 	partBuf []byte
 }
 
@@ -161,9 +160,10 @@ func (m *Manager) write() (st Stats, err error) {
 			_ = os.Remove(tmp)
 		}
 	}()
-	cw := &countingWriter{w: f}
-	w := bufio.NewWriterSize(cw, 1<<20)
-	if _, err := w.WriteString(magic); err != nil {
+	// Unbuffered: blocks are large enough that a buffer would only add a
+	// copy of every byte.
+	w := &countingWriter{w: f}
+	if _, err := io.WriteString(w, magic); err != nil {
 		return st, fmt.Errorf("cannot write checkpoint: %w", err)
 	}
 	md := meta{createdMs: m.now().UnixMilli(), lastAnomalyID: m.det.LastAnomalyID()}
@@ -174,10 +174,12 @@ func (m *Manager) write() (st Stats, err error) {
 	for i := range m.det.Shards() {
 		m.recs, m.ends = m.recs[:0], m.ends[:0]
 		m.det.SnapshotShard(i, func(s *detector.SeriesState, anomalyID uint64) {
-			m.scratch = binary.AppendUvarint(m.scratch[:0], anomalyID)
-			m.scratch, _ = s.AppendBinary(m.scratch) // never fails
-			m.recs = binary.AppendUvarint(m.recs, uint64(len(m.scratch)))
-			m.recs = append(m.recs, m.scratch...)
+			// The length goes before the record and is known after it: a
+			// fixed-size field, filled in, saves copying the record.
+			at := len(m.recs)
+			m.recs = binary.AppendUvarint(append(m.recs, 0, 0, 0, 0), anomalyID)
+			m.recs, _ = s.AppendBinary(m.recs) // never fails
+			binary.LittleEndian.PutUint32(m.recs[at:], uint32(len(m.recs)-at-4))
 			m.ends = append(m.ends, len(m.recs))
 		})
 		// The shard's lock is released: split into blocks and write.
@@ -204,9 +206,6 @@ func (m *Manager) write() (st Stats, err error) {
 	if err := writeBlock(w, kindEnd, 0, nil); err != nil {
 		return st, err
 	}
-	if err := w.Flush(); err != nil {
-		return st, fmt.Errorf("cannot write checkpoint: %w", err)
-	}
 	md.records = uint64(st.Series)
 	if _, err := f.WriteAt(appendBlock(nil, kindMeta, 1, md.payload()), int64(len(magic))); err != nil {
 		return st, fmt.Errorf("cannot write checkpoint: %w", err)
@@ -220,7 +219,7 @@ func (m *Manager) write() (st Stats, err error) {
 	if err := os.Rename(tmp, m.File()); err != nil {
 		return st, fmt.Errorf("cannot rename checkpoint into place: %w", err)
 	}
-	st.Bytes = cw.n
+	st.Bytes = w.n
 	// The rename is durable only once the directory is synced.
 	if err := syncDir(m.cfg.Path); err != nil {
 		return st, fmt.Errorf("cannot sync storage directory: %w", err)
@@ -286,9 +285,8 @@ type RestoreStats struct {
 // new sample. Anomaly IDs continue above the checkpoint's, and above the
 // start time in milliseconds × 1000, so IDs handed out after the last
 // checkpoint before a crash are not reused.
-func (m *Manager) Restore() (RestoreStats, error) {
+func (m *Manager) Restore() (rs RestoreStats, err error) {
 	start := m.now()
-	var rs RestoreStats
 	seed := uint64(max(start.UnixMilli(), 0)) * 1000
 	defer func() {
 		m.det.SeedAnomalyIDs(seed)
@@ -398,13 +396,13 @@ func stopReason(err error) string {
 func (m *Manager) restoreRecords(b block, st *detector.SeriesState, rs *RestoreStats, maxID *uint64) {
 	p := b.payload
 	seen := 0
-	for len(p) > 0 {
-		n, k := binary.Uvarint(p)
-		if k <= 0 || n > uint64(len(p)-k) {
+	for len(p) >= 4 {
+		n := binary.LittleEndian.Uint32(p)
+		if uint64(n) > uint64(len(p)-4) {
 			break
 		}
-		rec := p[k : k+int(n)]
-		p = p[k+int(n):]
+		rec := p[4 : 4+n]
+		p = p[4+n:]
 		seen++
 		id, k := binary.Uvarint(rec)
 		if k <= 0 {

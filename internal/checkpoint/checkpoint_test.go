@@ -296,7 +296,7 @@ func TestRestoreCountsUndecodableAndRejectedRecords(t *testing.T) {
 			rec = binary.AppendUvarint(nil, 0)
 			rec, _ = st.AppendBinary(rec)
 		}
-		recs = binary.AppendUvarint(recs, uint64(len(rec)))
+		recs = binary.LittleEndian.AppendUint32(recs, uint32(len(rec)))
 		recs = append(recs, rec...)
 		n++
 		return true

@@ -16,7 +16,7 @@ import (
 // The first block is the meta block (fixed-size payload, rewritten in place
 // once the totals are known): created unix ms i64, last anomaly ID u64,
 // series records u64. Series blocks hold up to maxBlockBytes of records,
-// each uvarint(length) followed by uvarint(open anomaly ID) and the series'
+// each a u32 length followed by uvarint(open anomaly ID) and the series'
 // SeriesState encoding, which carries its own format version: the
 // checkpoint never interprets it. Part blocks hold one named opaque part
 // (the API's anomaly store). An end block (empty) closes a complete file.
