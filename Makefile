@@ -142,11 +142,11 @@ bench: ort ## Go benchmarks of the hot paths.
 	$(GO) test -run '^$$' -bench . -benchmem ./remotewrite/ ./detector/... ./kafka/
 
 .PHONY: chromium
-chromium: ## Install Debian's chromium for the plugin's headless page check (root only; skipped otherwise).
+chromium: ## Install Debian's chromium for the plugin's headless page check (root only; make test fails without it).
 	@command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "chromium not installed and not root: the plugin's page check will be skipped"; fi; }
+	  else echo "chromium not installed and not root: install it (apt-get install chromium), or the plugin's page check fails under make test"; fi; }
 
 .PHONY: plugin
 plugin: ## Build the Grafana plugin (frontend + backend) into grafana-plugin/dist.
