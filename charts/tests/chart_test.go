@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -411,6 +412,7 @@ func checkWorkloads(t *testing.T, r rendered) {
 			_, hasWebConfig := arg(ctr, "--web.config.file")
 			assert.Equal(t, webTLS(r) || basicAuth(r), hasWebConfig, "%s: --web.config.file", where)
 			tls := webTLS(r)
+			checkStorage(t, w, ctr, target, claimTemplates)
 			checkProbe(t, where+" liveness", ctr.LivenessProbe, "/-/healthy", tls)
 			checkProbe(t, where+" readiness", ctr.ReadinessProbe, "/-/ready", tls)
 			checkProbe(t, where+" startup", ctr.StartupProbe, "/-/healthy", tls)
@@ -683,6 +685,42 @@ func kindsOf(r rendered) []string {
 	return ks
 }
 
+// checkStorage: a replica that scores keeps its checkpoints (--storage.path)
+// on the data volume, a PVC when persistence is on, checkpoints at a valid
+// interval, and is given time for the shutdown checkpoint.
+func checkStorage(t *testing.T, w workload, ctr corev1.Container, target string, claimTemplates map[string]bool) {
+	where := fmt.Sprintf("%s %s container %s", w.kind, w.name, ctr.Name)
+	sp, ok := arg(ctr, "--storage.path")
+	require.True(t, ok, "%s: --storage.path", where)
+	mounted := false
+	for _, m := range ctr.VolumeMounts {
+		if m.MountPath == sp {
+			mounted = m.Name == "data" && !m.ReadOnly
+		}
+	}
+	assert.True(t, mounted, "%s: --storage.path %s on the writable data volume", where, sp)
+	ci, hasInterval := arg(ctr, "--storage.checkpoint-interval")
+	if target == "receiver" {
+		assert.False(t, hasInterval, "%s: a receiver keeps no state", where)
+		return
+	}
+	d, err := time.ParseDuration(ci)
+	if assert.NoError(t, err, "%s: --storage.checkpoint-interval", where) {
+		assert.Positive(t, d, where)
+	}
+	if w.kind == "StatefulSet" && claimTemplates["data"] {
+		for _, v := range w.pod.Spec.Volumes {
+			assert.NotEqual(t, "data", v.Name, "%s: data is the PVC, not a pod volume", where)
+		}
+	}
+	grace := w.pod.Spec.TerminationGracePeriodSeconds
+	if assert.NotNil(t, grace, where) {
+		// 10 s of HTTP shutdown, the outputs' last sends (their timeouts),
+		// then a checkpoint of ~5 s at 1M series (docs/operations.md).
+		assert.GreaterOrEqual(t, *grace, int64(45), "%s: terminationGracePeriodSeconds covers the shutdown checkpoint", where)
+	}
+}
+
 func checkDefault(t *testing.T, r rendered) {
 	assert.Equal(t, []string{"ConfigMap=1", "Service=2", "ServiceAccount=1", "StatefulSet=1"}, kindsOf(r),
 		"optional objects are off by default")
@@ -694,6 +732,8 @@ func checkDefault(t *testing.T, r rendered) {
 	ctr := sts.Spec.Template.Spec.Containers[0]
 	sp, _ := arg(ctr, "--storage.path")
 	assert.Equal(t, "/data", sp)
+	ci, _ := arg(ctr, "--storage.checkpoint-interval")
+	assert.Equal(t, "5m", ci)
 	_, hasModelDir := arg(ctr, "--model.dir")
 	assert.False(t, hasModelDir, "embedded model by default")
 	assert.False(t, boolPtr(sts.Spec.Template.Spec.AutomountServiceAccountToken), "no API token without kubernetes.enabled")

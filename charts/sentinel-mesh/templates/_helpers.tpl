@@ -187,6 +187,9 @@ spec:
         - --config.file=/etc/sentinel-mesh/config/config.yaml
         - --web.listen-address=:{{ $root.Values.service.port }}
         - --storage.path=/data
+        {{- if ne .target "receiver" }}
+        - --storage.checkpoint-interval={{ $root.Values.storage.checkpointInterval }}
+        {{- end }}
         - --log.level={{ $root.Values.logLevel }}
         {{- if include "sentinel-mesh.webConfigEnabled" $root }}
         - --web.config.file=/etc/sentinel-mesh/web/web-config.yml
