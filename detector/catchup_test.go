@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sentinel-mesh/sentinel-mesh/internal/metrictest"
 )
 
 // calmWithSpike is n samples 15 s apart of a noisy level with one spike at
@@ -59,27 +61,13 @@ func runUntilDrained(t *testing.T, d *Detector) {
 
 type scoreTally struct{ scored, warmup, lag float64 }
 
-func tally(reg *prometheus.Registry) scoreTally {
-	var st scoreTally
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			switch mf.GetName() {
-			case "sentinel_mesh_samples_scored_total":
-				st.scored = m.GetCounter().GetValue()
-			case "sentinel_mesh_samples_unscored_total":
-				for _, l := range m.GetLabel() {
-					switch l.GetValue() {
-					case "warmup":
-						st.warmup = m.GetCounter().GetValue()
-					case "inference_lag":
-						st.lag = m.GetCounter().GetValue()
-					}
-				}
-			}
-		}
+func tally(t *testing.T, reg *prometheus.Registry) scoreTally {
+	t.Helper()
+	return scoreTally{
+		scored: metrictest.Value(t, reg, "sentinel_mesh_samples_scored_total"),
+		warmup: metrictest.Value(t, reg, "sentinel_mesh_samples_unscored_total", "reason", "warmup"),
+		lag:    metrictest.Value(t, reg, "sentinel_mesh_samples_unscored_total", "reason", "inference_lag"),
 	}
-	return st
 }
 
 // Samples of one series appended back to back, far faster than one
@@ -115,12 +103,12 @@ func TestCatchUpScoresEverySampleInOrder(t *testing.T) {
 			}
 			runUntilDrained(t, d)
 
-			got := tally(reg)
+			got := tally(t, reg)
 			// Every accepted sample after the first window is scored, in
 			// warm-up, or counted as left unscored: none goes missing.
 			require.Equal(t, float64(n-w), got.scored+got.warmup+got.lag, "%+v", got)
 			require.Equal(t, tc.wantLag, got.lag > 0, "%+v", got)
-			require.Zero(t, gaugeVal(t, reg, "sentinel_mesh_catch_up_backlog_samples"))
+			require.Zero(t, metrictest.RequireValue(t, reg, "sentinel_mesh_catch_up_backlog_samples"))
 
 			var ts []int64
 			d.ResultsSince(func(uint64) int64 { return 0 }, func(_ uint64, r *Result) bool {
@@ -161,7 +149,7 @@ func TestCatchUpStaleMarkerInBacklog(t *testing.T) {
 	st := d.Append("", ls, batch)
 	require.Equal(t, AppendStats{Accepted: 500, Stale: 1}, st)
 	runUntilDrained(t, d)
-	got := tally(reg)
+	got := tally(t, reg)
 	require.Equal(t, scoreTally{scored: got.scored, warmup: got.warmup}, got, "nothing left unscored")
 	require.Equal(t, float64(200-w+300-w), got.scored+got.warmup)
 }
@@ -201,7 +189,7 @@ func TestTenantSeriesLimit(t *testing.T) {
 		require.Equal(t, AppendStats{Accepted: 1}, st)
 	}
 	require.Equal(t, 5.0, testutil.ToFloat64(d.tm.dropped.WithLabelValues("noisy", "series_limit")))
-	require.Equal(t, 5.0, counterVal(t, reg, "sentinel_mesh_samples_dropped_total", "reason", "tenant_series_limit"))
+	require.Equal(t, 5.0, metrictest.Value(t, reg, "sentinel_mesh_samples_dropped_total", "reason", "tenant_series_limit"))
 
 	series := map[string]float64{}
 	mfs, err := reg.Gather()
@@ -218,33 +206,6 @@ func TestTenantSeriesLimit(t *testing.T) {
 	// Idle series expire; the tenant may then create new ones.
 	d.Expire(time.Now().Add(time.Hour))
 	require.Equal(t, AppendStats{Accepted: 1}, d.Append("noisy", lbls("__name__", "y"), smp))
-}
-
-func counterVal(t *testing.T, reg *prometheus.Registry, name string, kv ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i < len(kv); i += 2 {
-				found := false
-				for _, l := range m.GetLabel() {
-					if l.GetName() == kv[i] && l.GetValue() == kv[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
 }
 
 // Appends from many goroutines while the scheduler catches up, for the
@@ -268,20 +229,7 @@ func TestCatchUpConcurrentAppends(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 	runUntilDrained(t, d)
-	got := tally(reg)
+	got := tally(t, reg)
 	require.Equal(t, float64(4*(1000-16)), got.scored+got.warmup+got.lag)
 	require.Zero(t, got.lag)
-}
-
-func gaugeVal(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
 }

@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sentinel-mesh/sentinel-mesh/detector"
+	"github.com/sentinel-mesh/sentinel-mesh/internal/metrictest"
 )
 
 const backfillMetric = "e2e_backfill"
@@ -50,41 +50,6 @@ func pushRW(t *testing.T, url string, smps map[string][]prompb.Sample) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	require.Equal(t, http.StatusNoContent, resp.StatusCode, "remote-write to %s: %s", url, body)
-}
-
-// metricValue sums the samples of a metric family from a registry; labels
-// must match exactly the given pairs (a subset of the metric's labels).
-func metricValue(t *testing.T, reg prometheus.Gatherer, name string, lbls map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			for k, v := range lbls {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == k && lp.GetValue() == v {
-						found = true
-					}
-				}
-				if !found {
-					continue metric
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				sum += m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				sum += m.GetGauge().GetValue()
-			}
-		}
-	}
-	return sum
 }
 
 func latestResult(d *detector.Detector, tenant, series string) (detector.Result, bool) {
@@ -179,13 +144,13 @@ backfill:
 			_, controlURL := startSentinel(t, "detector:\n  batch_interval: 20ms\n")
 			reg, det := app.Registry(), app.Detector()
 
-			installed := map[string]string{"outcome": "installed"}
+			installed := []string{"outcome", "installed"}
 			if tc.startup {
 				waitFor(t, 60*time.Second, func() bool {
-					return metricValue(t, reg, "sentinel_mesh_backfill_startup_completed", nil) == 1
+					return metrictest.Value(t, reg, "sentinel_mesh_backfill_startup_completed") == 1
 				})
-				require.Equal(t, 1.0, metricValue(t, reg, "sentinel_mesh_backfill_series_total", installed))
-				require.Equal(t, 1440.0, metricValue(t, reg, "sentinel_mesh_backfill_samples_total", nil))
+				require.Equal(t, 1.0, metrictest.Value(t, reg, "sentinel_mesh_backfill_series_total", installed...))
+				require.Equal(t, 1440.0, metrictest.Value(t, reg, "sentinel_mesh_backfill_samples_total"))
 				require.Equal(t, 1, det.NumSeries())
 			}
 
@@ -205,9 +170,9 @@ backfill:
 			})
 			r, _ := latestResult(det, "default", series)
 			require.Less(t, r.Score, 0.5, "a calm first sample scores low: %+v", r)
-			require.Equal(t, 1.0, metricValue(t, reg, "sentinel_mesh_backfill_series_total", installed))
-			require.Equal(t, 1.0, metricValue(t, reg, "sentinel_mesh_samples_scored_total", nil))
-			require.Equal(t, 0.0, metricValue(t, reg, "sentinel_mesh_samples_unscored_total", map[string]string{"reason": "warmup"}))
+			require.Equal(t, 1.0, metrictest.Value(t, reg, "sentinel_mesh_backfill_series_total", installed...))
+			require.Equal(t, 1.0, metrictest.Value(t, reg, "sentinel_mesh_samples_scored_total"))
+			require.Equal(t, 0.0, metrictest.Value(t, reg, "sentinel_mesh_samples_unscored_total", "reason", "warmup"))
 
 			// Three calm samples, then a spike.
 			ts := first
@@ -222,8 +187,8 @@ backfill:
 			r, _ = latestResult(det, "default", series)
 			require.Greater(t, r.Score, 0.9, "%+v", r)
 			require.True(t, r.Anomalous)
-			require.Equal(t, 1.0, metricValue(t, reg, "sentinel_mesh_anomalies_open", nil))
-			require.Equal(t, 5.0, metricValue(t, reg, "sentinel_mesh_samples_scored_total", nil))
+			require.Equal(t, 1.0, metrictest.Value(t, reg, "sentinel_mesh_anomalies_open"))
+			require.Equal(t, 5.0, metrictest.Value(t, reg, "sentinel_mesh_samples_scored_total"))
 
 			// Without backfill the same five samples are not even predicted.
 			require.Eventually(t, func() bool {

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
@@ -27,6 +29,7 @@ import (
 
 	"github.com/sentinel-mesh/sentinel-mesh/exporter"
 	"github.com/sentinel-mesh/sentinel-mesh/internal/checkpoint"
+	"github.com/sentinel-mesh/sentinel-mesh/internal/metrictest"
 )
 
 // The tests in this file run the built sentinel-mesh binary as a process
@@ -130,44 +133,29 @@ func (p *proc) stop() error {
 	}
 }
 
-// metric returns the sum of the samples of a metric family whose labels
-// include match.
-func (p *proc) metric(name string, match map[string]string) float64 {
+// metric returns the sum of the samples of metric name in the process's
+// /metrics whose labels include the name/value pairs kv.
+func (p *proc) metric(name string, kv ...string) float64 {
 	p.t.Helper()
+	return metrictest.Value(p.t, prometheus.GathererFunc(p.scrape), name, kv...)
+}
+
+func (p *proc) scrape() ([]*dto.MetricFamily, error) {
 	resp, err := http.Get(p.url + "/metrics")
-	require.NoError(p.t, err)
+	if err != nil {
+		return nil, fmt.Errorf("cannot scrape %s/metrics: %w", p.url, err)
+	}
 	defer resp.Body.Close()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := parser.TextToMetricFamilies(resp.Body)
-	require.NoError(p.t, err)
-	sum := 0.0
-	fam, ok := fams[name]
-	if !ok {
-		return 0
+	if err != nil {
+		return nil, fmt.Errorf("cannot parse %s/metrics: %w", p.url, err)
 	}
-next:
-	for _, m := range fam.GetMetric() {
-		for k, v := range match {
-			found := false
-			for _, l := range m.GetLabel() {
-				if l.GetName() == k && l.GetValue() == v {
-					found = true
-				}
-			}
-			if !found {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			sum += m.GetCounter().GetValue()
-		case m.Gauge != nil:
-			sum += m.GetGauge().GetValue()
-		case m.Untyped != nil:
-			sum += m.GetUntyped().GetValue()
-		}
+	out := make([]*dto.MetricFamily, 0, len(fams))
+	for _, f := range fams {
+		out = append(out, f)
 	}
-	return sum
+	return out, nil
 }
 
 // fleetSender pushes one remote-write 1.0 request per round holding one
@@ -357,13 +345,13 @@ func TestRestartAfterKillIsWarmAndKeepsOpenAnomalies(t *testing.T) {
 	opened := time.Now()
 	// Mid-stream: samples keep coming until after a checkpoint that
 	// holds the open anomaly has completed, then SIGKILL.
-	for p1.metric("sentinel_mesh_checkpoint_last_success_timestamp_seconds", nil) < float64(opened.UnixMilli())/1000+0.05 {
+	for p1.metric("sentinel_mesh_checkpoint_last_success_timestamp_seconds") < float64(opened.UnixMilli())/1000+0.05 {
 		pace(p1.url, 1)
 	}
 	for range 5 {
 		pace(p1.url, 1)
 	}
-	scoredBefore := p1.metric("sentinel_mesh_samples_scored_total", nil)
+	scoredBefore := p1.metric("sentinel_mesh_samples_scored_total")
 	require.Positive(t, scoredBefore)
 	killedAt := time.Now()
 	p1.kill9()
@@ -378,14 +366,14 @@ func TestRestartAfterKillIsWarmAndKeepsOpenAnomalies(t *testing.T) {
 	lost := killedAt.Sub(writtenAt)
 	t.Logf("state lost to kill -9: %s of samples (checkpoint interval %s)", lost.Round(time.Millisecond), interval)
 	require.Less(t, lost, interval+500*time.Millisecond, "at most one checkpoint interval (plus a checkpoint's duration) lost")
-	require.Equal(t, float64(series), p2.metric("sentinel_mesh_checkpoint_series_restored_total", nil))
+	require.Equal(t, float64(series), p2.metric("sentinel_mesh_checkpoint_series_restored_total"))
 
 	// Warm at once: the first new sample of every series is scored.
 	pace(p2.url, 1)
-	waitFor(t, 5*time.Second, func() bool { return p2.metric("sentinel_mesh_samples_scored_total", nil) == series })
-	require.Zero(t, p2.metric("sentinel_mesh_samples_unscored_total", map[string]string{"reason": "warmup"}))
-	require.Zero(t, p2.metric("sentinel_mesh_samples_unscored_total", map[string]string{"reason": "inference_lag"}))
-	require.Equal(t, 1.0, p2.metric("sentinel_mesh_anomalies_open", nil))
+	waitFor(t, 5*time.Second, func() bool { return p2.metric("sentinel_mesh_samples_scored_total") == series })
+	require.Zero(t, p2.metric("sentinel_mesh_samples_unscored_total", "reason", "warmup"))
+	require.Zero(t, p2.metric("sentinel_mesh_samples_unscored_total", "reason", "inference_lag"))
+	require.Equal(t, 1.0, p2.metric("sentinel_mesh_anomalies_open"))
 
 	// The API's anomaly store came back with the open anomaly.
 	resp, err := http.Get(p2.url + "/api/v1/anomalies?state=open")
@@ -502,11 +490,11 @@ func TestRestartFromDamagedCheckpoint(t *testing.T) {
 			require.Positive(t, restored, "the intact part is restored")
 			require.Positive(t, skipped, "the damaged part is skipped")
 			require.Equal(t, series, restored+skipped, "every series is restored or counted")
-			require.Equal(t, float64(skipped), p2.metric("sentinel_mesh_checkpoint_records_skipped_total", map[string]string{"reason": "damaged"}))
-			require.Equal(t, float64(restored), p2.metric("sentinel_mesh_series_active", nil))
+			require.Equal(t, float64(skipped), p2.metric("sentinel_mesh_checkpoint_records_skipped_total", "reason", "damaged"))
+			require.Equal(t, float64(restored), p2.metric("sentinel_mesh_series_active"))
 			// The server runs: new samples are taken and scored.
 			snd.send(p2.url, 1)
-			waitFor(t, 5*time.Second, func() bool { return p2.metric("sentinel_mesh_samples_scored_total", nil) >= float64(restored) })
+			waitFor(t, 5*time.Second, func() bool { return p2.metric("sentinel_mesh_samples_scored_total") >= float64(restored) })
 			require.NoError(t, p2.stop())
 		})
 	}
@@ -525,9 +513,9 @@ func TestUnwritableStorageKeepsScoring(t *testing.T) {
 		require.True(t, snd.send(p.url, 1), "ingest goes on")
 		time.Sleep(10 * time.Millisecond)
 	}
-	waitFor(t, 5*time.Second, func() bool { return p.metric("sentinel_mesh_samples_scored_total", nil) > 0 })
-	require.Positive(t, p.metric("sentinel_mesh_checkpoint_failures_total", nil))
-	require.Zero(t, p.metric("sentinel_mesh_checkpoint_last_success_timestamp_seconds", nil))
+	waitFor(t, 5*time.Second, func() bool { return p.metric("sentinel_mesh_samples_scored_total") > 0 })
+	require.Positive(t, p.metric("sentinel_mesh_checkpoint_failures_total"))
+	require.Zero(t, p.metric("sentinel_mesh_checkpoint_last_success_timestamp_seconds"))
 	require.NotEmpty(t, p.logs.lines("cannot write checkpoint"))
 	require.NotEmpty(t, p.logs.lines("cannot open checkpoint; starting empty"))
 	require.NoError(t, p.stop())

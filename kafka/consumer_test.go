@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sentinel-mesh/sentinel-mesh/detector"
+	"github.com/sentinel-mesh/sentinel-mesh/internal/metrictest"
 )
 
 func TestConsumerFormatsAndBadRecords(t *testing.T) {
@@ -163,10 +164,10 @@ func TestConsumerScoresEverySampleWhenCatchingUp(t *testing.T) {
 	_, stop := startConsumer(t, cfg, target, NewMetrics(nil))
 	defer stop()
 	waitFor(t, 20*time.Second, "the backlog to be consumed", func() bool { return target.samples() == series*steps+3 })
-	unscored := gatheredValue(t, reg, "sentinel_mesh_samples_unscored_total", map[string]string{"reason": "inference_lag"})
+	unscored := metrictest.Value(t, reg, "sentinel_mesh_samples_unscored_total", "reason", "inference_lag")
 	require.Zero(t, unscored, "every sample after the first full window is scored")
 	// Window 8: samples 9.. of each series are scored, the first of them as
 	// warm-up.
-	warmup := gatheredValue(t, reg, "sentinel_mesh_samples_unscored_total", map[string]string{"reason": "warmup"})
-	require.Equal(t, float64(series*(steps-8)+3), gatheredValue(t, reg, "sentinel_mesh_samples_scored_total", nil)+warmup)
+	warmup := metrictest.Value(t, reg, "sentinel_mesh_samples_unscored_total", "reason", "warmup")
+	require.Equal(t, float64(series*(steps-8)+3), metrictest.Value(t, reg, "sentinel_mesh_samples_scored_total")+warmup)
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/sentinel-mesh/sentinel-mesh/detector"
 	"github.com/sentinel-mesh/sentinel-mesh/detector/onnxmodel"
+	"github.com/sentinel-mesh/sentinel-mesh/internal/metrictest"
 	"github.com/sentinel-mesh/sentinel-mesh/remotewrite"
 )
 
@@ -235,7 +236,7 @@ func runEndToEnd(b *testing.B, load *e2eLoad, path, model string, partitions int
 		load.send(b, url, step, step+1)
 		drain(load.samples(0, step+1))
 	}
-	scored0 := gatheredValue(b, reg, "sentinel_mesh_samples_scored_total", nil)
+	scored0 := metrictest.Value(b, reg, "sentinel_mesh_samples_scored_total")
 
 	total := load.samples(warmupSteps, load.perSender)
 	b.ResetTimer()
@@ -257,7 +258,7 @@ func runEndToEnd(b *testing.B, load *e2eLoad, path, model string, partitions int
 	if n := d.NumSeries(); n != load.series*load.senders {
 		b.Fatalf("detector tracks %d series, want %d", n, load.series*load.senders)
 	}
-	scored := gatheredValue(b, reg, "sentinel_mesh_samples_scored_total", nil) - scored0
+	scored := metrictest.Value(b, reg, "sentinel_mesh_samples_scored_total") - scored0
 	b.ReportMetric(float64(total)/elapsed.Seconds(), "samples/s")
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(total), "ns/sample")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(total), "cpu-ns/sample")

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sentinel-mesh/sentinel-mesh/detector"
+	"github.com/sentinel-mesh/sentinel-mesh/internal/metrictest"
 )
 
 func produceSteps(t testing.TB, p *Producer, series, from, to int, t0 int64) {
@@ -98,36 +99,6 @@ func resultOf(d *detector.Detector, tenant string, ls detector.Labels) (detector
 		return true
 	})
 	return out, found
-}
-
-// gatheredValue returns the value of the metric family name with the label
-// pairs of match (0 if absent).
-func gatheredValue(t testing.TB, g prometheus.Gatherer, name string, match map[string]string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := match[lp.GetName()]; ok && v != lp.GetValue() {
-					continue next
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return 0
 }
 
 // Two replicas share the partitions; one is killed mid-stream; the other
@@ -218,7 +189,7 @@ func TestFailoverRestoresStateWithoutLoss(t *testing.T) {
 	if cold > 0 || warm < series {
 		t.Errorf("restored series scored at their first new sample: %d, not scored: %d %v; want all (>= %d)", warm, cold, coldKeys, series)
 	}
-	if got := gatheredValue(t, regB, "sentinel_mesh_samples_unscored_total", map[string]string{"reason": "warmup"}); got != 0 {
+	if got := metrictest.Value(t, regB, "sentinel_mesh_samples_unscored_total", "reason", "warmup"); got != 0 {
 		t.Errorf("B scored %v samples in warm-up, want 0", got)
 	}
 	// Every series has a recent result: scored during phase 3, which is

@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sentinel-mesh/sentinel-mesh/detector"
+	"github.com/sentinel-mesh/sentinel-mesh/internal/metrictest"
 )
 
 func TestHandlerV1Valid(t *testing.T) {
@@ -43,8 +44,8 @@ func TestHandlerV1Valid(t *testing.T) {
 		{Tenant: "team-a", Labels: dl("__name__", "temp", "zone", "eu"), Samples: ds(1000, 21.5)},
 	}
 	require.Empty(t, cmp.Diff(want, app.Calls()))
-	require.Equal(t, 3.0, counterValue(t, reg, "sentinel_mesh_remote_write_samples_received_total", "version", "1"))
-	require.Equal(t, 1.0, counterValue(t, reg, "sentinel_mesh_remote_write_requests_total", "version", "1", "code", "204"))
+	require.Equal(t, 3.0, metrictest.Value(t, reg, "sentinel_mesh_remote_write_samples_received_total", "version", "1"))
+	require.Equal(t, 1.0, metrictest.Value(t, reg, "sentinel_mesh_remote_write_requests_total", "version", "1", "code", "204"))
 }
 
 func TestHandlerV2Valid(t *testing.T) {
@@ -68,7 +69,7 @@ func TestHandlerV2Valid(t *testing.T) {
 		{Tenant: "default", Labels: dl("__name__", "rps", "job", "api"), Samples: ds(1000, 7, 2000, 8)},
 	}
 	require.Empty(t, cmp.Diff(want, app.Calls()))
-	require.Equal(t, 1.0, counterValue(t, reg, "sentinel_mesh_remote_write_exemplars_ignored_total"))
+	require.Equal(t, 1.0, metrictest.Value(t, reg, "sentinel_mesh_remote_write_exemplars_ignored_total"))
 }
 
 // TestHandlerRequestErrors covers whole-request failures: each gets a clear
@@ -152,7 +153,7 @@ func TestHandlerRequestErrors(t *testing.T) {
 			require.Equal(t, tc.wantCode, rec.Code, rec.Body.String())
 			require.Contains(t, rec.Body.String(), tc.wantMsg)
 			require.Empty(t, app.Calls())
-			require.Equal(t, 1.0, counterValue(t, reg, "sentinel_mesh_remote_write_requests_total", "version", tc.wantVer, "code", strconv.Itoa(tc.wantCode)))
+			require.Equal(t, 1.0, metrictest.Value(t, reg, "sentinel_mesh_remote_write_requests_total", "version", tc.wantVer, "code", strconv.Itoa(tc.wantCode)))
 			if tc.wantVer == "2" {
 				require.Equal(t, "0", rec.Header().Get(HeaderSamplesWritten))
 			}
@@ -234,9 +235,9 @@ func TestHandlerInvalidSeries(t *testing.T) {
 				if ver == "v2" {
 					require.Equal(t, "1", rec.Header().Get(HeaderSamplesWritten))
 				}
-				require.Equal(t, 1.0, counterValue(t, reg, "sentinel_mesh_remote_write_series_invalid_total", "reason", tc.reason.String()))
-				require.Equal(t, 1.0, counterValue(t, reg, "sentinel_mesh_remote_write_samples_dropped_total", "reason", "invalid_series"))
-				require.Equal(t, 1.0, counterValue(t, reg, "sentinel_mesh_remote_write_requests_total", "code", "400"))
+				require.Equal(t, 1.0, metrictest.Value(t, reg, "sentinel_mesh_remote_write_series_invalid_total", "reason", tc.reason.String()))
+				require.Equal(t, 1.0, metrictest.Value(t, reg, "sentinel_mesh_remote_write_samples_dropped_total", "reason", "invalid_series"))
+				require.Equal(t, 1.0, metrictest.Value(t, reg, "sentinel_mesh_remote_write_requests_total", "code", "400"))
 			})
 		}
 	}
@@ -255,7 +256,7 @@ func TestHandlerManyProblemsListsFirstFew(t *testing.T) {
 	body := rec.Body.String()
 	require.Contains(t, body, "51 of 51 series invalid (missing_metric_name: 1, unsorted_labels: 50)")
 	require.Equal(t, DefaultMaxErrorsInResponse, strings.Count(body, "\ninvalid series "))
-	require.Equal(t, 50.0, counterValue(t, reg, "sentinel_mesh_remote_write_series_invalid_total", "reason", "unsorted_labels"))
+	require.Equal(t, 50.0, metrictest.Value(t, reg, "sentinel_mesh_remote_write_series_invalid_total", "reason", "unsorted_labels"))
 }
 
 func TestHandlerHistograms(t *testing.T) {
@@ -278,8 +279,8 @@ func TestHandlerHistograms(t *testing.T) {
 		require.Equal(t, "1", rec.Header().Get(HeaderSamplesWritten))
 		require.Equal(t, "0", rec.Header().Get(HeaderHistogramsWritten))
 		require.Len(t, app.Calls(), 1, "the float series is still appended")
-		require.Equal(t, 2.0, counterValue(t, reg, "sentinel_mesh_remote_write_samples_dropped_total", "reason", "histogram"))
-		require.Equal(t, 3.0, counterValue(t, reg, "sentinel_mesh_remote_write_samples_received_total", "version", "2"))
+		require.Equal(t, 2.0, metrictest.Value(t, reg, "sentinel_mesh_remote_write_samples_dropped_total", "reason", "histogram"))
+		require.Equal(t, 3.0, metrictest.Value(t, reg, "sentinel_mesh_remote_write_samples_received_total", "version", "2"))
 	})
 	t.Run("accepted and ignored", func(t *testing.T) {
 		app := &recordingAppender{}
@@ -289,7 +290,7 @@ func TestHandlerHistograms(t *testing.T) {
 		rec := post(t, h, ctV2, build(t))
 		require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
 		require.Equal(t, "2", rec.Header().Get(HeaderHistogramsWritten))
-		require.Equal(t, 2.0, counterValue(t, reg, "sentinel_mesh_remote_write_samples_dropped_total", "reason", "histogram_ignored"))
+		require.Equal(t, 2.0, metrictest.Value(t, reg, "sentinel_mesh_remote_write_samples_dropped_total", "reason", "histogram_ignored"))
 	})
 	t.Run("v1 histograms rejected", func(t *testing.T) {
 		app := &recordingAppender{}
@@ -492,5 +493,5 @@ func TestHandlerMaxConcurrentRequests(t *testing.T) {
 
 	close(app.release)
 	require.Equal(t, http.StatusNoContent, <-first)
-	require.Equal(t, 1.0, counterValue(t, reg, "sentinel_mesh_remote_write_requests_total", "code", "503"))
+	require.Equal(t, 1.0, metrictest.Value(t, reg, "sentinel_mesh_remote_write_requests_total", "code", "503"))
 }

@@ -160,33 +160,6 @@ func post(t testing.TB, h http.Handler, contentType string, body []byte, hdr ...
 
 func snap(b []byte) []byte { return snappy.Encode(nil, b) }
 
-func counterValue(t testing.TB, reg *prometheus.Registry, name string, kv ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i < len(kv); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == kv[i] && lp.GetValue() == kv[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue metric
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
-}
-
 // dl builds detector labels from name/value pairs.
 func dl(kv ...string) detector.Labels {
 	out := make(detector.Labels, 0, len(kv)/2)

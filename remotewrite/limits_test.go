@@ -6,18 +6,17 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sentinel-mesh/sentinel-mesh/detector"
 	"github.com/sentinel-mesh/sentinel-mesh/detector/onnxmodel"
+	"github.com/sentinel-mesh/sentinel-mesh/internal/metrictest"
 	"github.com/sentinel-mesh/sentinel-mesh/limits"
 )
 
@@ -68,33 +67,12 @@ func liveDetector(t *testing.T, dcfg detector.Config, hcfg Config, sinks ...dete
 	return d, h, reg
 }
 
-func gauge(t *testing.T, reg *prometheus.Registry, name string, kv ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i < len(kv); i += 2 {
-				if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == kv[i] && l.GetValue() == kv[i+1] }) {
-					continue next
-				}
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
-}
-
 // scoreCounts reads scored + warm-up (every sample compared with a
 // prediction) and inference_lag (left unscored).
 func scoreCounts(t *testing.T, reg *prometheus.Registry) (compared, lag float64) {
-	compared = counterValue(t, reg, "sentinel_mesh_samples_scored_total") +
-		counterValue(t, reg, "sentinel_mesh_samples_unscored_total", "reason", "warmup")
-	return compared, counterValue(t, reg, "sentinel_mesh_samples_unscored_total", "reason", "inference_lag")
+	compared = metrictest.Value(t, reg, "sentinel_mesh_samples_scored_total") +
+		metrictest.Value(t, reg, "sentinel_mesh_samples_unscored_total", "reason", "warmup")
+	return compared, metrictest.Value(t, reg, "sentinel_mesh_samples_unscored_total", "reason", "inference_lag")
 }
 
 // A 5,000-sample series with a spike, sent back to back in requests of 500
@@ -147,7 +125,7 @@ func TestBackToBackReplayScoresEverySample(t *testing.T) {
 			require.Zero(t, lag)
 			require.Equal(t, float64(n-w), compared)
 			require.Contains(t, events.opens(), samples[spike].Timestamp, "the anomaly opens at the spike")
-			require.Zero(t, gauge(t, reg, "sentinel_mesh_catch_up_backlog_samples"))
+			require.Zero(t, metrictest.RequireValue(t, reg, "sentinel_mesh_catch_up_backlog_samples"))
 		})
 	}
 }
@@ -185,15 +163,15 @@ func TestTenantLimitsIsolateTenants(t *testing.T) {
 	rec := post(t, h, ctV1, request(20, 40, t0), "X-Scope-OrgID", "noisy")
 	require.Equal(t, http.StatusBadRequest, rec.Code)
 	require.Contains(t, rec.Body.String(), `600 samples of new series refused: tenant "noisy" holds its limit of 5 series (limits.max_series)`)
-	require.Equal(t, 5.0, gauge(t, reg, "sentinel_mesh_tenant_series", "tenant", "noisy"))
-	require.Equal(t, 600.0, counterValue(t, reg, "sentinel_mesh_tenant_samples_dropped_total", "tenant", "noisy", "reason", "series_limit"))
+	require.Equal(t, 5.0, metrictest.Value(t, reg, "sentinel_mesh_tenant_series", "tenant", "noisy"))
+	require.Equal(t, 600.0, metrictest.Value(t, reg, "sentinel_mesh_tenant_samples_dropped_total", "tenant", "noisy", "reason", "series_limit"))
 
 	// The bucket holds 200 samples now: the next 800 are refused whole.
 	rec = post(t, h, ctV1, request(20, 40, t0+40*15_000), "X-Scope-OrgID", "noisy")
 	require.Equal(t, http.StatusTooManyRequests, rec.Code)
 	require.Contains(t, rec.Body.String(), `tenant "noisy" exceeds its ingestion rate limit of 100 samples/s with a burst of 1000`)
 	require.NotEmpty(t, rec.Header().Get("Retry-After"))
-	require.Equal(t, 800.0, counterValue(t, reg, "sentinel_mesh_remote_write_tenant_samples_rate_limited_total", "tenant", "noisy"))
+	require.Equal(t, 800.0, metrictest.Value(t, reg, "sentinel_mesh_remote_write_tenant_samples_rate_limited_total", "tenant", "noisy"))
 
 	// The other tenant creates its 15 series (the 20 left by detector.max_series
 	// less noisy's 5), 200 samples each, back to back, and every one is scored.
@@ -201,7 +179,7 @@ func TestTenantLimitsIsolateTenants(t *testing.T) {
 		rec = post(t, h, ctV1, request(15, 50, t0+int64(i)*50*15_000), "X-Scope-OrgID", "quiet")
 		require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
 	}
-	require.Equal(t, 15.0, gauge(t, reg, "sentinel_mesh_tenant_series", "tenant", "quiet"))
+	require.Equal(t, 15.0, metrictest.Value(t, reg, "sentinel_mesh_tenant_series", "tenant", "quiet"))
 	require.Eventually(t, func() bool {
 		scored := 0
 		d.Results(func(r *detector.Result) bool {
@@ -215,6 +193,6 @@ func TestTenantLimitsIsolateTenants(t *testing.T) {
 	compared, lag := scoreCounts(t, reg)
 	require.Zero(t, lag)
 	require.Equal(t, float64(15*(200-w)+5*(40-w)), compared)
-	require.Zero(t, counterValue(t, reg, "sentinel_mesh_remote_write_tenant_samples_rate_limited_total", "tenant", "quiet"))
-	require.Zero(t, counterValue(t, reg, "sentinel_mesh_tenant_samples_dropped_total", "tenant", "quiet", "reason", "series_limit"))
+	require.Zero(t, metrictest.Value(t, reg, "sentinel_mesh_remote_write_tenant_samples_rate_limited_total", "tenant", "quiet"))
+	require.Zero(t, metrictest.Value(t, reg, "sentinel_mesh_tenant_samples_dropped_total", "tenant", "quiet", "reason", "series_limit"))
 }
