@@ -35,7 +35,7 @@ type Config struct {
 	// equal to it turns hysteresis off.
 	AnomalyCloseBelow float64 `yaml:"anomaly_close_below"`
 	// HistoryPoints is how many recent results a series keeps for the API
-	// once it has had an anomaly (24 bytes per point); 0 turns history off.
+	// once it has had an anomaly (32 bytes per point); 0 turns history off.
 	HistoryPoints int `yaml:"history_points"`
 	// Selectors are PromQL series selectors; a series is scored when any of
 	// them matches. Empty selects every series. Parsed by the caller into

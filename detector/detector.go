@@ -45,7 +45,7 @@ type modelState struct {
 type Detector struct {
 	cfg     Config
 	gates   []deviationGate // detector.scoring's, then deviation_overrides'
-	zThr    float64
+	bandZ   bandZ
 	logger  *slog.Logger
 	metrics *metrics
 	sinks   []EventSink
@@ -84,7 +84,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, sinks ...Ev
 	d := &Detector{
 		cfg:    cfg,
 		gates:  cfg.deviationGates(),
-		zThr:   cfg.Scoring.zAtThreshold(),
+		bandZ:  cfg.Scoring.bandZ(),
 		logger: logger,
 		sinks:  sinks,
 	}
@@ -358,17 +358,17 @@ func (d *Detector) score(s *series, smp Sample, gapMs int64, ms *modelState, cou
 	cfg := &d.cfg.Scoring
 	dev, e, gated := d.deviation(s, smp)
 	// Bounds come from the calibration before this sample updates it.
-	half := s.cal.halfWidth(cfg, d.zThr) * s.predScale
+	lower, upper := s.cal.bounds(cfg, d.bandZ, s.pred, s.predScale)
 	score, warm := s.cal.observe(cfg, e, smp.Value, smp.TimestampMs, gapMs, gated)
 	if !gated {
 		// A deviation the knobs ignore never opens an anomaly.
 		score = min(score, cfg.Threshold*0.99)
 	}
-	s.score, s.expected, s.lower, s.upper, s.scoredTs = score, s.pred, s.pred-half, s.pred+half, smp.TimestampMs
+	s.score, s.expected, s.lower, s.upper, s.scoredTs = score, s.pred, lower, upper, smp.TimestampMs
 	if score >= cfg.Threshold && s.an == nil {
 		s.an = d.newAnomalyState()
 	}
-	s.record(historyPoint{ts: smp.TimestampMs, value: float32(smp.Value), expected: float32(s.pred), half: float32(half), score: float32(score)})
+	s.record(historyPoint{ts: smp.TimestampMs, value: float32(smp.Value), expected: float32(s.pred), lower: float32(lower), upper: float32(upper), score: float32(score)})
 	// A warm-up score is a placeholder, not a comparison the model can stand
 	// behind: count it as unscored only.
 	if warm {

@@ -41,11 +41,10 @@ func (d *Detector) ResultsSince(cursor func(id uint64) int64, fn func(id uint64,
 					if p.ts <= since || p.ts >= s.scoredTs {
 						continue
 					}
-					e, h := float64(p.expected), float64(p.half)
 					r = Result{
 						Tenant: s.tenant, Labels: s.labels, TimestampMs: p.ts,
-						Value: float64(p.value), Score: float64(p.score), Expected: e,
-						Lower: e - h, Upper: e + h, Anomalous: anomalous,
+						Value: float64(p.value), Score: float64(p.score), Expected: float64(p.expected),
+						Lower: float64(p.lower), Upper: float64(p.upper), Anomalous: anomalous,
 					}
 					if !fn(s.hash, &r) {
 						sh.mu.Unlock()
@@ -156,8 +155,7 @@ func (d *Detector) Recent(sel Selector, tenant string, fromMs, toMs int64, fn fu
 					if p.ts < fromMs || p.ts > toMs || p.ts >= s.scoredTs {
 						continue
 					}
-					e, h := float64(p.expected), float64(p.half)
-					pts = append(pts, HistoryPoint{TimestampMs: p.ts, Value: float64(p.value), Score: float64(p.score), Expected: e, Lower: e - h, Upper: e + h})
+					pts = append(pts, HistoryPoint{TimestampMs: p.ts, Value: float64(p.value), Score: float64(p.score), Expected: float64(p.expected), Lower: float64(p.lower), Upper: float64(p.upper)})
 				}
 				if s.scoredTs >= fromMs && s.scoredTs <= toMs {
 					pts = append(pts, HistoryPoint{

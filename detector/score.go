@@ -67,6 +67,13 @@ type ScoringConfig struct {
 	// of their distance per sample, so a series' range is forgotten over
 	// about LongWindow samples.
 	RangeMargin float64 `yaml:"range_margin"`
+	// InRangeErrorCap: the error term of a value inside the series' range
+	// (see RangeSurprise, which it needs) is at most ln(n) nats, n the
+	// samples its statistics have seen (at most LongWindow): the rarest
+	// surprise those samples can attest. Beyond the largest error seen the
+	// error term extrapolates; only a value outside everything the series
+	// has done may be rarer than anything it has done.
+	InRangeErrorCap bool `yaml:"in_range_error_cap"`
 	// DailyProfileRatio enables the daily-profile level term for series
 	// with a daily cycle: each series keeps the mean of its values per hour
 	// of the day (UTC), and the level term also compares the short-term
@@ -122,6 +129,7 @@ var DefaultScoringConfig = ScoringConfig{
 	VarianceMargin:       4,
 	RangeSurprise:        3.2,
 	RangeMargin:          0.1,
+	InRangeErrorCap:      true,
 	DailyProfileRatio:    0.5,
 	DailyProfileForecast: false,
 	SeasonalScale:        true,
@@ -442,8 +450,10 @@ func (c *ScoringConfig) clipZ() float64 {
 // zAtThreshold is the z-score at which the error term alone reaches the
 // threshold; it sets the width of the bounds so that a value outside them is
 // anomalous.
-func (c *ScoringConfig) zAtThreshold() float64 {
-	s := c.surpriseAtThreshold()
+func (c *ScoringConfig) zAtThreshold() float64 { return zAt(c.surpriseAtThreshold()) }
+
+// zAt is the z-score whose Gaussian surprise is s nats (0 for s <= 0).
+func zAt(s float64) float64 {
 	// Invert logGaussTail by bisection: called once per configuration.
 	lo, hi := 0.0, 1e3
 	for range 100 {
@@ -455,6 +465,19 @@ func (c *ScoringConfig) zAtThreshold() float64 {
 		}
 	}
 	return (lo + hi) / 2
+}
+
+// rangeCapsError says whether InRangeErrorCap applies: it needs the range
+// that RangeSurprise keeps, which needs the level term's statistics.
+func (c *ScoringConfig) rangeCapsError() bool {
+	return c.InRangeErrorCap && c.RangeSurprise > 0 && c.LevelWindow > 0
+}
+
+// surpriseOutsideRange is the error term's surprise at which a value
+// outside the series' range reaches the threshold: the range term adds
+// RangeSurprise to it.
+func (c *ScoringConfig) surpriseOutsideRange() float64 {
+	return max(c.surpriseAtThreshold()-c.RangeSurprise, 0)
 }
 
 // warmCount is the number of warm samples seen by the tails, including the
@@ -552,6 +575,7 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 
 	// Level term.
 	var sLvl, sVar, sRange float64
+	beyond := false
 	if cfg.LevelWindow > 0 {
 		vm, vv := float64(c.valMean), float64(c.valVar)
 		aLvl := 1 / float64(cfg.LevelWindow)
@@ -579,7 +603,8 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 			// daily cycle.
 			sLvl = max(sLvl, c.daily.observe(cfg, v, vm, vv, tsMs, gapMs, gated))
 		}
-		outside := c.outsideRange(cfg, v, vm, lw)
+		var outside bool
+		beyond, outside = c.outsideRange(cfg, v, vm, lw)
 		if gated && m > 0 && outside {
 			sRange = cfg.RangeSurprise
 		}
@@ -591,6 +616,9 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 		c.valMean, c.valVar = float32(vm), float32(vv)
 	}
 
+	if cfg.rangeCapsError() && !beyond && m > 1 {
+		sErr = min(sErr, math.Log(min(float64(m-1), lw)))
+	}
 	if warm {
 		sum := sErr + sLvl + sVar
 		if sum > 0 {
@@ -655,40 +683,68 @@ func (c *calibration) varianceDrop(cfg *ScoringConfig, v, vm float64, m uint32, 
 }
 
 // outsideRange reports whether v lies beyond the running range of the
-// values by more than RangeMargin of it, then widens the range to v and
-// relaxes it towards the long-term mean vm. The first value starts it.
-func (c *calibration) outsideRange(cfg *ScoringConfig, v, vm, lw float64) bool {
+// values by more than RangeMargin of it (beyond), and whether the range
+// scores it (outside: only once the range has a width, so a constant
+// series' first change is the error term's business alone), then widens
+// the range to v and relaxes it towards the long-term mean vm. The first
+// value starts it.
+func (c *calibration) outsideRange(cfg *ScoringConfig, v, vm, lw float64) (beyond, outside bool) {
 	if cfg.RangeSurprise <= 0 {
-		return false
+		return false, false
 	}
 	if c.vn == 1 {
 		c.valMax, c.valMin = float32(v), float32(v)
-		return false
+		return false, false
 	}
 	hi, lo := float64(c.valMax), float64(c.valMin)
 	margin := cfg.RangeMargin * (hi - lo)
-	outside := hi > lo && (v > hi+margin || v < lo-margin)
+	beyond = v > hi+margin || v < lo-margin
 	c.valMax = float32(max(v, vm+(hi-vm)*(1-1/lw)))
 	c.valMin = float32(min(v, vm+(lo-vm)*(1-1/lw)))
-	return outside
+	return beyond, beyond && hi > lo
 }
 
-// halfWidth returns the bounds' half width in normalised units: the single
-// error that, arriving on a calm series, lifts the error term alone to the
-// threshold (the level term can open an anomaly inside the bounds).
-func (c *calibration) halfWidth(cfg *ScoringConfig, zThr float64) float64 {
+// halfWidth returns the half width, in normalised units, of the errors
+// within which the error term stays below surprise (nats); z is the
+// z-score of that surprise (zAt).
+func (c *calibration) halfWidth(cfg *ScoringConfig, z, surprise float64) float64 {
 	mean := float64(c.errMean)
 	std := max(math.Sqrt(float64(c.errVar)), 1e-3+0.1*mean)
-	half := mean + zThr*std*float64(max(cfg.ShortWindow, 1))
+	half := mean + z*std*float64(max(cfg.ShortWindow, 1))
 	if m := c.warmCount(cfg); cfg.EmpiricalTail > 0 && m > 1 {
 		// The error whose empirical tail is rare enough: beyond the largest
 		// error seen by as many EmpiricalTail as the share of its bin falls
-		// short of the threshold's rarity.
+		// short of that rarity.
 		t := &c.errTail
 		neff := min(float64(m-1), float64(max(cfg.LongWindow, 1)))
 		top := t.tail(float64(t.max), neff, cfg.EmpiricalTail)
-		x := float64(t.max) + settledTau(cfg.EmpiricalTail, neff)*max(0, cfg.surpriseAtThreshold()+math.Log(top))
+		x := float64(t.max) + settledTau(cfg.EmpiricalTail, neff)*max(0, surprise+math.Log(top))
 		half = max(half, math.Exp2(min(x, 60))*float64(max(cfg.ShortWindow, 1)))
 	}
 	return half
+}
+
+// bandZ holds the z-scores of the surprises the bounds are drawn at,
+// computed once per configuration.
+type bandZ struct{ threshold, outsideRange float64 }
+
+func (c *ScoringConfig) bandZ() bandZ {
+	return bandZ{threshold: c.zAtThreshold(), outsideRange: zAt(c.surpriseOutsideRange())}
+}
+
+// bounds returns the band around pred (scale: the prediction error's
+// unit): the values beyond which the error term, with the range term where
+// it adds, reaches the threshold on its own (the level terms can open an
+// anomaly inside the band). With InRangeErrorCap a value inside the
+// series' range cannot, so the band reaches at least to the range's edges
+// and margin. Called before the sample updates the calibration.
+func (c *calibration) bounds(cfg *ScoringConfig, z bandZ, pred, scale float64) (lower, upper float64) {
+	hi, lo := float64(c.valMax), float64(c.valMin)
+	if !cfg.rangeCapsError() || c.vn == 0 || !(hi > lo) {
+		half := c.halfWidth(cfg, z.threshold, cfg.surpriseAtThreshold()) * scale
+		return pred - half, pred + half
+	}
+	half := c.halfWidth(cfg, z.outsideRange, cfg.surpriseOutsideRange()) * scale
+	margin := cfg.RangeMargin * (hi - lo)
+	return min(pred-half, lo-margin), max(pred+half, hi+margin)
 }

@@ -35,8 +35,7 @@ func TestScoringLearnsRecurringDeviations(t *testing.T) {
 	require.Less(t, last, cfg.Threshold, "a daily deviation must stop being anomalous")
 	require.Less(t, last, first)
 
-	zThr := cfg.zAtThreshold()
-	half := c.halfWidth(&cfg, zThr)
+	half := c.halfWidth(&cfg, cfg.zAtThreshold(), cfg.surpriseAtThreshold())
 	require.Greater(t, half, 12.0, "the bounds must cover the daily deviation")
 	score, _ := observe15s(&c, &cfg, 2*half, 0)
 	require.GreaterOrEqual(t, score, cfg.Threshold, "an error twice the bounds must be anomalous")
@@ -195,6 +194,7 @@ func calmCalibration(t *testing.T, cfg *ScoringConfig, seed1, seed2 uint64) (cal
 // is already surprising, and nothing to one inside the range.
 func TestRangeSurprise(t *testing.T) {
 	cfg := DefaultScoringConfig
+	cfg.InRangeErrorCap = false // the range term's own addition, not the cap it enables
 	off := cfg
 	off.RangeSurprise = 0
 	c, _ := calmCalibration(t, &cfg, 21, 22)
@@ -224,6 +224,7 @@ func TestRangeSurprise(t *testing.T) {
 // range term: each new high is within the margin.
 func TestRangeSurpriseIgnoresSteadyTrends(t *testing.T) {
 	cfg := DefaultScoringConfig
+	cfg.InRangeErrorCap = false // the range term's own addition, not the cap it enables
 	off := cfg
 	off.RangeSurprise = 0
 	var with, without calibration
@@ -235,6 +236,45 @@ func TestRangeSurpriseIgnoresSteadyTrends(t *testing.T) {
 		require.Equal(t, base, got, "sample %d", i)
 	}
 	require.Equal(t, float32(2999), with.valMax)
+}
+
+// An error far beyond anything seen scores at most ln(n) nats while the
+// value stays inside the series' range, and is extrapolated as before once
+// the value leaves it; the band reaches at least to the range's edges.
+func TestInRangeErrorCap(t *testing.T) {
+	cfg := DefaultScoringConfig
+	uncapped := cfg
+	uncapped.InRangeErrorCap = false
+	c, _ := calmCalibration(t, &cfg, 31, 32)
+	lower, upper := c.bounds(&cfg, cfg.bandZ(), 10, 1)
+	require.GreaterOrEqual(t, upper, float64(c.valMax), "the band reaches the range's top")
+	require.LessOrEqual(t, lower, float64(c.valMin), "the band reaches the range's bottom")
+	nats := -math.Log(cfg.PFloor)
+	for _, tc := range []struct {
+		name       string
+		value      float64
+		wantCapped bool
+	}{
+		{"inside the range", 10, true},
+		{"beyond the range", 30, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			capped, free := c, c
+			const e = 40 // an error far beyond the calm series' largest
+			got, _ := observe15s(&capped, &cfg, e, tc.value)
+			want, _ := observe15s(&free, &uncapped, e, tc.value)
+			if !tc.wantCapped {
+				require.Equal(t, want, got)
+				require.GreaterOrEqual(t, got, cfg.Threshold)
+				return
+			}
+			require.Less(t, got, want)
+			// The error term is at most ln(warm samples before this one);
+			// the level terms of one normal value add little.
+			require.LessOrEqual(t, got*nats, math.Log(float64(c.warmCount(&cfg)))+1)
+			require.Less(t, got, cfg.Threshold)
+		})
+	}
 }
 
 // noisyCalibration is the calibration after n samples of noise around 5,

@@ -80,7 +80,7 @@ func (s *series) anomalyOpen() bool { return s.an != nil && s.an.id != 0 }
 // historyPoint is one past result kept for the API.
 type historyPoint struct {
 	ts                           int64
-	value, expected, half, score float32
+	value, expected, lower, upper, score float32
 }
 
 // window copies the ring in time order into dst.
