@@ -79,7 +79,7 @@ func (s *series) anomalyOpen() bool { return s.an != nil && s.an.id != 0 }
 
 // historyPoint is one past result kept for the API.
 type historyPoint struct {
-	ts                           int64
+	ts                                   int64
 	value, expected, lower, upper, score float32
 }
 
