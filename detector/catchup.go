@@ -159,7 +159,9 @@ func (d *Detector) ingest(sh *shard, s *series, smp Sample, ms *modelState, nowN
 func (d *Detector) queue(sh *shard, s *series, smp Sample, ms *modelState, nowNano int64, counts *scoreCounts, events *[]Event) {
 	bl := sh.backlog[s]
 	cfg := &d.cfg.CatchUp
-	if (bl == nil || bl.n < cfg.MaxSamplesPerSeries) && d.cu.samples.Load() < int64(cfg.MaxSamples) {
+	// 0 is off: no backlog at all, not one of a single sample per lagging
+	// series (which kept Run inferring back to back).
+	if cfg.MaxSamplesPerSeries > 0 && (bl == nil || bl.n < cfg.MaxSamplesPerSeries) && d.cu.samples.Load() < int64(cfg.MaxSamples) {
 		if bl == nil {
 			if sh.backlog == nil {
 				sh.backlog = make(map[*series]*backlog)

@@ -133,6 +133,26 @@ func TestCatchUpScoresEverySampleInOrder(t *testing.T) {
 	}
 }
 
+// With catch-up off (max_samples_per_series: 0) a sample that arrives
+// while its window waits for a prediction enters the window unscored at
+// once: no backlog is made, so Run does not infer back to back for it (a
+// one-sample backlog per lagging series did, and cost the remote-write
+// blast a third of its throughput).
+func TestCatchUpOffQueuesNothing(t *testing.T) {
+	const w = 16
+	// Only the per-series bound is 0, as a config file turning catch-up
+	// off has it: the total bound keeps its default.
+	d, reg := newTestDetector(t, func(c *Config) { c.CatchUp.MaxSamplesPerSeries = 0 })
+	ls := lbls("__name__", "up")
+	samples := calmWithSpike(w+3, -1, 5)
+	for i, smp := range samples {
+		require.Equal(t, 1, d.Append("", ls, []Sample{smp}).Accepted)
+		require.False(t, d.catchingUp(), "backlog after sample %d", i)
+	}
+	require.Zero(t, metrictest.RequireValue(t, reg, "sentinel_mesh_catch_up_backlog_samples"))
+	require.Equal(t, scoreTally{lag: 3}, tally(t, reg), "the samples after the window came before its prediction")
+}
+
 // A stale marker queued behind backlogged samples ends the run in order:
 // the samples before it are scored against the old window, the ones after
 // it fill a new one.
