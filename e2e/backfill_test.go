@@ -7,8 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -77,19 +75,7 @@ func TestBackfillFromPrometheus(t *testing.T) {
 		t.Skip("skipped under -short: runs a real Prometheus (make e2e runs it)")
 	}
 	prom := toolBinary(t, "prometheus", PrometheusModule)
-	addr := freePort(t)
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte("global:\n  scrape_interval: 1h\n"), 0o644))
-	startProcess(t, prom,
-		"--config.file="+cfgPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-		"--web.enable-remote-write-receiver",
-		"--log.level=warn",
-	)
-	promURL := "http://" + addr
-	waitFor(t, 60*time.Second, func() bool { return httpStatus(promURL+"/-/ready") == http.StatusOK })
+	promURL := startPrometheusReceiver(t, prom)
 
 	// 6 h at 15 s of one series per case, ending one step before now.
 	const step = 15_000

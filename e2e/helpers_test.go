@@ -43,6 +43,26 @@ func repoRoot(t testing.TB) string {
 	}
 }
 
+// startPrometheusReceiver starts the Prometheus binary prom with an empty
+// TSDB and its remote-write receiver on, and returns its URL once ready.
+func startPrometheusReceiver(t testing.TB, prom string) string {
+	t.Helper()
+	addr := freePort(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1h\n"), 0o644))
+	startProcess(t, prom,
+		"--config.file="+cfg,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr,
+		"--web.enable-remote-write-receiver",
+		"--log.level=warn",
+	)
+	url := "http://" + addr
+	waitFor(t, 60*time.Second, func() bool { return httpStatus(url+"/-/ready") == http.StatusOK })
+	return url
+}
+
 // toolBinary returns .cache/bin/<name>, installing module with go install when missing.
 func toolBinary(t testing.TB, name, module string) string {
 	t.Helper()

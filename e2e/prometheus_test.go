@@ -65,18 +65,7 @@ func TestPrometheusRemoteWriteEndToEnd(t *testing.T) {
 
 	// A second Prometheus receives the scores by remote-write, with the
 	// original sample timestamps (remote_write_out).
-	storeAddr := freePort(t)
-	storeDir := t.TempDir()
-	storeCfg := filepath.Join(storeDir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(storeCfg, []byte("global:\n  scrape_interval: 1h\n"), 0o644))
-	startProcess(t, prom,
-		"--config.file="+storeCfg,
-		"--storage.tsdb.path="+filepath.Join(storeDir, "data"),
-		"--web.listen-address="+storeAddr,
-		"--web.enable-remote-write-receiver",
-		"--log.level=warn",
-	)
-	storeURL := "http://" + storeAddr
+	storeURL := startPrometheusReceiver(t, prom)
 
 	_, sentinelURL := startSentinel(t, fmt.Sprintf(`
 detector:
