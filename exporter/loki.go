@@ -635,13 +635,14 @@ func (l *Loki) push(ctx context.Context, entries []lokiEntry) {
 		l.metrics.sent.Add(float64(len(entries)))
 		l.logger.Debug("Pushed anomaly events to Loki", "entries", len(entries), "tenant", org)
 	case outcomeRejected:
-		l.metrics.failures.Inc()
 		rejected, lost := lokiRejected(entries, res.raw)
 		l.metrics.sent.Add(float64(len(entries) - rejected))
 		l.metrics.dropped.WithLabelValues("rejected").Add(float64(rejected))
 		l.mu.Lock()
 		l.loseLocked(lost)
 		l.mu.Unlock()
+		// Last, so whoever sees the failure also sees what it sent and dropped.
+		l.metrics.failures.Inc()
 		l.logger.Warn("Loki rejected anomaly events; dropping them", "entries", len(entries), "rejected", rejected,
 			"tenant", org, "status", res.status, "body", res.body)
 	default:
