@@ -60,6 +60,7 @@ fuzz: ## Run each decoder fuzz target for FUZZTIME (default 30s).
 	$(GO) test ./remotewrite/ -run '^$$' -fuzz '^FuzzDecodeV1$$' -fuzztime $(or $(FUZZTIME),30s)
 	$(GO) test ./remotewrite/ -run '^$$' -fuzz '^FuzzDecodeV2$$' -fuzztime $(or $(FUZZTIME),30s)
 	$(GO) test ./detector/ -run '^$$' -fuzz '^FuzzSeriesStateUnmarshal$$' -fuzztime $(or $(FUZZTIME),30s)
+	$(GO) test ./internal/api/ -run '^$$' -fuzz '^FuzzStoreRestoreCheckpoint$$' -fuzztime $(or $(FUZZTIME),30s)
 
 .PHONY: training-deps
 training-deps: ## Install the pinned TensorFlow.js training dependencies (npm ci).
