@@ -696,12 +696,20 @@ func (c *calibration) outsideRange(cfg *ScoringConfig, v, vm, lw float64) (beyon
 		c.valMax, c.valMin = float32(v), float32(v)
 		return false, false
 	}
-	hi, lo := float64(c.valMax), float64(c.valMin)
+	lo, hi := c.rangeEdges(cfg)
+	beyond = v > hi || v < lo
+	hiRaw, loRaw := float64(c.valMax), float64(c.valMin)
+	c.valMax = float32(max(v, vm+(hiRaw-vm)*(1-1/lw)))
+	c.valMin = float32(min(v, vm+(loRaw-vm)*(1-1/lw)))
+	return beyond, beyond && hiRaw > loRaw
+}
+
+// rangeEdges returns the running range of the values widened by
+// RangeMargin of it on each side: a value beyond them is outside the range.
+func (c *calibration) rangeEdges(cfg *ScoringConfig) (lo, hi float64) {
+	hi, lo = float64(c.valMax), float64(c.valMin)
 	margin := cfg.RangeMargin * (hi - lo)
-	beyond = v > hi+margin || v < lo-margin
-	c.valMax = float32(max(v, vm+(hi-vm)*(1-1/lw)))
-	c.valMin = float32(min(v, vm+(lo-vm)*(1-1/lw)))
-	return beyond, beyond && hi > lo
+	return lo - margin, hi + margin
 }
 
 // halfWidth returns the half width, in normalised units, of the errors
@@ -739,12 +747,11 @@ func (c *ScoringConfig) bandZ() bandZ {
 // series' range cannot, so the band reaches at least to the range's edges
 // and margin. Called before the sample updates the calibration.
 func (c *calibration) bounds(cfg *ScoringConfig, z bandZ, pred, scale float64) (lower, upper float64) {
-	hi, lo := float64(c.valMax), float64(c.valMin)
-	if !cfg.rangeCapsError() || c.vn == 0 || !(hi > lo) {
+	if !cfg.rangeCapsError() || c.vn == 0 || !(c.valMax > c.valMin) {
 		half := c.halfWidth(cfg, z.threshold, cfg.surpriseAtThreshold()) * scale
 		return pred - half, pred + half
 	}
 	half := c.halfWidth(cfg, z.outsideRange, cfg.surpriseOutsideRange()) * scale
-	margin := cfg.RangeMargin * (hi - lo)
-	return min(pred-half, lo-margin), max(pred+half, hi+margin)
+	lo, hi := c.rangeEdges(cfg)
+	return min(pred-half, lo), max(pred+half, hi)
 }
