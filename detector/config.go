@@ -212,6 +212,12 @@ func (c *Config) Validate() error {
 	if s.RangeMargin < 0 {
 		errs = append(errs, errors.New("detector.scoring.range_margin must be >= 0"))
 	}
+	if s.ReferenceInterval < 0 {
+		errs = append(errs, errors.New("detector.scoring.reference_interval must be >= 0"))
+	}
+	if s.PointWindow < 0 {
+		errs = append(errs, errors.New("detector.scoring.point_window must be >= 0"))
+	}
 	if !(s.DailyProfileRatio >= 0 && s.DailyProfileRatio <= 1) {
 		errs = append(errs, errors.New("detector.scoring.daily_profile_ratio must be in [0,1]"))
 	}

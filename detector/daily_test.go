@@ -85,7 +85,15 @@ func dailySeries(rng *rand.Rand, ts int64, amplitude float64) float64 {
 // bin would open anomalies at bin edges if the residual were averaged over
 // minutes only), for three noise streams each.
 func TestDailyProfileCatchesAChangedDay(t *testing.T) {
-	const holidayScore = 0.55
+	// Warning level. At 15 s the scoring counts false alarms per unit of
+	// time (ReferenceInterval, 5 min): a sample's surprise is worth ln(20)
+	// nats (0.19) less than at 5 min, and the changed day scores 0.42-0.61.
+	holidayScore := func(stepMs int64) float64 {
+		if stepMs < 5*60*1000 {
+			return 0.4
+		}
+		return 0.55
+	}
 	type testCase struct {
 		name      string
 		ratio     float64
@@ -133,10 +141,10 @@ func TestDailyProfileCatchesAChangedDay(t *testing.T) {
 			if tc.wantOpens {
 				// Since the threshold moved to 0.7 (docs/detection.md), a
 				// flattened day scores at warning level without opening.
-				require.GreaterOrEqual(t, maxHoliday, holidayScore, "the changed day")
+				require.GreaterOrEqual(t, maxHoliday, holidayScore(step), "the changed day")
 				require.Greater(t, maxHoliday, maxCalm+0.05, "the changed day against the usual ones")
 			} else {
-				require.Less(t, maxHoliday, holidayScore, "the changed day")
+				require.Less(t, maxHoliday, holidayScore(step), "the changed day")
 			}
 		})
 	}

@@ -358,7 +358,7 @@ func (d *Detector) score(s *series, smp Sample, gapMs int64, ms *modelState, cou
 	cfg := &d.cfg.Scoring
 	dev, e, gated := d.deviation(s, smp)
 	// Bounds come from the calibration before this sample updates it.
-	lower, upper := s.cal.bounds(cfg, d.bandZ, s.pred, s.predScale)
+	lower, upper := s.cal.bounds(cfg, &d.bandZ, s.pred, s.predScale)
 	score, warm := s.cal.observe(cfg, e, smp.Value, smp.TimestampMs, gapMs, gated)
 	if !gated {
 		// A deviation the knobs ignore never opens an anomaly.

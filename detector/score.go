@@ -2,6 +2,9 @@ package detector
 
 import (
 	"math"
+	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 // ScoringConfig turns prediction errors into calibrated scores.
@@ -108,6 +111,24 @@ type ScoringConfig struct {
 	// change is still learned, more slowly. The empirical tails learn every
 	// sample: how often a series makes large deviations is what they are for.
 	RobustUpdates bool `yaml:"robust_updates"`
+	// ReferenceInterval is the sampling interval LongWindow and the threshold
+	// are calibrated at. A series sampled faster (its typical interval
+	// shorter) remembers LongWindow × reference/interval samples (at most
+	// maxTimeScale times as many), so its memory spans the same time, and its
+	// summed surprise is lowered by ln(reference/interval) nats, so its false
+	// alarms per day, not per sample, match a series sampled at the
+	// reference: scraped every 15 s, pure noise otherwise opens twenty
+	// times as many anomalies a day as the same noise every 5 minutes. A
+	// series sampled more slowly is scored per sample. 0 scores every series
+	// per sample.
+	ReferenceInterval model.Duration `yaml:"reference_interval"`
+	// PointWindow is the span over which SeasonalPoint averages the value's
+	// residual from the daily profile (an exponentially weighted mean): at a
+	// 15 s scrape one noisy sample otherwise counts twice, in the error term
+	// and against a spread learnt per hour of the day. A series sampled at
+	// this interval or more slowly is scored on each sample; 0 scores every
+	// series on each sample.
+	PointWindow model.Duration `yaml:"point_window"`
 	// MinAbsDeviation and MinRelDeviation (a fraction of |expected|) are the
 	// smallest deviations that may raise the score, so flat series and tiny
 	// wiggles do not page anyone.
@@ -135,6 +156,8 @@ var DefaultScoringConfig = ScoringConfig{
 	SeasonalScale:        true,
 	SeasonalPoint:        true,
 	RobustUpdates:        true,
+	ReferenceInterval:    model.Duration(5 * time.Minute),
+	PointWindow:          model.Duration(time.Minute),
 	Direction:            DirectionBoth,
 	MinAbsDeviation:      0,
 	MinRelDeviation:      0,
@@ -200,6 +223,9 @@ type dailyProfile struct {
 	// cycle says the profile explains enough of the variance (see
 	// DailyProfileRatio) and has covered a day since its first value.
 	cycle bool
+	// ptShort is the point residual's mean over about PointWindow (the
+	// current residual alone for a series sampled that slowly).
+	ptShort float32
 }
 
 // at returns the profile at tsMs (0 before any value), interpolated
@@ -261,7 +287,7 @@ func binCoverage(fromSec, toSec int64, h int) float64 {
 // learns v. vm and vv are the values' long-term mean and variance before v,
 // gapMs the time since the previous sample. Like the level term, it scores
 // the short-term mean before v.
-func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv float64, tsMs, gapMs int64, gated bool) float64 {
+func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv, lw float64, tsMs, gapMs int64, gated bool) (residual, point float64) {
 	h := profileBin(tsMs)
 	visited := p.visited&(1<<h) != 0
 	r := v - vm // until the bin has a value
@@ -288,27 +314,35 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv float64, tsMs, gapM
 	if p.visited != 0 {
 		rp = v - prof
 	}
+	// Over PointWindow: one noisy scrape of a fast series must not count
+	// twice, in the error term and against a spread learnt per hour.
+	aPt := 1.0
+	if w := float64(time.Duration(cfg.PointWindow).Milliseconds()); w > 0 && gapMs > 0 {
+		aPt = min(1, float64(gapMs)/w)
+	}
+	ptShort := rp
+	if p.n > 1 {
+		ptShort = (1-aPt)*float64(p.ptShort) + aPt*rp
+	}
+	p.ptShort = float32(ptShort)
 	if m := warmSamples(cfg, p.n); gated && m > 0 {
 		sd := max(math.Sqrt(float64(p.resVar)), 1e-6+1e-3*math.Abs(vm))
-		s = levelSurprise(prev, float64(p.resMean), sd, 1/aLvl)
-		s = bounded(&p.resTail, cfg, s, math.Log2(max(s, 1e-12)), m)
+		// Only once the profile covers a day: the residuals of a half-learnt
+		// profile would teach the tails that huge surprises are common, for
+		// as long as the series' memory lasts.
+		if p.cycle {
+			s = levelSurprise(prev, float64(p.resMean), sd, 1/aLvl)
+			s = bounded(&p.resTail, cfg, s, math.Log2(max(s, 1e-12)), m, lw)
+		}
 		if cfg.SeasonalPoint && p.cycle {
-			// Only once the profile covers a day: the residuals of a
-			// half-learnt profile would teach the tail that huge
-			// surprises are common.
 			sdp := max(math.Sqrt(vp), sd)
-			sPt = levelSurprise(rp, 0, sdp, 1)
-			sPt = bounded(&p.ptTail, cfg, sPt, math.Log2(max(sPt, 1e-12)), m)
+			sPt = levelSurprise(ptShort, 0, sdp, (2-aPt)/aPt)
+			sPt = bounded(&p.ptTail, cfg, sPt, math.Log2(max(sPt, 1e-12)), m, lw)
 		}
 	}
 	hasCycle := float64(p.resVar) <= cfg.DailyProfileRatio*vv
 	p.cycle = hasCycle && tsMs/1000-p.startSec >= 24*3600
-	if g := float32(gapMs); p.gapMs == 0 {
-		p.gapMs = g
-	} else if gapMs > 0 {
-		p.gapMs += (g - p.gapMs) / 16
-	}
-	mean, variance := ewMoments(float64(p.resMean), float64(p.resVar), r, max(1/float64(p.n), 1/float64(max(cfg.LongWindow, 1))))
+	mean, variance := ewMoments(float64(p.resMean), float64(p.resVar), r, max(1/float64(p.n), 1/lw))
 	p.resMean, p.resVar = float32(mean), float32(variance)
 	if cfg.RobustUpdates && p.cycle {
 		// Winsorised like the other statistics: an anomalous day must not
@@ -319,9 +353,9 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv float64, tsMs, gapM
 	}
 	p.learn(v, tsMs, gapMs, h, rp*rp)
 	if !p.cycle {
-		return 0
+		return 0, 0
 	}
-	return max(s, sPt)
+	return s, sPt
 }
 
 // learn adds v at tsMs to bin h.
@@ -512,8 +546,8 @@ func levelSurprise(short, mean, sd, n float64) float64 {
 
 // bounded bounds a surprise s (nats) by the empirical tail of x, the log2
 // of the term's statistic, and teaches t x. m counts the warm samples
-// including this one.
-func bounded(t *tailHist, cfg *ScoringConfig, s, x float64, m uint32) float64 {
+// including this one; lw is the series' long window in samples.
+func bounded(t *tailHist, cfg *ScoringConfig, s, x float64, m uint32, lw float64) float64 {
 	if cfg.EmpiricalTail <= 0 {
 		return s
 	}
@@ -521,7 +555,6 @@ func bounded(t *tailHist, cfg *ScoringConfig, s, x float64, m uint32) float64 {
 		// Not warm (or restarted): nothing is rare yet.
 		return 0
 	}
-	lw := float64(max(cfg.LongWindow, 1))
 	if m == 1 {
 		// No history yet: nothing is rare.
 		s = 0
@@ -541,6 +574,7 @@ func bounded(t *tailHist, cfg *ScoringConfig, s, x float64, m uint32) float64 {
 // long-term distribution but cannot raise the short-term signal above
 // normal, and a gated-out sample gets no level surprise.
 func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int64, gated bool) (score float64, warm bool) {
+	c.observeInterval(gapMs)
 	c.n++
 	c.vn++
 	n := float64(c.n)
@@ -548,7 +582,8 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 	warm = c.n > uint32(cfg.WarmupSamples)
 	m := c.warmCount(cfg)
 	// Welford-style during warm-up, EWMA afterwards.
-	lw := float64(max(cfg.LongWindow, 1))
+	scale := c.timeScale(cfg)
+	lw := c.longWindow(cfg, scale)
 	a := max(1/n, 1/lw)
 	aVal := max(1/float64(c.vn), 1/lw)
 
@@ -571,10 +606,10 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 	if z := (float64(c.shortErr) - mean) / std; z > 0 {
 		sErr = -logGaussTail(z)
 	}
-	sErr = bounded(&c.errTail, cfg, sErr, math.Log2(max(float64(c.shortErr), 1e-12)), m)
+	sErr = bounded(&c.errTail, cfg, sErr, math.Log2(max(float64(c.shortErr), 1e-12)), m, lw)
 
 	// Level term.
-	var sLvl, sVar, sRange float64
+	var sLvl, sRes, sVar, sRange float64
 	beyond := false
 	if cfg.LevelWindow > 0 {
 		vm, vv := float64(c.valMean), float64(c.valVar)
@@ -590,18 +625,20 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 			c.valShort = float32((1-aLvl)*float64(c.valShort) + aLvl*v)
 		}
 		if cfg.VarianceWindow > 0 {
-			sVar = c.varianceDrop(cfg, v, vm, m, gated)
+			sVar = c.varianceDrop(cfg, v, vm, lw, m, gated)
 		}
 		if gated && m > 0 {
 			vs := max(math.Sqrt(vv), 1e-6+1e-3*math.Abs(vm))
 			sLvl = levelSurprise(lvl, vm, vs, float64(cfg.LevelWindow))
-			sLvl = bounded(&c.lvlTail, cfg, sLvl, math.Log2(max(sLvl, 1e-12)), m)
+			sLvl = bounded(&c.lvlTail, cfg, sLvl, math.Log2(max(sLvl, 1e-12)), m, lw)
 		}
 		if cfg.DailyProfileRatio > 0 {
 			// The larger of the two level surprises: each is bounded by its
 			// own history, and the profile's only counts for series with a
 			// daily cycle.
-			sLvl = max(sLvl, c.daily.observe(cfg, v, vm, vv, tsMs, gapMs, gated))
+			var sPt float64
+			sRes, sPt = c.daily.observe(cfg, v, vm, vv, lw, tsMs, gapMs, gated)
+			sLvl = max(sLvl, sRes, sPt)
 		}
 		var outside bool
 		beyond, outside = c.outsideRange(cfg, v, vm, lw)
@@ -626,6 +663,10 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 			// trends to new highs in small steps is not anomalous for it.
 			sum += sRange
 		}
+		// Per unit of time, not per sample (ReferenceInterval). The daily
+		// residual's level spans at least profileLevelSec at any sampling
+		// interval, so a faster series does not give it more chances a day.
+		sum = max(sum-math.Log(scale), sRes)
 		score = min(max(sum, 0)/-math.Log(cfg.PFloor), 1)
 	}
 
@@ -656,7 +697,7 @@ const (
 	varLowCap  = 2    // in units of the threshold's surprise
 )
 
-func (c *calibration) varianceDrop(cfg *ScoringConfig, v, vm float64, m uint32, gated bool) float64 {
+func (c *calibration) varianceDrop(cfg *ScoringConfig, v, vm, lw float64, m uint32, gated bool) float64 {
 	dv := v - float64(c.valShort)
 	a := 1 / float64(cfg.VarianceWindow)
 	if c.vn == 1 {
@@ -676,7 +717,6 @@ func (c *calibration) varianceDrop(cfg *ScoringConfig, v, vm float64, m uint32, 
 	if gated && m > tailSettle {
 		s = min(max(0, float64(c.varLow)-x-cfg.VarianceMargin), varLowCap*cfg.surpriseAtThreshold())
 	}
-	lw := float64(max(cfg.LongWindow, 1))
 	low := float64(c.varLow)
 	c.varLow = float32(min(max(x, low-varLowRate), low+2*histStep/lw))
 	return s
@@ -714,8 +754,8 @@ func (c *calibration) rangeEdges(cfg *ScoringConfig) (lo, hi float64) {
 
 // halfWidth returns the half width, in normalised units, of the errors
 // within which the error term stays below surprise (nats); z is the
-// z-score of that surprise (zAt).
-func (c *calibration) halfWidth(cfg *ScoringConfig, z, surprise float64) float64 {
+// z-score of that surprise (zAt), lw the series' long window in samples.
+func (c *calibration) halfWidth(cfg *ScoringConfig, z, surprise, lw float64) float64 {
 	mean := float64(c.errMean)
 	std := max(math.Sqrt(float64(c.errVar)), 1e-3+0.1*mean)
 	half := mean + z*std*float64(max(cfg.ShortWindow, 1))
@@ -724,7 +764,7 @@ func (c *calibration) halfWidth(cfg *ScoringConfig, z, surprise float64) float64
 		// error seen by as many EmpiricalTail as the share of its bin falls
 		// short of that rarity.
 		t := &c.errTail
-		neff := min(float64(m-1), float64(max(cfg.LongWindow, 1)))
+		neff := min(float64(m-1), lw)
 		top := t.tail(float64(t.max), neff, cfg.EmpiricalTail)
 		x := float64(t.max) + settledTau(cfg.EmpiricalTail, neff)*max(0, surprise+math.Log(top))
 		half = max(half, math.Exp2(min(x, 60))*float64(max(cfg.ShortWindow, 1)))
@@ -732,12 +772,64 @@ func (c *calibration) halfWidth(cfg *ScoringConfig, z, surprise float64) float64
 	return half
 }
 
-// bandZ holds the z-scores of the surprises the bounds are drawn at,
+// bandZ holds the z-scores of the surprises the bounds are drawn at, for
+// every bandZStep nats a series' time scale adds to them (ReferenceInterval),
 // computed once per configuration.
-type bandZ struct{ threshold, outsideRange float64 }
+type bandZ struct{ threshold, outsideRange [bandZSteps + 1]float64 }
 
-func (c *ScoringConfig) bandZ() bandZ {
-	return bandZ{threshold: c.zAtThreshold(), outsideRange: zAt(c.surpriseOutsideRange())}
+// bandZSteps × bandZStep nats covers series sampled up to e^8 ≈ 3,000 times
+// faster than the reference interval; faster ones get that band.
+const (
+	bandZStep  = 0.25
+	bandZSteps = 32
+)
+
+func (c *ScoringConfig) bandZ() (b bandZ) {
+	for k := range b.threshold {
+		adj := float64(k) * bandZStep
+		b.threshold[k] = zAt(c.surpriseAtThreshold() + adj)
+		b.outsideRange[k] = zAt(c.surpriseOutsideRange() + adj)
+	}
+	return b
+}
+
+// zAtAdjusted interpolates a table of bandZ at adj nats.
+func zAtAdjusted(zs *[bandZSteps + 1]float64, adj float64) float64 {
+	x := min(max(adj/bandZStep, 0), bandZSteps)
+	k := min(int(x), bandZSteps-1)
+	f := x - float64(k)
+	return zs[k]*(1-f) + zs[k+1]*f
+}
+
+// maxTimeScale bounds how many times LongWindow samples a fast series
+// remembers: the statistics are float32, and an EWMA weight far below
+// 1/(LongWindow × maxTimeScale) would lose updates to rounding.
+const maxTimeScale = 20
+
+// observeInterval follows the series' typical sampling interval, gapMs
+// the time since its previous sample (0 for the first).
+func (c *calibration) observeInterval(gapMs int64) {
+	p := &c.daily
+	if g := float32(gapMs); p.gapMs == 0 {
+		p.gapMs = g
+	} else if gapMs > 0 {
+		p.gapMs += (g - p.gapMs) / 16
+	}
+}
+
+// timeScale is how many times faster than ReferenceInterval the series is
+// sampled, at least 1.
+func (c *calibration) timeScale(cfg *ScoringConfig) float64 {
+	ref := float64(time.Duration(cfg.ReferenceInterval).Milliseconds())
+	if !(ref > 0 && c.daily.gapMs > 0) {
+		return 1
+	}
+	return max(1, ref/float64(c.daily.gapMs))
+}
+
+// longWindow is the series' long window in samples at time scale ts.
+func (c *calibration) longWindow(cfg *ScoringConfig, ts float64) float64 {
+	return float64(max(cfg.LongWindow, 1)) * min(ts, maxTimeScale)
 }
 
 // bounds returns the band around pred (scale: the prediction error's
@@ -746,12 +838,14 @@ func (c *ScoringConfig) bandZ() bandZ {
 // anomaly inside the band). With InRangeErrorCap a value inside the
 // series' range cannot, so the band reaches at least to the range's edges
 // and margin. Called before the sample updates the calibration.
-func (c *calibration) bounds(cfg *ScoringConfig, z bandZ, pred, scale float64) (lower, upper float64) {
+func (c *calibration) bounds(cfg *ScoringConfig, z *bandZ, pred, scale float64) (lower, upper float64) {
+	ts := c.timeScale(cfg)
+	adj, lw := math.Log(ts), c.longWindow(cfg, ts)
 	if !cfg.rangeCapsError() || c.vn == 0 || !(c.valMax > c.valMin) {
-		half := c.halfWidth(cfg, z.threshold, cfg.surpriseAtThreshold()) * scale
+		half := c.halfWidth(cfg, zAtAdjusted(&z.threshold, adj), cfg.surpriseAtThreshold()+adj, lw) * scale
 		return pred - half, pred + half
 	}
-	half := c.halfWidth(cfg, z.outsideRange, cfg.surpriseOutsideRange()) * scale
+	half := c.halfWidth(cfg, zAtAdjusted(&z.outsideRange, adj), cfg.surpriseOutsideRange()+adj, lw) * scale
 	lo, hi := c.rangeEdges(cfg)
 	return min(pred-half, lo), max(pred+half, hi)
 }

@@ -35,7 +35,9 @@ func TestScoringLearnsRecurringDeviations(t *testing.T) {
 	require.Less(t, last, cfg.Threshold, "a daily deviation must stop being anomalous")
 	require.Less(t, last, first)
 
-	half := c.halfWidth(&cfg, cfg.zAtThreshold(), cfg.surpriseAtThreshold())
+	ts := c.timeScale(&cfg)
+	adj := math.Log(ts)
+	half := c.halfWidth(&cfg, zAt(cfg.surpriseAtThreshold()+adj), cfg.surpriseAtThreshold()+adj, c.longWindow(&cfg, ts))
 	require.Greater(t, half, 12.0, "the bounds must cover the daily deviation")
 	score, _ := observe15s(&c, &cfg, 2*half, 0)
 	require.GreaterOrEqual(t, score, cfg.Threshold, "an error twice the bounds must be anomalous")
@@ -93,6 +95,9 @@ func TestScoringRestoredCalibrationIsCautious(t *testing.T) {
 func TestScoringVarianceDrop(t *testing.T) {
 	cfg := DefaultScoringConfig
 	cfg.VarianceWindow = 5
+	// Per sample: at 15 s the reference interval takes ln(20) nats off, more
+	// than this term's reach above its margin in 200 samples.
+	cfg.ReferenceInterval = 0
 	c, _ := calmCalibration(t, &cfg, 11, 12)
 	opened := false
 	for range 200 {
@@ -103,8 +108,9 @@ func TestScoringVarianceDrop(t *testing.T) {
 	require.True(t, opened, "a series going flat must open an anomaly")
 }
 
-// SeriesState carries the whole calibration (format 4) and still decodes
-// format 3, whose series restart the daily profile, format 2, whose range
+// SeriesState carries the whole calibration (format 6) and still decodes
+// format 5, whose series restart the point term's short mean, format 4,
+// whose series restart the profile's spread, format 3, whose series restart the daily profile, format 2, whose range
 // comes from the value moments, and format 1, whose series restart the value
 // statistics and tails.
 func TestSeriesStateCarriesCalibration(t *testing.T) {
@@ -114,21 +120,30 @@ func TestSeriesStateCarriesCalibration(t *testing.T) {
 	st := exportSeries(s)
 	b, err := st.MarshalBinary()
 	require.NoError(t, err)
-	require.Equal(t, byte(stateFormatV5), b[0])
+	require.Equal(t, byte(stateFormatV6), b[0])
 	var got SeriesState
 	require.NoError(t, got.UnmarshalBinary(b))
 	require.Equal(t, st, got)
 
 	require.Equal(t, c, restoreCalibration(&got))
 
+	// Format 5: the same bytes without the point term's short mean.
+	b5 := append([]byte(nil), b[:len(b)-4]...)
+	b5[0] = stateFormatV5
+	var got5 SeriesState
+	require.NoError(t, got5.UnmarshalBinary(b5))
+	want5 := st
+	want5.CalPointShort = 0
+	require.Equal(t, want5, got5)
+
 	// Format 4: the same bytes without the format 5 tail (the profile's
 	// spread, the point tail, the interval and the cycle flag).
 	const v5Tail = 4*(profileBins+histBins+1+1) + 1
-	b4 := append([]byte(nil), b[:len(b)-v5Tail]...)
+	b4 := append([]byte(nil), b5[:len(b5)-v5Tail]...)
 	b4[0] = stateFormatV4
 	var got4 SeriesState
 	require.NoError(t, got4.UnmarshalBinary(b4))
-	want4 := st
+	want4 := want5
 	want4.CalProfileVar, want4.CalPointTail, want4.CalIntervalMs, want4.CalCycle = [profileBins]float32{}, [histBins + 1]float32{}, 0, false
 	require.Equal(t, want4, got4)
 
@@ -138,6 +153,7 @@ func TestSeriesStateCarriesCalibration(t *testing.T) {
 	noDaily.CalResN, noDaily.CalResMean, noDaily.CalResVar, noDaily.CalResShort = 0, 0, 0, 0
 	noDaily.CalResTail, noDaily.CalProfile, noDaily.CalProfileVisited, noDaily.CalProfileStart = [histBins + 1]float32{}, [profileBins]float32{}, 0, 0
 	noDaily.CalProfileVar, noDaily.CalPointTail, noDaily.CalIntervalMs, noDaily.CalCycle = [profileBins]float32{}, [histBins + 1]float32{}, 0, false
+	noDaily.CalPointShort = 0
 	b, err = noDaily.MarshalBinary()
 	require.NoError(t, err)
 	b3 := append([]byte(nil), b[:len(b)-1]...)
@@ -246,7 +262,7 @@ func TestInRangeErrorCap(t *testing.T) {
 	uncapped := cfg
 	uncapped.InRangeErrorCap = false
 	c, _ := calmCalibration(t, &cfg, 31, 32)
-	lower, upper := c.bounds(&cfg, cfg.bandZ(), 10, 1)
+	lower, upper := c.bounds(&cfg, new(cfg.bandZ()), 10, 1)
 	require.GreaterOrEqual(t, upper, float64(c.valMax), "the band reaches the range's top")
 	require.LessOrEqual(t, lower, float64(c.valMin), "the band reaches the range's bottom")
 	nats := -math.Log(cfg.PFloor)

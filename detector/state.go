@@ -52,6 +52,9 @@ type SeriesState struct {
 	CalPointTail  [histBins + 1]float32
 	CalIntervalMs float32
 	CalCycle      bool // the profile is in use (DailyProfileRatio)
+	// The point residual's short mean (PointWindow, format 6). A format 5
+	// record restarts it at 0.
+	CalPointShort float32
 
 	// Latest result; ScoredTs is 0 if the series was never scored.
 	Value, Score, Expected, Lower, Upper float64
@@ -75,6 +78,7 @@ const (
 	stateFormatV3 = 3
 	stateFormatV4 = 4
 	stateFormatV5 = 5
+	stateFormatV6 = 6
 )
 
 // rangeFromMoments is the range a format 2 record restores: mean ± 3
@@ -88,7 +92,7 @@ func (s *SeriesState) MarshalBinary() ([]byte, error) {
 
 // AppendBinary appends the encoding of s to b.
 func (s *SeriesState) AppendBinary(b []byte) ([]byte, error) {
-	b = append(b, stateFormatV5)
+	b = append(b, stateFormatV6)
 	b = appendString(b, s.Tenant)
 	b = binary.AppendUvarint(b, uint64(len(s.Labels)))
 	for _, l := range s.Labels {
@@ -134,6 +138,7 @@ func (s *SeriesState) AppendBinary(b []byte) ([]byte, error) {
 				cycle = 1
 			}
 			b = append(b, cycle)
+			b = appendFloat32s(b, s.CalPointShort)
 		}
 	}
 	return b, nil
@@ -232,7 +237,7 @@ const maxStateItems = 1 << 16
 
 // UnmarshalBinary decodes data produced by MarshalBinary. s does not alias data.
 func (s *SeriesState) UnmarshalBinary(data []byte) error {
-	if len(data) == 0 || data[0] < stateFormatV1 || data[0] > stateFormatV5 {
+	if len(data) == 0 || data[0] < stateFormatV1 || data[0] > stateFormatV6 {
 		return fmt.Errorf("cannot decode series state: unknown format version")
 	}
 	r := stateReader{b: data[1:]}
@@ -297,6 +302,9 @@ func (s *SeriesState) UnmarshalBinary(data []byte) error {
 					if f := r.fixed(1); f != nil {
 						s.CalCycle = f[0]&1 != 0
 					}
+					if data[0] >= stateFormatV6 {
+						s.CalPointShort = r.f32()
+					}
 				}
 			}
 		}
@@ -354,7 +362,7 @@ func exportSeries(s *series) SeriesState {
 		CalResN: s.cal.daily.n, CalResMean: s.cal.daily.resMean, CalResVar: s.cal.daily.resVar,
 		CalResShort: s.cal.daily.resShort, CalResTail: s.cal.daily.resTail.export(),
 		CalProfile: s.cal.daily.bin, CalProfileVisited: s.cal.daily.visited, CalProfileStart: s.cal.daily.startSec,
-		CalProfileVar: s.cal.daily.binVar, CalPointTail: s.cal.daily.ptTail.export(), CalIntervalMs: s.cal.daily.gapMs, CalCycle: s.cal.daily.cycle,
+		CalProfileVar: s.cal.daily.binVar, CalPointTail: s.cal.daily.ptTail.export(), CalIntervalMs: s.cal.daily.gapMs, CalCycle: s.cal.daily.cycle, CalPointShort: s.cal.daily.ptShort,
 		Value: s.value, Score: s.score, Expected: s.expected, Lower: s.lower, Upper: s.upper,
 		ScoredTs: s.scoredTs,
 	}
@@ -461,7 +469,7 @@ func restoreCalibration(st *SeriesState) calibration {
 			c.daily = dailyProfile{
 				bin: st.CalProfile, visited: st.CalProfileVisited, startSec: st.CalProfileStart,
 				n: st.CalResN, resMean: st.CalResMean, resVar: st.CalResVar, resShort: st.CalResShort,
-				binVar: st.CalProfileVar, gapMs: st.CalIntervalMs, cycle: st.CalCycle,
+				binVar: st.CalProfileVar, gapMs: st.CalIntervalMs, cycle: st.CalCycle, ptShort: st.CalPointShort,
 			}
 			c.daily.resTail.restore(st.CalResTail)
 			c.daily.ptTail.restore(st.CalPointTail)

@@ -2,6 +2,7 @@ package nab
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -37,4 +38,51 @@ func Opens(o *Output) int {
 		}
 	}
 	return n
+}
+
+// PeriodicCorpus is series that repeat the same event every day at the same
+// time, with Gaussian noise (standard deviation 3), sampled every step and
+// without labelled windows: a 10-minute spike to five times the level at
+// 02:00 (a nightly job), a two-hour plateau at twice the level from 01:00 (a
+// batch window) and a daily sine of half the level. Once a series has shown
+// its event, every anomaly opened on it is a false alarm.
+func PeriodicCorpus(perKind int, days float64, step time.Duration, seed uint64) *Corpus {
+	rng := rand.New(rand.NewPCG(seed, 0xda11))
+	n := int(days * float64(24*time.Hour) / float64(step))
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	kinds := []struct {
+		name  string
+		level func(sinceMidnight time.Duration) float64
+	}{
+		{"nightly-spike", func(d time.Duration) float64 {
+			if d >= 2*time.Hour && d < 2*time.Hour+10*time.Minute {
+				return 500
+			}
+			return 100
+		}},
+		{"batch-window", func(d time.Duration) float64 {
+			if d >= time.Hour && d < 3*time.Hour {
+				return 200
+			}
+			return 100
+		}},
+		{"daily-sine", func(d time.Duration) float64 {
+			return 100 + 50*math.Sin(2*math.Pi*d.Hours()/24)
+		}},
+	}
+	c := &Corpus{Dir: "periodic"}
+	for _, k := range kinds {
+		for i := range perKind {
+			name := fmt.Sprintf("%s-%02d", k.name, i)
+			s := &Series{Path: "periodic/" + name + ".csv", Category: "periodic", Name: name,
+				Times: make([]time.Time, n), Values: make([]float64, n)}
+			for j := range n {
+				t := start.Add(time.Duration(j) * step)
+				s.Times[j] = t
+				s.Values[j] = k.level(t.Sub(t.Truncate(24*time.Hour))) + 3*rng.NormFloat64()
+			}
+			c.Series = append(c.Series, s)
+		}
+	}
+	return c
 }
