@@ -807,13 +807,16 @@ func zAtAdjusted(zs *[bandZSteps + 1]float64, adj float64) float64 {
 const maxTimeScale = 20
 
 // observeInterval follows the series' typical sampling interval, gapMs
-// the time since its previous sample (0 for the first).
+// the time since its previous sample (0 for the first). A gap counts as at
+// most twice the typical interval: an outage must not make a fast series
+// look slow (and its surprise per sample rarer) for the samples after it,
+// while a lasting change of interval is followed within a few dozen samples.
 func (c *calibration) observeInterval(gapMs int64) {
 	p := &c.daily
 	if g := float32(gapMs); p.gapMs == 0 {
 		p.gapMs = g
 	} else if gapMs > 0 {
-		p.gapMs += (g - p.gapMs) / 16
+		p.gapMs += (min(g, 2*p.gapMs) - p.gapMs) / 16
 	}
 }
 

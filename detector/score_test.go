@@ -310,3 +310,26 @@ func observe15s(c *calibration, cfg *ScoringConfig, e, v float64) (float64, bool
 	const step = 15000
 	return c.observe(cfg, e, v, int64(c.n+1)*step, step, true)
 }
+
+// The typical sampling interval (ReferenceInterval) follows a change of
+// scrape interval but not an outage: after an hour without samples a 15 s
+// series is still scored as one.
+func TestTypicalIntervalIgnoresOutages(t *testing.T) {
+	cfg := DefaultScoringConfig
+	var c calibration
+	const step = 15_000
+	for range 100 {
+		c.observeInterval(step)
+	}
+	require.InDelta(t, 20, c.timeScale(&cfg), 0.01)
+	c.observeInterval(3600_000)
+	require.Greater(t, c.timeScale(&cfg), 18.0, "right after an hour's outage")
+	for range 100 {
+		c.observeInterval(60_000)
+	}
+	require.InDelta(t, 5, c.timeScale(&cfg), 0.05, "after the scrape interval moved to 1 m")
+	for range 100 {
+		c.observeInterval(600_000)
+	}
+	require.Equal(t, 1.0, c.timeScale(&cfg), "a series slower than the reference is scored per sample")
+}
