@@ -481,11 +481,6 @@ func (c *ScoringConfig) clipZ() float64 {
 	return math.Sqrt(2 * c.surpriseAtThreshold())
 }
 
-// zAtThreshold is the z-score at which the error term alone reaches the
-// threshold; it sets the width of the bounds so that a value outside them is
-// anomalous.
-func (c *ScoringConfig) zAtThreshold() float64 { return zAt(c.surpriseAtThreshold()) }
-
 // zAt is the z-score whose Gaussian surprise is s nats (0 for s <= 0).
 func zAt(s float64) float64 {
 	// Invert logGaussTail by bisection: called once per configuration.
