@@ -61,6 +61,10 @@ fuzz: ## Run each decoder fuzz target for FUZZTIME (default 30s).
 	$(GO) test ./remotewrite/ -run '^$$' -fuzz '^FuzzDecodeV2$$' -fuzztime $(or $(FUZZTIME),30s)
 	$(GO) test ./detector/ -run '^$$' -fuzz '^FuzzSeriesStateUnmarshal$$' -fuzztime $(or $(FUZZTIME),30s)
 	$(GO) test ./internal/api/ -run '^$$' -fuzz '^FuzzStoreRestoreCheckpoint$$' -fuzztime $(or $(FUZZTIME),30s)
+	$(GO) test ./internal/backfill/ -run '^$$' -fuzz '^FuzzDecodeQuery$$' -fuzztime $(or $(FUZZTIME),30s)
+	$(GO) test ./internal/backfill/ -run '^$$' -fuzz '^FuzzDecodeSeries$$' -fuzztime $(or $(FUZZTIME),30s)
+	$(GO) test ./internal/backfill/ -run '^$$' -fuzz '^FuzzDecodeReadResponse$$' -fuzztime $(or $(FUZZTIME),30s)
+	$(GO) test ./exporter/ -run '^$$' -fuzz '^FuzzLokiRejected$$' -fuzztime $(or $(FUZZTIME),30s)
 
 .PHONY: training-deps
 training-deps: ## Install the pinned TensorFlow.js training dependencies (npm ci).

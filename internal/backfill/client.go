@@ -185,9 +185,18 @@ func (c *client) series(ctx context.Context, tenant, selector string, startMs, e
 	if err != nil {
 		return nil, fmt.Errorf("cannot list series of %s: %w", selector, err)
 	}
+	out, err := decodeSeries(body)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list series of %s: %w", selector, err)
+	}
+	return out, nil
+}
+
+// decodeSeries decodes a /api/v1/series response body.
+func decodeSeries(body []byte) ([]detector.Labels, error) {
 	var data []map[string]string
 	if err := decodeAPI(body, &data); err != nil {
-		return nil, fmt.Errorf("cannot list series of %s: %w", selector, err)
+		return nil, err
 	}
 	out := make([]detector.Labels, 0, len(data))
 	for _, m := range data {
@@ -252,19 +261,29 @@ func (c *client) remoteRead(ctx context.Context, tenant string, series []detecto
 	if err != nil {
 		return nil, fmt.Errorf("cannot remote-read %d series: %w", len(series), err)
 	}
-	if n, err := snappy.DecodedLen(body); err != nil || n > maxResponseBytes {
-		return nil, fmt.Errorf("cannot remote-read %d series: bad snappy body (decoded length %d): %v", len(series), n, err)
-	}
-	raw, err = snappy.Decode(nil, body)
+	out, err := decodeReadResponse(body, series)
 	if err != nil {
-		return nil, fmt.Errorf("cannot remote-read %d series: cannot decompress response: %w", len(series), err)
+		return nil, fmt.Errorf("cannot remote-read %d series: %w", len(series), err)
+	}
+	return out, nil
+}
+
+// decodeReadResponse decodes a snappy-compressed remote-read response to
+// one query per series: the samples of the series with exactly its labels.
+func decodeReadResponse(body []byte, series []detector.Labels) ([][]detector.Sample, error) {
+	if n, err := snappy.DecodedLen(body); err != nil || n > maxResponseBytes {
+		return nil, fmt.Errorf("bad snappy body (decoded length %d): %v", n, err)
+	}
+	raw, err := snappy.Decode(nil, body)
+	if err != nil {
+		return nil, fmt.Errorf("cannot decompress response: %w", err)
 	}
 	var resp prompb.ReadResponse
 	if err := resp.Unmarshal(raw); err != nil {
-		return nil, fmt.Errorf("cannot remote-read %d series: cannot decode response: %w", len(series), err)
+		return nil, fmt.Errorf("cannot decode response: %w", err)
 	}
 	if len(resp.Results) != len(series) {
-		return nil, fmt.Errorf("cannot remote-read %d series: %d results", len(series), len(resp.Results))
+		return nil, fmt.Errorf("%d results for %d queries", len(resp.Results), len(series))
 	}
 	out := make([][]detector.Sample, len(series))
 	for i, res := range resp.Results {
@@ -303,6 +322,17 @@ func (c *client) query(ctx context.Context, tenant string, ls detector.Labels, s
 	if err != nil {
 		return nil, fmt.Errorf("cannot query %s: %w", q, err)
 	}
+	out, err := decodeQuery(body, ls)
+	if err != nil {
+		return nil, fmt.Errorf("cannot query %s: %w", q, err)
+	}
+	return out, nil
+}
+
+// decodeQuery decodes the matrix response of an instant query of a range
+// selector: the raw samples of the series with exactly the labels ls, none
+// if the store does not hold it.
+func decodeQuery(body []byte, ls detector.Labels) ([]detector.Sample, error) {
 	var data struct {
 		ResultType string `json:"resultType"`
 		Result     []struct {
@@ -311,10 +341,10 @@ func (c *client) query(ctx context.Context, tenant string, ls detector.Labels, s
 		} `json:"result"`
 	}
 	if err := decodeAPI(body, &data); err != nil {
-		return nil, fmt.Errorf("cannot query %s: %w", q, err)
+		return nil, err
 	}
 	if data.ResultType != "matrix" {
-		return nil, fmt.Errorf("cannot query %s: result type %q, want matrix", q, data.ResultType)
+		return nil, fmt.Errorf("result type %q, want matrix", data.ResultType)
 	}
 	for _, r := range data.Result {
 		if !labelsEqual(ls, fromMap(r.Metric)) {
@@ -324,7 +354,7 @@ func (c *client) query(ctx context.Context, tenant string, ls detector.Labels, s
 		for _, v := range r.Values {
 			smp, err := parsePoint(v)
 			if err != nil {
-				return nil, fmt.Errorf("cannot query %s: %w", q, err)
+				return nil, err
 			}
 			out = append(out, smp)
 		}
