@@ -66,6 +66,7 @@ fuzz: ## Run each decoder fuzz target for FUZZTIME (default 30s).
 	$(GO) test ./internal/backfill/ -run '^$$' -fuzz '^FuzzDecodeReadResponse$$' -fuzztime $(or $(FUZZTIME),30s)
 	$(GO) test ./exporter/ -run '^$$' -fuzz '^FuzzLokiRejected$$' -fuzztime $(or $(FUZZTIME),30s)
 	$(GO) test ./kafka/ -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(or $(FUZZTIME),30s)
+	$(GO) test ./internal/checkpoint/ -run '^$$' -fuzz '^FuzzBlockReader$$' -fuzztime $(or $(FUZZTIME),30s)
 
 .PHONY: training-deps
 training-deps: ## Install the pinned TensorFlow.js training dependencies (npm ci).
