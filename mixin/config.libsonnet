@@ -41,6 +41,8 @@
     seriesLimitRatio: 0.9,  // share of the series cap in use before warning
     modelMaxAgeSeconds: 8 * 24 * 3600,  // newest successfully loaded model older than this (retraining stuck)
     outputFailureFor: '10m',
+    checkpointMaxAgeSeconds: 1800,  // no successful checkpoint for this long, with failures (6 default intervals)
+    backfillFailedRatio: 0.1,  // share of backfilled series whose history read failed
 
     // Runbook links: %s is replaced by the alert name in lower case (a heading anchor
     // of runbook.md on GitHub).

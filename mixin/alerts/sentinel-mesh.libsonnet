@@ -168,6 +168,45 @@ local utils = import '../lib/utils.libsonnet';
               description: 'Sentinel Mesh {{ $labels.instance }} failed {{ $value | humanize }} remote_write pushes of anomaly scores in the last 10 minutes.',
             },
           },
+          {
+            alert: 'SentinelMeshCheckpointFailing',
+            expr: |||
+              max by (%(by)s) (time() - sentinel_mesh_checkpoint_last_success_timestamp_seconds{%(sel)s}) > %(age)d
+              and
+              sum by (%(by)s) (increase(sentinel_mesh_checkpoint_failures_total{%(sel)s}[%(age)ds])) > 0
+            ||| % { by: by, sel: sel, age: c.checkpointMaxAgeSeconds },
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: 'Sentinel Mesh cannot write its checkpoint.',
+              description: 'Sentinel Mesh {{ $labels.instance }} has failed to write its checkpoint for {{ $value | humanizeDuration }}; a restart would lose the series state learnt since the last one.',
+            },
+          },
+          {
+            alert: 'SentinelMeshBackfillFailing',
+            expr: |||
+              (
+                sum by (%(by)s) (rate(sentinel_mesh_backfill_series_total{%(sel)s,outcome="failed"}[15m]))
+              /
+                sum by (%(by)s) (rate(sentinel_mesh_backfill_series_total{%(sel)s}[15m]))
+              ) > %(ratio)g
+            ||| % { by: by, sel: sel, ratio: c.backfillFailedRatio },
+            'for': '15m',
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: 'Sentinel Mesh cannot backfill new series.',
+              description: 'Sentinel Mesh {{ $labels.instance }} failed to read the history of {{ $value | humanizePercentage }} of the series it tried to warm from backfill.url; those series wait for their own warm-up.',
+            },
+          },
+          {
+            alert: 'SentinelMeshTenantRateLimited',
+            expr: 'sum by (%s, tenant) (rate(sentinel_mesh_remote_write_tenant_samples_rate_limited_total{%s}[5m])) > 0' % [by, sel],
+            'for': '15m',
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: 'Sentinel Mesh rate-limits a tenant.',
+              description: 'Sentinel Mesh {{ $labels.instance }} refuses {{ $value | humanize }} samples/s of tenant {{ $labels.tenant }} with 429 (limits.max_samples_per_second); its senders retry and fall behind.',
+            },
+          },
         ],
       },
     ],
