@@ -14,8 +14,8 @@ import (
 // inner fold, less a margin of 0.03 F1 and 3 NAB points: a change that
 // loses more than that fails here before anyone runs make eval.
 var qualityFloor = map[string]struct{ f1, transfer, scoresTransfer float64 }{
-	"nab-dev": {f1: 0.44, transfer: 30, scoresTransfer: 30},   // measured 0.471, 33.2, 33.2
-	"ops-dev": {f1: 0.59, transfer: 51.5, scoresTransfer: 59}, // measured 0.629, 54.6, 62.3
+	"nab-dev": {f1: 0.41, transfer: 29.5, scoresTransfer: 29.5}, // measured 0.444, 32.7, 32.7
+	"ops-dev": {f1: 0.61, transfer: 51.5, scoresTransfer: 58},   // measured 0.649, 54.9, 61.4
 }
 
 func TestQualityRegression(t *testing.T) {
