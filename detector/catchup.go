@@ -44,9 +44,10 @@ func (c CatchUpConfig) validate() []error {
 }
 
 // backlog is a growable ring of samples waiting, in order, for their
-// series' next prediction. It lives in the shard's backlog map, not in the
-// series: a series that keeps up (the common case) pays nothing for it.
-// An entry is never empty, and a series with one is pending.
+// series' next prediction. The series points to it (series.bl) only while
+// it lags: a series that keeps up (the common case) pays 8 bytes of its
+// 768-byte size class for it. A series' backlog is never empty, and a
+// series with one is pending.
 //
 // The receive path does not write into buf: it appends a queued sample to
 // its shard's staging log (shard.staged, written in arrival order, so the
@@ -235,11 +236,8 @@ func (d *Detector) queue(sh *shard, s *series, bl *backlog, smp Sample, ms *mode
 	// series (which kept Run inferring back to back).
 	if cfg.MaxSamplesPerSeries > 0 && (bl == nil || bl.len() < cfg.MaxSamplesPerSeries) && d.reserve(b) {
 		if bl == nil {
-			if sh.backlog == nil {
-				sh.backlog = make(map[*series]*backlog)
-			}
 			bl = &backlog{}
-			sh.backlog[s] = bl
+			s.bl = bl
 			d.cu.series.Add(1)
 		}
 		sh.stage(bl, smp)
@@ -254,7 +252,7 @@ func (d *Detector) queue(sh *shard, s *series, bl *backlog, smp Sample, ms *mode
 		}
 		d.cu.samples.Add(-int64(bl.n))
 		d.cu.series.Add(-1)
-		delete(sh.backlog, s)
+		s.bl = nil
 		for bl.n > 0 {
 			d.skip(s, bl.pop(), ms, &b.counts, &b.events)
 		}
@@ -285,7 +283,7 @@ func (d *Detector) skip(s *series, smp Sample, ms *modelState, counts *scoreCoun
 // again or its backlog is empty. Called by inference, with the shard lock
 // held, once s's prediction (or its failure) is known.
 func (d *Detector) drain(sh *shard, s *series, ms *modelState, nowNano int64) {
-	bl := sh.backlog[s]
+	bl := s.bl
 	if bl == nil {
 		return
 	}
@@ -301,7 +299,7 @@ func (d *Detector) drain(sh *shard, s *series, ms *modelState, nowNano int64) {
 	d.cu.drained += n
 	if bl.n == 0 {
 		d.cu.series.Add(-1)
-		delete(sh.backlog, s)
+		s.bl = nil
 	}
 }
 

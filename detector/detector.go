@@ -28,9 +28,6 @@ type shard struct {
 	series  map[uint64]*series
 	pending []*series
 	results []loggedResult // result log, see EnableResultLog
-	// backlog holds the samples of series that wait for a prediction
-	// (detector.catch_up); nil until a series of the shard lags.
-	backlog map[*series]*backlog
 	staged  []stagedSample // queued samples not yet in their backlogs (catchup.go)
 }
 
@@ -265,10 +262,7 @@ func (d *Detector) appendSeries(b *appendBatch, tenant string, lbls Labels, samp
 		s.reset()
 	}
 	now := b.now.UnixNano()
-	var bl *backlog
-	if s.pending { // a series with a backlog is pending
-		bl = sh.backlog[s]
-	}
+	bl := s.bl // nil unless s lags
 	for _, smp := range samples {
 		if IsStaleNaN(smp.Value) {
 			st.Stale++
