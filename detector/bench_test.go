@@ -1,6 +1,10 @@
 package detector
 
-import "testing"
+import (
+	"context"
+	"fmt"
+	"testing"
+)
 
 func BenchmarkHashSeries(b *testing.B) {
 	ls := FromStrings("__name__", "http_requests_total", "cluster", "prod-eu-1", "container", "api", "env", "prod", "instance", "10.1.2.3:8080", "job", "api", "namespace", "shop", "pod", "api-7d9f8b6c5-x2k4p")
@@ -58,4 +62,91 @@ func BenchmarkObserve(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkAppendLagging is the receive path of the blast test with catch-up
+// scoring on: requests of 2,000 series × 1 sample, from 4 senders of their
+// own 2,000 series, into series that all wait for a prediction, so every
+// sample goes into its series' backlog (no inference runs); catch_up_off
+// is the same with catch-up off (every sample enters its window unscored). One op is one
+// request; off the clock, staged samples move into their backlogs after
+// each round of the 4 senders (as an inference pass does, on its own
+// thread; catch_up_with_unstage times that too), and the detector is
+// rebuilt every 1,000 samples per series (the blast's run length).
+func BenchmarkAppendLagging(b *testing.B) {
+	b.Run("catch_up", func(b *testing.B) { benchAppendLagging(b, DefaultCatchUpConfig, false) })
+	b.Run("catch_up_with_unstage", func(b *testing.B) { benchAppendLagging(b, DefaultCatchUpConfig, true) })
+	b.Run("catch_up_off", func(b *testing.B) { benchAppendLagging(b, CatchUpConfig{}, false) })
+}
+
+func benchAppendLagging(b *testing.B, cu CatchUpConfig, timeUnstage bool) {
+	const senders, perReq, rounds = 4, 2000, 1000
+	lbls := make([][]Labels, senders)
+	for g := range lbls {
+		lbls[g] = make([]Labels, perReq)
+		for i := range perReq {
+			lbls[g][i] = FromStrings("__name__", "http_requests_total", "cluster", "prod-eu-1", "container", "api",
+				"env", "prod", "instance", fmt.Sprintf("10.1.%d.%d:8080", g, i), "job", "api", "namespace", "shop",
+				"pod", fmt.Sprintf("api-7d9f8b6c5-%d-%d", g, i))
+		}
+	}
+	var d *Detector
+	ts := int64(0)
+	reset := func() {
+		cfg := DefaultConfig
+		cfg.CatchUp = cu
+		var err error
+		d, err = New(cfg, nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d.SetModel(WindowMeanModel{W: 32})
+		// Fill every window: each series is queued for inference, so the
+		// next sample waits for its prediction.
+		for ts = 1; ts <= 32; ts++ {
+			bt := d.Begin()
+			for g := range lbls {
+				for _, l := range lbls[g] {
+					bt.Append("", l, []Sample{{TimestampMs: ts * 1000, Value: float64(ts % 7)}})
+				}
+			}
+			_ = bt.Commit(context.Background())
+		}
+	}
+	reset()
+	smp := []Sample{{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		g := i % senders
+		if g == 0 && i > 0 {
+			ts++
+			if ts > 32+rounds {
+				b.StopTimer()
+				reset()
+				ts++
+				b.StartTimer()
+			}
+			// What an inference pass does to the backlogs before it
+			// predicts (on its own thread in the server).
+			if !timeUnstage {
+				b.StopTimer()
+			}
+			for j := range d.shards {
+				d.shards[j].unstage()
+			}
+			if !timeUnstage {
+				b.StartTimer()
+			}
+		}
+		i++
+		bt := d.Begin()
+		for _, l := range lbls[g] {
+			smp[0] = Sample{TimestampMs: ts * 1000, Value: float64(ts % 7)}
+			bt.Append("", l, smp)
+		}
+		_ = bt.Commit(context.Background())
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perReq), "ns/sample")
 }

@@ -44,37 +44,82 @@ func (c CatchUpConfig) validate() []error {
 }
 
 // backlog is a growable ring of samples waiting, in order, for their
-// series' next prediction. It lives in the shard's backlog map, not in the
-// series: a series that keeps up (the common case) pays nothing for it.
+// series' next prediction. The series points to it (series.bl) only while
+// it lags: a series that keeps up (the common case) pays 8 bytes of its
+// 768-byte size class for it. A series' backlog is never empty, and a
+// series with one is pending.
+//
+// The receive path does not write into buf: it appends a queued sample to
+// its shard's staging log (shard.staged, written in arrival order, so the
+// write stays in cache) and only counts it here; inference moves staged
+// samples into buf (unstage) before it scores them. When many series lag,
+// each series' slot in buf is a cache miss, and it is inference's thread,
+// at a lower priority, that pays it.
 type backlog struct {
-	buf     []Sample
-	head, n int
+	buf     []Sample // len is a power of two
+	head, n int      // samples in buf
+	staged  int      // samples in the shard's staging log, newer than buf's
+	// newest is the timestamp of the newest queued sample (len() > 0).
+	newest int64
+}
+
+// stagedSample is a queued sample not yet moved into its backlog's buf.
+type stagedSample struct {
+	bl  *backlog
+	smp Sample
 }
 
 const minBacklog = 16
+
+// maxKeptStaging bounds the staging log array a shard keeps once moved, so
+// one burst does not pin a large array per shard.
+const maxKeptStaging = 4096
+
+// len is how many samples are queued, in buf and staged.
+func (b *backlog) len() int { return b.n + b.staged }
 
 func (b *backlog) push(s Sample) {
 	if b.n == len(b.buf) {
 		nb := make([]Sample, max(minBacklog, 2*len(b.buf)))
 		for i := range b.n {
-			nb[i] = b.buf[(b.head+i)%len(b.buf)]
+			nb[i] = b.buf[(b.head+i)&(len(b.buf)-1)]
 		}
 		b.buf, b.head = nb, 0
 	}
-	b.buf[(b.head+b.n)%len(b.buf)] = s
+	b.buf[(b.head+b.n)&(len(b.buf)-1)] = s
 	b.n++
 }
 
+// pop removes the oldest sample from buf; b.n must be > 0.
 func (b *backlog) pop() Sample {
 	s := b.buf[b.head]
-	b.head = (b.head + 1) % len(b.buf)
+	b.head = (b.head + 1) & (len(b.buf) - 1)
 	b.n--
 	return s
 }
 
-// newestTs is the timestamp of the newest queued sample; b.n must be > 0.
-func (b *backlog) newestTs() int64 {
-	return b.buf[(b.head+b.n-1)%len(b.buf)].TimestampMs
+// stage queues smp behind bl's samples through the shard's staging log.
+// Called with the shard lock held.
+func (sh *shard) stage(bl *backlog, smp Sample) {
+	bl.staged++
+	bl.newest = smp.TimestampMs
+	sh.staged = append(sh.staged, stagedSample{bl, smp})
+}
+
+// unstage moves the shard's staged samples into their backlogs' bufs, in
+// arrival order. Called with the shard lock held.
+func (sh *shard) unstage() {
+	for i := range sh.staged {
+		e := &sh.staged[i]
+		e.bl.push(e.smp)
+		e.bl.staged--
+	}
+	if cap(sh.staged) > maxKeptStaging {
+		sh.staged = nil
+		return
+	}
+	clear(sh.staged)
+	sh.staged = sh.staged[:0]
 }
 
 // catchUp is the detector's catch-up bookkeeping.
@@ -110,7 +155,7 @@ func (d *Detector) registerCatchUpMetrics(reg prometheus.Registerer) {
 // must be scored against (or has samples queued before it). Called with
 // the shard lock held.
 func (s *series) awaiting(bl *backlog) bool {
-	return s.pending && ((bl != nil && bl.n > 0) || int(s.count) == len(s.ring))
+	return s.pending && ((bl != nil && bl.len() > 0) || int(s.count) == len(s.ring))
 }
 
 // queueWindow queues s for inference if its window is full. Called with the
@@ -152,40 +197,68 @@ func (d *Detector) ingest(sh *shard, s *series, smp Sample, ms *modelState, nowN
 	d.queueWindow(sh, s, ms, nowNano)
 }
 
-// queue appends smp to s's backlog, or, when the backlog (or all backlogs
-// together) is full, lets the backlog and smp enter the window unscored so
-// the series scores current data again from its next prediction on.
+// cuChunk is how many of max_samples' slots a batch reserves at a time: one
+// atomic operation per chunk instead of one per queued sample. (A locked
+// instruction waits for the sample's store into the backlog, a cache miss
+// when many series lag, to complete.) Slots a batch does not use go back at
+// Commit, so the backlogs together never exceed max_samples.
+const cuChunk = 256
+
+// reserve takes one of max_samples' slots for a sample of batch b, or
+// reports false when they are all taken.
+func (d *Detector) reserve(b *appendBatch) bool {
+	if b.cuFree > 0 {
+		b.cuFree--
+		return true
+	}
+	limit := int64(d.cfg.CatchUp.MaxSamples)
+	for {
+		cur := d.cu.samples.Load()
+		if cur >= limit {
+			return false
+		}
+		n := min(cuChunk, limit-cur)
+		if d.cu.samples.CompareAndSwap(cur, cur+n) {
+			b.cuFree = n - 1
+			return true
+		}
+	}
+}
+
+// queue appends smp to s's backlog bl (nil if s has none) and returns the
+// backlog; or, when the backlog (or all backlogs together) is full, lets the
+// backlog and smp enter the window unscored, so the series scores current
+// data again from its next prediction on, and returns nil.
 // Called with the shard lock held, when s.awaiting.
-func (d *Detector) queue(sh *shard, s *series, smp Sample, ms *modelState, nowNano int64, counts *scoreCounts, events *[]Event) {
-	bl := sh.backlog[s]
+func (d *Detector) queue(sh *shard, s *series, bl *backlog, smp Sample, ms *modelState, nowNano int64, b *appendBatch) *backlog {
 	cfg := &d.cfg.CatchUp
 	// 0 is off: no backlog at all, not one of a single sample per lagging
 	// series (which kept Run inferring back to back).
-	if cfg.MaxSamplesPerSeries > 0 && (bl == nil || bl.n < cfg.MaxSamplesPerSeries) && d.cu.samples.Load() < int64(cfg.MaxSamples) {
+	if cfg.MaxSamplesPerSeries > 0 && (bl == nil || bl.len() < cfg.MaxSamplesPerSeries) && d.reserve(b) {
 		if bl == nil {
-			if sh.backlog == nil {
-				sh.backlog = make(map[*series]*backlog)
-			}
 			bl = &backlog{}
-			sh.backlog[s] = bl
+			s.bl = bl
 			d.cu.series.Add(1)
 		}
-		bl.push(smp)
-		d.cu.samples.Add(1)
-		return
+		sh.stage(bl, smp)
+		return bl
 	}
 	// Overflow: skip ahead. The prediction in flight (if any) is for a
 	// window these samples move past; seq tells inference to queue the
 	// new window instead.
 	if bl != nil {
+		if bl.staged > 0 {
+			sh.unstage()
+		}
 		d.cu.samples.Add(-int64(bl.n))
 		d.cu.series.Add(-1)
-		delete(sh.backlog, s)
+		s.bl = nil
 		for bl.n > 0 {
-			d.skip(s, bl.pop(), ms, counts, events)
+			d.skip(s, bl.pop(), ms, &b.counts, &b.events)
 		}
 	}
-	d.skip(s, smp, ms, counts, events)
+	d.skip(s, smp, ms, &b.counts, &b.events)
+	return nil
 }
 
 // skip pushes smp into the window without scoring it.
@@ -210,9 +283,12 @@ func (d *Detector) skip(s *series, smp Sample, ms *modelState, counts *scoreCoun
 // again or its backlog is empty. Called by inference, with the shard lock
 // held, once s's prediction (or its failure) is known.
 func (d *Detector) drain(sh *shard, s *series, ms *modelState, nowNano int64) {
-	bl := sh.backlog[s]
+	bl := s.bl
 	if bl == nil {
 		return
+	}
+	if bl.staged > 0 {
+		sh.unstage()
 	}
 	n := 0
 	for bl.n > 0 && !s.pending {
@@ -223,7 +299,7 @@ func (d *Detector) drain(sh *shard, s *series, ms *modelState, nowNano int64) {
 	d.cu.drained += n
 	if bl.n == 0 {
 		d.cu.series.Add(-1)
-		delete(sh.backlog, s)
+		s.bl = nil
 	}
 }
 

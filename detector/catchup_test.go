@@ -2,6 +2,7 @@ package detector
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -252,4 +253,44 @@ func TestCatchUpConcurrentAppends(t *testing.T) {
 	got := tally(t, reg)
 	require.Equal(t, float64(4*(1000-16)), got.scored+got.warmup+got.lag)
 	require.Zero(t, got.lag)
+}
+
+// Many series of a request lag at once: their samples are staged in their
+// shards' logs in arrival order, the slots a batch reserved and did not use
+// go back at Commit (the backlog gauge counts queued samples exactly), a
+// series that overflows its bound while others of its shard are staged
+// skips only its own, and the rest are scored in order.
+func TestCatchUpStagedAcrossSeries(t *testing.T) {
+	const w, series, burst = 16, 600, 40
+	d, reg := newTestDetector(t, func(c *Config) {
+		c.CatchUp = CatchUpConfig{MaxSamplesPerSeries: 30, MaxSamples: 1 << 20}
+		c.BatchInterval = model.Duration(time.Millisecond)
+	})
+	ls := make([]Labels, series)
+	for i := range ls {
+		ls[i] = lbls("__name__", "x", "i", fmt.Sprint(i))
+	}
+	// Even series: 25 samples after their window, under the bound; odd
+	// ones: 40, over it. One sample per series per request, as the blast.
+	samples := calmWithSpike(w+burst, -1, 9)
+	for k := range samples {
+		b := d.Begin()
+		for i, l := range ls {
+			if i%2 == 0 && k >= w+25 {
+				continue
+			}
+			b.Append("", l, samples[k:k+1])
+		}
+		require.NoError(t, b.Commit(context.Background()))
+	}
+	// Queued: every even series' 25, none of the odd ones' (they overflowed
+	// at their 31st and skipped ahead; the later ones queue again behind
+	// the prediction the skip asked for).
+	queued := metrictest.RequireValue(t, reg, "sentinel_mesh_catch_up_backlog_samples")
+	require.Equal(t, float64(series/2*25+series/2*(burst-31)), queued)
+	runUntilDrained(t, d)
+	got := tally(t, reg)
+	require.Equal(t, float64(series/2*25+series/2*burst), got.scored+got.warmup+got.lag, "%+v", got)
+	require.Equal(t, float64(series/2*31), got.lag, "the odd series' backlog and overflowing sample")
+	require.Zero(t, metrictest.RequireValue(t, reg, "sentinel_mesh_catch_up_backlog_samples"))
 }

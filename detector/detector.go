@@ -28,9 +28,7 @@ type shard struct {
 	series  map[uint64]*series
 	pending []*series
 	results []loggedResult // result log, see EnableResultLog
-	// backlog holds the samples of series that wait for a prediction
-	// (detector.catch_up); nil until a series of the shard lags.
-	backlog map[*series]*backlog
+	staged  []stagedSample // queued samples not yet in their backlogs (catchup.go)
 }
 
 // modelState is swapped atomically when a new model is loaded.
@@ -185,6 +183,7 @@ type appendBatch struct {
 	stats  AppendStats
 	counts scoreCounts
 	events []Event
+	cuFree int64 // catch-up backlog slots reserved and not used (reserve)
 }
 
 var batchPool = sync.Pool{New: func() any { return new(appendBatch) }}
@@ -203,6 +202,9 @@ func (b *appendBatch) Append(tenant string, lbls Labels, samples []Sample) Appen
 // returns the batch to the pool. It never fails.
 func (b *appendBatch) Commit(context.Context) error {
 	d := b.d
+	if b.cuFree > 0 {
+		d.cu.samples.Add(-b.cuFree)
+	}
 	d.metrics.countDrops(b.stats)
 	if b.stats.TenantSeriesCap > 0 {
 		d.metrics.samplesDropped.WithLabelValues("tenant_series_limit").Add(float64(b.stats.TenantSeriesCap))
@@ -260,14 +262,14 @@ func (d *Detector) appendSeries(b *appendBatch, tenant string, lbls Labels, samp
 		s.reset()
 	}
 	now := b.now.UnixNano()
-	bl := sh.backlog[s] // nil unless s lags
+	bl := s.bl // nil unless s lags
 	for _, smp := range samples {
 		if IsStaleNaN(smp.Value) {
 			st.Stale++
 		} else {
 			last := s.lastTs
-			if bl != nil && bl.n > 0 {
-				last = bl.newestTs()
+			if bl != nil && bl.len() > 0 {
+				last = bl.newest
 			}
 			if smp.TimestampMs <= last {
 				st.OutOfOrder++
@@ -282,8 +284,7 @@ func (d *Detector) appendSeries(b *appendBatch, tenant string, lbls Labels, samp
 		if s.awaiting(bl) {
 			// The prediction this sample is scored against is not made
 			// yet: queue it, in order, behind the ones already waiting.
-			d.queue(sh, s, smp, ms, now, &b.counts, &b.events)
-			bl = sh.backlog[s]
+			bl = d.queue(sh, s, bl, smp, ms, now, b)
 			continue
 		}
 		d.ingest(sh, s, smp, ms, now, &b.counts, &b.events)
@@ -547,6 +548,9 @@ func (d *Detector) flushPass() (int, error) {
 	for i := range d.shards {
 		sh := &d.shards[i]
 		sh.mu.Lock()
+		// Backlogged samples the receivers staged move into their series'
+		// backlogs here, on this thread.
+		sh.unstage()
 		d.batch = append(d.batch, sh.pending...)
 		clear(sh.pending)
 		sh.pending = sh.pending[:0]

@@ -43,6 +43,10 @@ type series struct {
 	// an is allocated on the series' first score at or above the threshold:
 	// a calm series, the common case, does not pay for it.
 	an *anomalyState
+
+	// bl holds the samples waiting for this series' next prediction
+	// (detector.catch_up, catchup.go); nil unless the series lags.
+	bl *backlog
 }
 
 // anomalyState is the anomaly bookkeeping and recent history of a series

@@ -394,7 +394,7 @@ func (d *Detector) ImportState(st SeriesState) bool {
 		if s, _ = d.createSeries(sh, h, st.Tenant, st.Labels); s == nil {
 			return false
 		}
-	} else if s.lastTs >= st.LastTs || sh.backlog[s] != nil {
+	} else if s.lastTs >= st.LastTs || s.bl != nil {
 		// Samples waiting in the backlog are newer than what a state
 		// record carries.
 		return false

@@ -227,7 +227,7 @@ func (d *Detector) install(w *series, ms *modelState, counts *scoreCounts, event
 			return WarmRefused
 		}
 		live.lastSeenUnix = now.Unix()
-	} else if hasState(live) || live.pending || sh.backlog[live] != nil {
+	} else if hasState(live) || live.pending || live.bl != nil {
 		// Scored live meanwhile, or its first window is being predicted:
 		// the live path has taken over.
 		return WarmHasState
