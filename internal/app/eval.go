@@ -222,11 +222,7 @@ func countOpens(c *nab.Corpus, spec string, dcfg detector.Config, mcfg config.Mo
 		return "", 0, err
 	}
 	for k, s := range c.Series {
-		for i, sc := range o.Scores[k] {
-			if sc > 0 && s.Times[i].Sub(s.Times[0]) >= skip {
-				opens++
-			}
-		}
+		opens += nab.OpensAfter(s, o.Scores[k], skip)
 	}
 	return det.Name, opens, nil
 }

@@ -31,10 +31,26 @@ func NoiseCorpus(series int, days float64, step time.Duration, seed uint64) *Cor
 func Opens(o *Output) int {
 	n := 0
 	for _, rows := range o.Scores {
-		for _, sc := range rows {
-			if sc > 0 {
-				n++
-			}
+		n += opensFrom(rows, 0)
+	}
+	return n
+}
+
+// OpensAfter counts the anomalies an output of ModeEvents (its scores of s)
+// opened once skip had passed since the series' first row.
+func OpensAfter(s *Series, scores []float64, skip time.Duration) int {
+	first := 0
+	for first < len(s.Times) && s.Times[first].Sub(s.Times[0]) < skip {
+		first++
+	}
+	return opensFrom(scores, first)
+}
+
+func opensFrom(scores []float64, first int) int {
+	n := 0
+	for _, sc := range scores[min(first, len(scores)):] {
+		if sc > 0 {
+			n++
 		}
 	}
 	return n

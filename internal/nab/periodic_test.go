@@ -43,14 +43,9 @@ func TestFastScrapesDoNotPage(t *testing.T) {
 		o := run(t, c)
 		var late int
 		for k, s := range c.Series {
-			var n int
-			for i, sc := range o.Scores[k] {
-				// The first two days may surprise: the event is new, and the
-				// daily profile needs a day.
-				if sc > 0 && s.Times[i].Sub(s.Times[0]) >= 48*time.Hour {
-					n++
-				}
-			}
+			// The first two days may surprise: the event is new, and the
+			// daily profile needs a day.
+			n := OpensAfter(s, o.Scores[k], 48*time.Hour)
 			t.Logf("%s: %d anomalies after the second day", s.Name, n)
 			if s.Name[:len("nightly-spike")] == "nightly-spike" {
 				require.Zero(t, n, "%s: the nightly job paged after it had run twice", s.Name)
