@@ -212,6 +212,9 @@ func (c *Config) Validate() error {
 	if s.RangeMargin < 0 {
 		errs = append(errs, errors.New("detector.scoring.range_margin must be >= 0"))
 	}
+	if s.TransitionSpread < 0 {
+		errs = append(errs, errors.New("detector.scoring.transition_spread must be >= 0"))
+	}
 	if s.ReferenceInterval < 0 {
 		errs = append(errs, errors.New("detector.scoring.reference_interval must be >= 0"))
 	}

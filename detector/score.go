@@ -105,6 +105,14 @@ type ScoringConfig struct {
 	// measured against the larger of that time's spread and the series'
 	// overall spread around its profile (the larger level surprise counts).
 	SeasonalPoint bool `yaml:"seasonal_point"`
+	// TransitionSpread: near a daily transition, where the profile within
+	// half an hour of a value's time changes by more than this many times
+	// its spread there, the seasonal point term measures the value from the
+	// nearest profile value in that hour instead of the interpolated one:
+	// the hourly profile cannot place a daily step more precisely, and
+	// without this a step the series makes every day at 09:00 is scored by
+	// the error term and the point term at once. 0 turns it off.
+	TransitionSpread float64 `yaml:"transition_spread"`
 	// RobustUpdates keeps anomalies from widening the statistics they are
 	// judged against: a prediction error or value beyond the band enters the
 	// long-term mean and variance at the band's edge (winsorised). A lasting
@@ -155,6 +163,7 @@ var DefaultScoringConfig = ScoringConfig{
 	DailyProfileForecast: false,
 	SeasonalScale:        true,
 	SeasonalPoint:        true,
+	TransitionSpread:     2,
 	RobustUpdates:        true,
 	ReferenceInterval:    model.Duration(5 * time.Minute),
 	PointWindow:          model.Duration(time.Minute),
@@ -257,6 +266,32 @@ func interpolateBins(bins *[profileBins]float32, visited uint32, tsMs int64) flo
 	return va*(1-f) + vb*f
 }
 
+// transitionResidual returns the point residual rp of v at tsMs, or, near
+// a daily transition, v's distance from the range of the profile within
+// half a bin of tsMs: the hourly profile cannot place a transition more
+// precisely than its bin, so a step the series makes every day is expected
+// anywhere in that hour. A transition is where that range exceeds
+// TransitionSpread times the spread the point term measures in (vp, the
+// spread at that time, or the residual's overall spread if larger);
+// elsewhere the range is the profile's own noise, and widening by it would
+// blunt every point anomaly.
+func (p *dailyProfile) transitionResidual(cfg *ScoringConfig, v, vm, rp float64, tsMs int64, vp float64) float64 {
+	if cfg.TransitionSpread <= 0 {
+		return rp
+	}
+	const half = profileBinMs / 2
+	// Linear between bin centres: the extremes over [tsMs-half, tsMs+half]
+	// are at its ends or at the one bin centre inside it.
+	centre := tsMs - (((tsMs % profileBinMs) + profileBinMs) % profileBinMs) + half
+	a, b, c := p.at(tsMs-half), p.at(tsMs+half), p.at(centre)
+	lo, hi := min(a, b, c), max(a, b, c)
+	spread := max(math.Sqrt(vp), math.Sqrt(float64(p.resVar)), 1e-6+1e-3*math.Abs(vm))
+	if hi-lo <= cfg.TransitionSpread*spread {
+		return rp
+	}
+	return v - min(max(v, lo), hi)
+}
+
 // profileBin is the hour-of-day bin (UTC) of a timestamp.
 func profileBin(tsMs int64) int {
 	const day = profileBins * profileBinMs
@@ -310,9 +345,10 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv, lw float64, tsMs, 
 	// The point residual against the profile before v teaches it; at and
 	// varAt are 0 before the first value.
 	prof, vp := p.at(tsMs), p.varAt(tsMs)
-	rp := 0.0
+	rp, rpNear := 0.0, 0.0
 	if p.visited != 0 {
 		rp = v - prof
+		rpNear = p.transitionResidual(cfg, v, vm, rp, tsMs, vp)
 	}
 	// Over PointWindow: one noisy scrape of a fast series must not count
 	// twice, in the error term and against a spread learnt per hour.
@@ -320,9 +356,9 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv, lw float64, tsMs, 
 	if w := float64(time.Duration(cfg.PointWindow).Milliseconds()); w > 0 && gapMs > 0 {
 		aPt = min(1, float64(gapMs)/w)
 	}
-	ptShort := rp
+	ptShort := rpNear
 	if p.n > 1 {
-		ptShort = (1-aPt)*float64(p.ptShort) + aPt*rp
+		ptShort = (1-aPt)*float64(p.ptShort) + aPt*rpNear
 	}
 	p.ptShort = float32(ptShort)
 	if m := warmSamples(cfg, p.n); gated && m > 0 {

@@ -57,6 +57,7 @@ func ablations() []ablation {
 		{name: "seasonal error scale off", apply: func(c *detector.ScoringConfig) { c.SeasonalScale = false }},
 		{name: "seasonal point term off", apply: func(c *detector.ScoringConfig) { c.SeasonalPoint = false }},
 		{name: "daily profile off (all seasonal parts)", apply: func(c *detector.ScoringConfig) { c.DailyProfileRatio = 0 }},
+		{name: "transition tolerance off (seasonal point term from the interpolated profile)", apply: func(c *detector.ScoringConfig) { c.TransitionSpread = 0 }},
 		{name: "robust updates off", apply: func(c *detector.ScoringConfig) { c.RobustUpdates = false }},
 		{name: "level term off (and range, daily level)", apply: func(c *detector.ScoringConfig) { c.LevelWindow = 0 }},
 		{name: "range term off (and the in-range error cap)", apply: func(c *detector.ScoringConfig) { c.RangeSurprise = 0 }},
@@ -76,6 +77,7 @@ func ablations() []ablation {
 	as = append(as, scale("empirical_tail", func(c *detector.ScoringConfig) *float64 { return &c.EmpiricalTail })...)
 	as = append(as, scale("range_surprise", func(c *detector.ScoringConfig) *float64 { return &c.RangeSurprise })...)
 	as = append(as, scale("range_margin", func(c *detector.ScoringConfig) *float64 { return &c.RangeMargin })...)
+	as = append(as, scale("transition_spread", func(c *detector.ScoringConfig) *float64 { return &c.TransitionSpread })...)
 	as = append(as, scale("daily_profile_ratio", func(c *detector.ScoringConfig) *float64 { return &c.DailyProfileRatio })...)
 	as = append(as, scaleDuration("reference_interval", func(c *detector.ScoringConfig) *model.Duration { return &c.ReferenceInterval })...)
 	as = append(as, scaleDuration("point_window", func(c *detector.ScoringConfig) *model.Duration { return &c.PointWindow })...)

@@ -153,16 +153,23 @@ func Run(c *Corpus, d Detector) (*Output, error) {
 
 // WriteResults writes NAB results files:
 // <dir>/<detector>/<category>/<detector>_<file>.csv with columns
-// timestamp,value,anomaly_score,label.
+// timestamp,value,anomaly_score,label, where anomaly_score is o.Scores (the
+// mode's output), and the same under <detector>-scores/ with every row's
+// anomaly_score (o.Raw): the files NAB's own run.py thresholds.
 func WriteResults(dir string, c *Corpus, o *Output) error {
-	for i, s := range c.Series {
-		d := filepath.Join(dir, o.Detector, filepath.FromSlash(s.Category))
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("cannot create results folder: %w", err)
-		}
-		path := filepath.Join(d, o.Detector+"_"+s.Name+".csv")
-		if err := writeResultsFile(path, s, o.Scores[i]); err != nil {
-			return fmt.Errorf("cannot write %s: %w", path, err)
+	for _, set := range []struct {
+		name   string
+		scores [][]float64
+	}{{o.Detector, o.Scores}, {o.Detector + "-scores", o.Raw}} {
+		for i, s := range c.Series {
+			d := filepath.Join(dir, set.name, filepath.FromSlash(s.Category))
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return fmt.Errorf("cannot create results folder: %w", err)
+			}
+			path := filepath.Join(d, set.name+"_"+s.Name+".csv")
+			if err := writeResultsFile(path, s, set.scores[i]); err != nil {
+				return fmt.Errorf("cannot write %s: %w", path, err)
+			}
 		}
 	}
 	return nil

@@ -1,11 +1,13 @@
 package nab
 
 import (
+	"bytes"
 	"encoding/csv"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +136,12 @@ func TestRunAndReport(t *testing.T) {
 			require.Equal(t, []string{"timestamp", "value", "anomaly_score", "label"}, recs[0])
 			require.Equal(t, "1", recs[301][3])
 			require.Equal(t, "0", recs[1][3])
+			raw, err := os.ReadFile(filepath.Join(out, "det-scores", "cat", "det-scores_shift.csv"))
+			require.NoError(t, err)
+			rawRecs, err := csv.NewReader(bytes.NewReader(raw)).ReadAll()
+			require.NoError(t, err)
+			require.Len(t, rawRecs, 401)
+			require.Equal(t, strconv.FormatFloat(o.Raw[0][300], 'g', 6, 64), rawRecs[301][2])
 
 			SetTransfer(r, r)
 			require.NoError(t, WriteJSON(filepath.Join(out, "scores.json"), []*FoldReport{r}))
