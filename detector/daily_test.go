@@ -179,3 +179,49 @@ func TestSeriesFitsItsSizeClass(t *testing.T) {
 	// 760: structs above 512 B with pointers carry an 8-byte header.
 	require.LessOrEqual(t, unsafe.Sizeof(series{}), uintptr(760))
 }
+
+// Near a daily step the point residual is measured from the profile's range
+// within half an hour; on a plateau, and with transition_spread 0, from the
+// interpolated profile.
+func TestTransitionResidual(t *testing.T) {
+	var p dailyProfile
+	day0 := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC).UnixMilli()
+	const step = 5 * 60 * 1000
+	level := func(ts int64) float64 {
+		if h := profileBin(ts); h >= 9 && h < 18 {
+			return 70
+		}
+		return 20
+	}
+	for ts := day0; ts < day0+3*86400_000; ts += step {
+		v := level(ts)
+		p.learn(v, ts, step, profileBin(ts), 0.25)
+	}
+	p.resVar = 1
+	at := func(hh, mm int) int64 { return day0 + 3*86400_000 + int64(hh*3600+mm*60)*1000 }
+	for _, tc := range []struct {
+		name   string
+		ts     int64
+		v      float64
+		spread float64 // transition_spread
+		want   float64
+	}{
+		{"at the step, on the new level", at(9, 0), 69, 2, 0},
+		{"at the step, on the old level", at(9, 0), 21, 2, 0},
+		{"at the step, above both levels", at(9, 0), 90, 2, 20},
+		{"at the step, below both levels", at(9, 0), 5, 2, -15},
+		{"five minutes after the step: the hour is 08:35-09:35", at(9, 5), 5, 2, 5 - (20 + 50.0*5/60)},
+		{"at the step, tolerance off", at(9, 0), 69, 0, 69 - 45},
+		{"on the plateau", at(13, 30), 69, 2, -1},
+		{"on the plateau, far out", at(13, 30), 90, 2, 20},
+		{"a step smaller than twice the spread", at(9, 0), 69, 60, 69 - 45},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultScoringConfig
+			cfg.TransitionSpread = tc.spread
+			rp := tc.v - p.at(tc.ts)
+			got := p.transitionResidual(&cfg, tc.v, 40, rp, tc.ts, p.varAt(tc.ts))
+			require.InDelta(t, tc.want, got, 1e-3)
+		})
+	}
+}
