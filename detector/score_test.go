@@ -216,22 +216,31 @@ func TestRangeSurprise(t *testing.T) {
 	c, _ := calmCalibration(t, &cfg, 21, 22)
 	require.Less(t, c.valMax, float32(16))
 	require.Greater(t, c.valMin, float32(4))
+	bonus := cfg.RangeSurprise / -math.Log(cfg.PFloor)
 	for _, tc := range []struct {
-		name  string
-		value float64
-		added float64 // score added by the range term
+		name       string
+		value, e   float64
+		withRecord bool    // RangeWithErrorRecord
+		added      float64 // score added by the range term
 	}{
-		{"above the range", 25, cfg.RangeSurprise / -math.Log(cfg.PFloor)},
-		{"below the range", -5, cfg.RangeSurprise / -math.Log(cfg.PFloor)},
-		{"inside the range", 10, 0},
+		// e = 3: a surprising error, but within the calm series' largest.
+		{"above the range", 25, 3, false, bonus},
+		{"below the range", -5, 3, false, bonus},
+		{"inside the range", 10, 3, false, 0},
+		// e = 5: beyond the largest error seen, which the error term's
+		// extrapolation scores; the same record is not counted twice.
+		{"above the range, record error", 25, 5, false, 0},
+		{"above the range, record error, range_with_error_record", 25, 5, true, bonus},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.e > math.Exp2(float64(c.errTail.max)), tc.e == 5, "is e a record")
+			on, base := cfg, off
+			on.RangeWithErrorRecord, base.RangeWithErrorRecord = tc.withRecord, tc.withRecord
 			withTerm, without := c, c
-			const e = 3 // a surprising but not anomalous error
-			got, _ := observe15s(&withTerm, &cfg, e, tc.value)
-			base, _ := observe15s(&without, &off, e, tc.value)
-			require.Greater(t, base, 0.0)
-			require.InDelta(t, tc.added, got-base, 1e-9)
+			got, _ := observe15s(&withTerm, &on, tc.e, tc.value)
+			want, _ := observe15s(&without, &base, tc.e, tc.value)
+			require.Greater(t, want, 0.0)
+			require.InDelta(t, tc.added, got-want, 1e-9)
 		})
 	}
 }

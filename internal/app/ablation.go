@@ -61,6 +61,7 @@ func ablations() []ablation {
 		{name: "robust updates off", apply: func(c *detector.ScoringConfig) { c.RobustUpdates = false }},
 		{name: "level term off (and range, daily level)", apply: func(c *detector.ScoringConfig) { c.LevelWindow = 0 }},
 		{name: "range term off (and the in-range error cap)", apply: func(c *detector.ScoringConfig) { c.RangeSurprise = 0 }},
+		{name: "range term also on a record prediction error", apply: func(c *detector.ScoringConfig) { c.RangeWithErrorRecord = true }},
 		{name: "in-range error cap off", apply: func(c *detector.ScoringConfig) { c.InRangeErrorCap = false }},
 		{name: "empirical tails off", apply: func(c *detector.ScoringConfig) { c.EmpiricalTail = 0 }},
 		{name: "variance-drop term on (window 5, margin 4)", apply: func(c *detector.ScoringConfig) { c.VarianceWindow = 5 }},
