@@ -220,7 +220,8 @@ func TestTransitionResidual(t *testing.T) {
 			cfg := DefaultScoringConfig
 			cfg.TransitionSpread = tc.spread
 			rp := tc.v - p.at(tc.ts)
-			got := p.transitionResidual(&cfg, tc.v, 40, rp, tc.ts, p.varAt(tc.ts))
+			spread := max(math.Sqrt(p.varAt(tc.ts)), math.Sqrt(float64(p.resVar)))
+			got := p.transitionResidual(&cfg, tc.v, rp, tc.ts, spread)
 			require.InDelta(t, tc.want, got, 1e-3)
 		})
 	}

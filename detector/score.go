@@ -70,8 +70,7 @@ type ScoringConfig struct {
 	// 0 turns the term off.
 	RangeSurprise float64 `yaml:"range_surprise"`
 	// RangeWithErrorRecord adds RangeSurprise also when the prediction
-	// error is a new record (the behaviour before transition_spread's
-	// release): nab-dev event F1 +0.03, but Gaussian noise at 15 s opens 4
+	// error is a new record (the behaviour before 2026-12-01): nab-dev event F1 +0.03, but Gaussian noise at 15 s opens 4
 	// anomalies in 1,000 series-days instead of 0 (docs/detection.md).
 	RangeWithErrorRecord bool `yaml:"range_with_error_record"`
 	// RangeMargin is that margin, a fraction of the range. The running
@@ -280,11 +279,10 @@ func interpolateBins(bins *[profileBins]float32, visited uint32, tsMs int64) flo
 // half a bin of tsMs: the hourly profile cannot place a transition more
 // precisely than its bin, so a step the series makes every day is expected
 // anywhere in that hour. A transition is where that range exceeds
-// TransitionSpread times the spread the point term measures in (vp, the
-// spread at that time, or the residual's overall spread if larger);
+// TransitionSpread times spread, the spread the point term measures in;
 // elsewhere the range is the profile's own noise, and widening by it would
 // blunt every point anomaly.
-func (p *dailyProfile) transitionResidual(cfg *ScoringConfig, v, vm, rp float64, tsMs int64, vp float64) float64 {
+func (p *dailyProfile) transitionResidual(cfg *ScoringConfig, v, rp float64, tsMs int64, spread float64) float64 {
 	if cfg.TransitionSpread <= 0 {
 		return rp
 	}
@@ -294,7 +292,6 @@ func (p *dailyProfile) transitionResidual(cfg *ScoringConfig, v, vm, rp float64,
 	centre := tsMs - (((tsMs % profileBinMs) + profileBinMs) % profileBinMs) + half
 	a, b, c := p.at(tsMs-half), p.at(tsMs+half), p.at(centre)
 	lo, hi := min(a, b, c), max(a, b, c)
-	spread := max(math.Sqrt(vp), math.Sqrt(float64(p.resVar)), 1e-6+1e-3*math.Abs(vm))
 	if hi-lo <= cfg.TransitionSpread*spread {
 		return rp
 	}
@@ -354,10 +351,14 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv, lw float64, tsMs, 
 	// The point residual against the profile before v teaches it; at and
 	// varAt are 0 before the first value.
 	prof, vp := p.at(tsMs), p.varAt(tsMs)
+	// The residual's spread, and the point term's: that at this time of day
+	// if larger.
+	sd := max(math.Sqrt(float64(p.resVar)), 1e-6+1e-3*math.Abs(vm))
+	sdp := max(math.Sqrt(vp), sd)
 	rp, rpNear := 0.0, 0.0
 	if p.visited != 0 {
 		rp = v - prof
-		rpNear = p.transitionResidual(cfg, v, vm, rp, tsMs, vp)
+		rpNear = p.transitionResidual(cfg, v, rp, tsMs, sdp)
 	}
 	// Over PointWindow: one noisy scrape of a fast series must not count
 	// twice, in the error term and against a spread learnt per hour.
@@ -371,7 +372,6 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv, lw float64, tsMs, 
 	}
 	p.ptShort = float32(ptShort)
 	if m := warmSamples(cfg, p.n); gated && m > 0 {
-		sd := max(math.Sqrt(float64(p.resVar)), 1e-6+1e-3*math.Abs(vm))
 		// Only once the profile covers a day: the residuals of a half-learnt
 		// profile would teach the tails that huge surprises are common, for
 		// as long as the series' memory lasts.
@@ -380,7 +380,6 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv, lw float64, tsMs, 
 			s = bounded(&p.resTail, cfg, s, math.Log2(max(s, 1e-12)), m, lw)
 		}
 		if cfg.SeasonalPoint && p.cycle {
-			sdp := max(math.Sqrt(vp), sd)
 			sPt = levelSurprise(ptShort, 0, sdp, (2-aPt)/aPt)
 			sPt = bounded(&p.ptTail, cfg, sPt, math.Log2(max(sPt, 1e-12)), m, lw)
 		}
