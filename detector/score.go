@@ -357,8 +357,12 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv, lw float64, tsMs, 
 	sdp := max(math.Sqrt(vp), sd)
 	rp, rpNear := 0.0, 0.0
 	if p.visited != 0 {
-		rp = v - prof
-		rpNear = p.transitionResidual(cfg, v, rp, tsMs, sdp)
+		rp, rpNear = v-prof, v-prof
+		if cfg.SeasonalPoint && p.cycle {
+			// Only where the point term scores: three more profile
+			// lookups per sample.
+			rpNear = p.transitionResidual(cfg, v, rp, tsMs, sdp)
+		}
 	}
 	// Over PointWindow: one noisy scrape of a fast series must not count
 	// twice, in the error term and against a spread learnt per hour.
