@@ -3,7 +3,10 @@ package detector
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func BenchmarkHashSeries(b *testing.B) {
@@ -38,26 +41,39 @@ func BenchmarkAppend(b *testing.B) {
 func BenchmarkObserve(b *testing.B) {
 	noDaily := DefaultScoringConfig
 	noDaily.DailyProfileRatio = 0
+	const step = 15000
+	flat := func(i int, _ int64) float64 { return 100 + float64(i%13) }
+	// A daily sine with a little wobble: the series has a daily cycle, so
+	// the seasonal terms (and the transition lookups) run on every sample.
+	daily := func(i int, ts int64) float64 {
+		return 100 + 50*math.Sin(2*math.Pi*float64(ts%86400_000)/86400_000) + float64(i%13)
+	}
 	for _, bc := range []struct {
-		name string
-		cfg  ScoringConfig
+		name  string
+		cfg   ScoringConfig
+		value func(int, int64) float64
+		warm  int // samples before the timer: two days for a cycle
 	}{
-		{"default", DefaultScoringConfig},
-		{"daily_profile_off", noDaily},
+		{"default", DefaultScoringConfig, flat, 20000},
+		{"daily_profile_off", noDaily, flat, 20000},
+		{"daily_cycle", DefaultScoringConfig, daily, 2 * 86400_000 / step},
+		{"daily_cycle_transition_off", func() ScoringConfig { c := DefaultScoringConfig; c.TransitionSpread = 0; return c }(), daily, 2 * 86400_000 / step},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := bc.cfg
 			var c calibration
-			const step = 15000
 			ts := int64(1_790_000_000_000)
-			for i := range 20000 {
-				c.observe(&cfg, 0.5+0.1*float64(i%7), 100+float64(i%13), ts, step, true)
+			for i := range bc.warm {
+				c.observe(&cfg, 0.5+0.1*float64(i%7), bc.value(i, ts), ts, step, true)
 				ts += step
+			}
+			if cfg.DailyProfileRatio > 0 {
+				require.Equal(b, bc.name != "default" && bc.name != "daily_profile_off", c.daily.cycle, "the series has a daily cycle")
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				c.observe(&cfg, 0.5+0.1*float64(i%7), 100+float64(i%13), ts, step, true)
+				c.observe(&cfg, 0.5+0.1*float64(i%7), bc.value(i, ts), ts, step, true)
 				ts += step
 			}
 		})
