@@ -879,11 +879,14 @@ func (c *calibration) longWindow(cfg *ScoringConfig, ts float64) float64 {
 
 // bounds returns the band around pred (scale: the prediction error's
 // unit): the values beyond which the error term, with the range term where
-// it adds (not to a record error, see RangeWithErrorRecord), reaches the
-// threshold on its own (the level terms can open an
+// it adds, reaches the threshold on its own (the level terms can open an
 // anomaly inside the band). With InRangeErrorCap a value inside the
 // series' range cannot, so the band reaches at least to the range's edges
-// and margin. Called before the sample updates the calibration.
+// and margin. The range term is taken to add outside the range, although
+// it does not to a record error (RangeWithErrorRecord): drawn from the
+// threshold's surprise instead, the band of a young series, whose tail
+// extrapolates slowly, was up to 2.5 times as wide. Called before the
+// sample updates the calibration.
 func (c *calibration) bounds(cfg *ScoringConfig, z *bandZ, pred, scale float64) (lower, upper float64) {
 	ts := c.timeScale(cfg)
 	adj, lw := math.Log(ts), c.longWindow(cfg, ts)
@@ -891,12 +894,7 @@ func (c *calibration) bounds(cfg *ScoringConfig, z *bandZ, pred, scale float64) 
 		half := c.halfWidth(cfg, zAtAdjusted(&z.threshold, adj), cfg.surpriseAtThreshold()+adj, lw) * scale
 		return pred - half, pred + half
 	}
-	half := c.halfWidth(cfg, zAtAdjusted(&z.outsideRange, adj), cfg.surpriseOutsideRange()+adj, lw)
-	if record := math.Exp2(float64(c.errTail.max)) * float64(max(cfg.ShortWindow, 1)); !cfg.RangeWithErrorRecord && half > record {
-		// An error beyond the largest seen gets no range surprise.
-		half = c.halfWidth(cfg, zAtAdjusted(&z.threshold, adj), cfg.surpriseAtThreshold()+adj, lw)
-	}
-	half *= scale
+	half := c.halfWidth(cfg, zAtAdjusted(&z.outsideRange, adj), cfg.surpriseOutsideRange()+adj, lw) * scale
 	lo, hi := c.rangeEdges(cfg)
 	return min(pred-half, lo), max(pred+half, hi)
 }
