@@ -240,6 +240,12 @@ type dailyProfile struct {
 	// cycle says the profile explains enough of the variance (see
 	// DailyProfileRatio) and has covered a day since its first value.
 	cycle bool
+	// bandMax belongs to the calibration (like gapMs) and sits here in the
+	// padding after cycle: errTail's largest value over the samples that
+	// scored below the threshold, forgotten at the same rate, in 1/256 log2
+	// units. The band extrapolates from it, so an anomaly does not widen
+	// the band it is shown against (setBandMax, bandMaxLog2).
+	bandMax int16
 	// ptShort is the point residual's mean over about PointWindow (the
 	// current residual alone for a series sampled that slowly).
 	ptShort float32
@@ -712,6 +718,13 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 		score = min(max(sum, 0)/-math.Log(cfg.PFloor), 1)
 	}
 
+	switch {
+	case m == 1:
+		c.setBandMax(xErr)
+	case m > 1 && score < cfg.Threshold:
+		c.setBandMax(max(xErr, c.bandMaxLog2()-2*histStep/lw))
+	}
+
 	// Update the long-term error distribution after scoring, so a sample is
 	// not compared with itself. An error beyond the band enters at the
 	// band's edge (winsorised): an anomaly must not widen the distribution
@@ -803,15 +816,23 @@ func (c *calibration) halfWidth(cfg *ScoringConfig, z, surprise, lw float64) flo
 	half := mean + z*std*float64(max(cfg.ShortWindow, 1))
 	if m := c.warmCount(cfg); cfg.EmpiricalTail > 0 && m > 1 {
 		// The error whose empirical tail is rare enough: beyond the largest
-		// error seen by as many EmpiricalTail as the share of its bin falls
-		// short of that rarity.
+		// error of a sample that was not an anomaly (bandMax) by as many
+		// EmpiricalTail as the share of its bin falls short of that rarity.
 		t := &c.errTail
 		neff := min(float64(m-1), lw)
-		top := t.tail(float64(t.max), neff, cfg.EmpiricalTail)
-		x := float64(t.max) + settledTau(cfg.EmpiricalTail, neff)*max(0, surprise+math.Log(top))
+		xm := min(c.bandMaxLog2(), float64(t.max))
+		top := t.tail(xm, neff, cfg.EmpiricalTail)
+		x := xm + settledTau(cfg.EmpiricalTail, neff)*max(0, surprise+math.Log(top))
 		half = max(half, math.Exp2(min(x, 60))*float64(max(cfg.ShortWindow, 1)))
 	}
 	return half
+}
+
+// bandMaxLog2 and setBandMax read and write dailyProfile.bandMax (log2).
+func (c *calibration) bandMaxLog2() float64 { return float64(c.daily.bandMax) / 256 }
+
+func (c *calibration) setBandMax(x float64) {
+	c.daily.bandMax = int16(math.Round(min(max(x, -127), 127) * 256))
 }
 
 // bandZ holds the z-scores of the surprises the bounds are drawn at, for

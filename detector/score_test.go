@@ -162,7 +162,10 @@ func TestSeriesStateCarriesCalibration(t *testing.T) {
 	require.NoError(t, got3.UnmarshalBinary(b3))
 	require.Equal(t, noDaily, got3)
 	restored := restoreCalibration(&got3)
-	require.Equal(t, dailyProfile{}, restored.daily, "the daily profile restarts")
+	// bandMax, the calibration's state in the profile's padding, restarts
+	// from the error tail's maximum (the same on calm noise).
+	require.Equal(t, c.daily.bandMax, restored.daily.bandMax)
+	require.Equal(t, dailyProfile{bandMax: c.daily.bandMax}, restored.daily, "the daily profile restarts")
 	restored.daily = c.daily
 	require.Equal(t, c, restored)
 
@@ -341,4 +344,29 @@ func TestTypicalIntervalIgnoresOutages(t *testing.T) {
 		c.observeInterval(600_000)
 	}
 	require.Equal(t, 1.0, c.timeScale(&cfg), "a series slower than the reference is scored per sample")
+}
+
+// An anomaly does not widen the band it is shown against through the error
+// tail: the band extrapolates from the largest error of the samples that
+// scored below the threshold, while the tail itself learns the anomaly. (The
+// band still reaches to the series' range, which the anomaly's value
+// widens.)
+func TestAnomalyDoesNotWidenTheBand(t *testing.T) {
+	cfg := DefaultScoringConfig
+	c, _ := calmCalibration(t, &cfg, 41, 42)
+	half := func() float64 {
+		ts := c.timeScale(&cfg)
+		return c.halfWidth(&cfg, zAt(cfg.surpriseAtThreshold()), cfg.surpriseAtThreshold()+math.Log(ts), c.longWindow(&cfg, ts))
+	}
+	before, maxBefore := half(), c.errTail.max
+	score, _ := observe15s(&c, &cfg, 200, 500) // far beyond anything seen
+	require.GreaterOrEqual(t, score, cfg.Threshold)
+	require.Greater(t, c.errTail.max, maxBefore+5, "the tail learns the anomaly")
+	// Extrapolated from the tail's maximum it would be about 2^5 times as
+	// wide; the anomaly's share of the tail moves it by a few per cent.
+	require.Less(t, half(), 1.1*before, "the band's half width after the anomaly")
+
+	// A calm sample after it: the band's maximum follows the calm errors.
+	observe15s(&c, &cfg, 1, 10)
+	require.Less(t, half(), 1.1*before)
 }

@@ -474,6 +474,9 @@ func restoreCalibration(st *SeriesState) calibration {
 			c.daily.resTail.restore(st.CalResTail)
 			c.daily.ptTail.restore(st.CalPointTail)
 		}
+		// Not carried: the band extrapolates from the tail's maximum until
+		// calm samples teach it again.
+		c.setBandMax(float64(c.errTail.max))
 	}
 	return c
 }
