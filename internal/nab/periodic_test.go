@@ -36,10 +36,9 @@ func TestFastScrapesDoNotPage(t *testing.T) {
 	})
 	t.Run("daily events", func(t *testing.T) {
 		// Measured: 0 opens after the second day on the spike and sine
-		// series, 1 on one batch window (0 before transition_spread: the
-		// point tail learns smaller surprises around the window's edges,
-		// docs/detection.md); scored per sample, the nightly spike alone
-		// paged every night.
+		// series, 1 on one batch window (0 with transition_spread off, the
+		// ablation in docs/detection.md); scored per sample, the nightly
+		// spike alone paged every night.
 		const days = 7
 		c := PeriodicCorpus(2, days, 15*time.Second, 7)
 		o := run(t, c)
