@@ -70,8 +70,9 @@ type ScoringConfig struct {
 	// 0 turns the term off.
 	RangeSurprise float64 `yaml:"range_surprise"`
 	// RangeWithErrorRecord adds RangeSurprise also when the prediction
-	// error is a new record (the behaviour before 2026-12-01): nab-dev event F1 +0.03, but Gaussian noise at 15 s opens 4
-	// anomalies in 1,000 series-days instead of 0 (docs/detection.md).
+	// error is a new record (the behaviour before 2026-12-01): nab-dev
+	// event F1 +0.03, but Gaussian noise at 15 s opens 4 anomalies in 1,000
+	// series-days instead of 0 (docs/detection.md).
 	RangeWithErrorRecord bool `yaml:"range_with_error_record"`
 	// RangeMargin is that margin, a fraction of the range. The running
 	// maximum and minimum relax towards the long-term mean by 1/LongWindow
