@@ -47,6 +47,12 @@ type Config struct {
 	// minimum for nearly flat gauges. The first matching entry wins; series
 	// no entry matches use scoring.direction and scoring.min_*_deviation.
 	DeviationOverrides []DeviationOverride `yaml:"deviation_overrides,omitempty"`
+	// EntityLabels name the labels whose values identify the entity a
+	// series belongs to (a scrape target by default): the series of one
+	// entity corroborate each other's surprising samples
+	// (scoring.corroboration_lift). A series lacking any of them belongs to
+	// no entity. Empty turns corroboration off.
+	EntityLabels []string `yaml:"entity_labels,omitempty"`
 	// CatchUp bounds the backlogs through which samples arriving faster
 	// than inference are still scored, in order (catchup.go).
 	CatchUp CatchUpConfig `yaml:"catch_up"`
@@ -73,6 +79,7 @@ var DefaultConfig = Config{
 	AnomalyCloseAfter: model.Duration(5 * time.Minute),
 	AnomalyCloseBelow: 0.15,
 	HistoryPoints:     120,
+	EntityLabels:      []string{"job", "instance"},
 	Scoring:           DefaultScoringConfig,
 	CatchUp:           DefaultCatchUpConfig,
 }
@@ -223,6 +230,14 @@ func (c *Config) Validate() error {
 	}
 	if !(s.DailyProfileRatio >= 0 && s.DailyProfileRatio <= 1) {
 		errs = append(errs, errors.New("detector.scoring.daily_profile_ratio must be in [0,1]"))
+	}
+	if !(s.CorroborationLift >= 0 && s.CorroborationLift < s.Threshold) {
+		errs = append(errs, fmt.Errorf("detector.scoring.corroboration_lift must be in [0, detector.scoring.threshold (%g))", s.Threshold))
+	}
+	for i, n := range c.EntityLabels {
+		if !model.LabelName(n).IsValidLegacy() {
+			errs = append(errs, fmt.Errorf("detector.entity_labels[%d]: %q is not a valid label name", i, n))
+		}
 	}
 	if len(c.DeviationOverrides) > maxDeviationOverrides {
 		errs = append(errs, fmt.Errorf("detector.deviation_overrides: %d entries, at most %d", len(c.DeviationOverrides), maxDeviationOverrides))

@@ -41,12 +41,14 @@ type modelState struct {
 // batches. Append may be called from many goroutines; Run drives the batching
 // scheduler.
 type Detector struct {
-	cfg     Config
-	gates   []deviationGate // detector.scoring's, then deviation_overrides'
-	bandZ   bandZ
-	logger  *slog.Logger
-	metrics *metrics
-	sinks   []EventSink
+	cfg   Config
+	gates []deviationGate // detector.scoring's, then deviation_overrides'
+	bandZ bandZ
+	// entities is nil unless corroboration is on (corroboration.go).
+	entities *entityMarks
+	logger   *slog.Logger
+	metrics  *metrics
+	sinks    []EventSink
 
 	resultLogCap int // per shard; 0: no result log
 
@@ -88,6 +90,9 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, sinks ...Ev
 	}
 	for i := range d.shards {
 		d.shards[i].series = make(map[uint64]*series)
+	}
+	if cfg.corroborates() {
+		d.entities = newEntityMarks()
 	}
 	d.metrics = newMetrics(reg, d)
 	d.registerCatchUpMetrics(reg)
@@ -364,6 +369,8 @@ func (d *Detector) score(s *series, smp Sample, gapMs int64, ms *modelState, cou
 	if !gated {
 		// A deviation the knobs ignore never opens an anomaly.
 		score = min(score, cfg.Threshold*0.99)
+	} else if d.entities != nil && warm && score >= cfg.corroborationScore() {
+		score = d.corroborated(s, score, smp.TimestampMs)
 	}
 	s.score, s.expected, s.lower, s.upper, s.scoredTs = score, s.pred, lower, upper, smp.TimestampMs
 	if score >= cfg.Threshold && s.an == nil {

@@ -257,12 +257,16 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 	cfg.AnomalyCloseBelow = -1
 	cfg.Scoring.RangeMargin = -0.1
 	cfg.Scoring.DailyProfileRatio = 1.5
+	cfg.Scoring.CorroborationLift = 3
+	cfg.EntityLabels = []string{"instance", "not a label"}
 	err := cfg.Validate()
 	require.ErrorContains(t, err, "detector.max_series")
 	require.ErrorContains(t, err, "detector.scoring.threshold")
 	require.ErrorContains(t, err, "detector.anomaly_close_below")
 	require.ErrorContains(t, err, "detector.scoring.range_margin")
 	require.ErrorContains(t, err, "detector.scoring.daily_profile_ratio")
+	require.ErrorContains(t, err, "detector.scoring.corroboration_lift")
+	require.ErrorContains(t, err, "detector.entity_labels[1]")
 }
 
 func TestHistoryStartsWithTheOpeningSample(t *testing.T) {

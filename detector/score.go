@@ -146,6 +146,14 @@ type ScoringConfig struct {
 	// this interval or more slowly is scored on each sample; 0 scores every
 	// series on each sample.
 	PointWindow model.Duration `yaml:"point_window"`
+	// CorroborationLift: a sample scoring at least threshold -
+	// corroboration_lift, but below the threshold, is lifted by
+	// corroboration_lift (so it opens an anomaly) when another series of
+	// the same entity (detector.entity_labels) scored at least threshold -
+	// corroboration_lift within the last two of the series' sampling
+	// intervals: an incident on a server shows on several of its metrics at
+	// once, each only moderately surprising. 0 turns corroboration off.
+	CorroborationLift float64 `yaml:"corroboration_lift"`
 	// MinAbsDeviation and MinRelDeviation (a fraction of |expected|) are the
 	// smallest deviations that may raise the score, so flat series and tiny
 	// wiggles do not page anyone.
@@ -176,6 +184,7 @@ var DefaultScoringConfig = ScoringConfig{
 	RobustUpdates:        true,
 	ReferenceInterval:    model.Duration(5 * time.Minute),
 	PointWindow:          model.Duration(time.Minute),
+	CorroborationLift:    0.1,
 	Direction:            DirectionBoth,
 	MinAbsDeviation:      0,
 	MinRelDeviation:      0,
@@ -558,6 +567,12 @@ func (c *ScoringConfig) rangeCapsError() bool {
 // RangeSurprise to it.
 func (c *ScoringConfig) surpriseOutsideRange() float64 {
 	return max(c.surpriseAtThreshold()-c.RangeSurprise, 0)
+}
+
+// corroborationScore is the score from which a sample can be corroborated
+// and corroborates its entity's other series.
+func (c *ScoringConfig) corroborationScore() float64 {
+	return c.Threshold - c.CorroborationLift
 }
 
 // warmCount is the number of warm samples seen by the tails, including the

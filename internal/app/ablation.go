@@ -71,6 +71,7 @@ func ablations() []ablation {
 		{name: "p_floor exponent × 1.5", apply: func(c *detector.ScoringConfig) { c.PFloor = math.Pow(c.PFloor, 1.5) }},
 		{name: "reference interval off (every series scored per sample)", apply: func(c *detector.ScoringConfig) { c.ReferenceInterval = 0 }},
 		{name: "point window off (seasonal point term per sample)", apply: func(c *detector.ScoringConfig) { c.PointWindow = 0 }},
+		{name: "corroboration off", apply: func(c *detector.ScoringConfig) { c.CorroborationLift = 0 }},
 	}
 	as = append(as, scaleInt("long_window", func(c *detector.ScoringConfig) *int { return &c.LongWindow })...)
 	as = append(as, scaleInt("level_window", func(c *detector.ScoringConfig) *int { return &c.LevelWindow })...)
@@ -78,6 +79,7 @@ func ablations() []ablation {
 	as = append(as, scale("empirical_tail", func(c *detector.ScoringConfig) *float64 { return &c.EmpiricalTail })...)
 	as = append(as, scale("range_surprise", func(c *detector.ScoringConfig) *float64 { return &c.RangeSurprise })...)
 	as = append(as, scale("range_margin", func(c *detector.ScoringConfig) *float64 { return &c.RangeMargin })...)
+	as = append(as, scale("corroboration_lift", func(c *detector.ScoringConfig) *float64 { return &c.CorroborationLift })...)
 	as = append(as, scale("transition_spread", func(c *detector.ScoringConfig) *float64 { return &c.TransitionSpread })...)
 	as = append(as, scale("daily_profile_ratio", func(c *detector.ScoringConfig) *float64 { return &c.DailyProfileRatio })...)
 	as = append(as, scaleDuration("reference_interval", func(c *detector.ScoringConfig) *model.Duration { return &c.ReferenceInterval })...)

@@ -9,14 +9,17 @@ import (
 
 // NoiseCorpus is series of pure Gaussian noise (mean 100, standard
 // deviation 3) sampled every step, without labelled windows: every anomaly a
-// detector opens on them is a false alarm.
+// detector opens on them is a false alarm. Every ten series are the
+// metrics of one host (host-NN__mMM.csv, so instance=host-NN), so
+// corroboration between a host's series is measured too.
 func NoiseCorpus(series int, days float64, step time.Duration, seed uint64) *Corpus {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	n := int(days * float64(24*time.Hour) / float64(step))
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := &Corpus{Dir: "noise"}
 	for i := range series {
-		s := &Series{Path: fmt.Sprintf("noise/%04d.csv", i), Category: "noise", Name: fmt.Sprintf("%04d", i),
+		name := fmt.Sprintf("host-%02d__m%02d", i/10, i%10)
+		s := &Series{Path: "noise/" + name + ".csv", Category: "noise", Name: name,
 			Times: make([]time.Time, n), Values: make([]float64, n)}
 		for j := range n {
 			s.Times[j] = start.Add(time.Duration(j) * step)
@@ -61,7 +64,10 @@ func opensFrom(scores []float64, first int) int {
 // without labelled windows: a 10-minute spike to five times the level at
 // 02:00 (a nightly job), a two-hour plateau at twice the level from 01:00 (a
 // batch window) and a daily sine of half the level. Once a series has shown
-// its event, every anomaly opened on it is a false alarm.
+// its event, every anomaly opened on it is a false alarm. Series i of each
+// kind are metrics of host i (host-NN__<kind>-NN.csv), whose events come at
+// the same time of day, as a nightly job shows on several metrics of its
+// host.
 func PeriodicCorpus(perKind int, days float64, step time.Duration, seed uint64) *Corpus {
 	rng := rand.New(rand.NewPCG(seed, 0xda11))
 	n := int(days * float64(24*time.Hour) / float64(step))
@@ -89,7 +95,7 @@ func PeriodicCorpus(perKind int, days float64, step time.Duration, seed uint64) 
 	c := &Corpus{Dir: "periodic"}
 	for _, k := range kinds {
 		for i := range perKind {
-			name := fmt.Sprintf("%s-%02d", k.name, i)
+			name := fmt.Sprintf("host-%02d__%s-%02d", i, k.name, i)
 			s := &Series{Path: "periodic/" + name + ".csv", Category: "periodic", Name: name,
 				Times: make([]time.Time, n), Values: make([]float64, n)}
 			for j := range n {
