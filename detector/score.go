@@ -242,8 +242,10 @@ type dailyProfile struct {
 	// each bin has covered since then sets its weights.
 	startSec                  int64
 	resMean, resVar, resShort float32
-	resTail                   tailHist // log2 of the residual level surprise
-	ptTail                    tailHist // log2 of the point residual surprise
+	// tails is allocated when the series first has a daily cycle: only then
+	// do the residual and point terms score, and most series never have
+	// one (136 bytes a series otherwise carries for nothing).
+	tails *cycleTails
 	// gapMs is the series' typical sampling interval (exponentially
 	// weighted), which places the values of a window in time.
 	gapMs float32
@@ -339,6 +341,21 @@ func binCoverage(fromSec, toSec int64, h int) float64 {
 	return float64(cov)
 }
 
+// cycleTails are the empirical tails of the terms that score only while a
+// series has a daily cycle.
+type cycleTails struct {
+	res tailHist // log2 of the residual level surprise
+	pt  tailHist // log2 of the point residual surprise
+}
+
+// cycleTails returns p's tails, allocating them on first use.
+func (p *dailyProfile) cycleTails() *cycleTails {
+	if p.tails == nil {
+		p.tails = new(cycleTails)
+	}
+	return p.tails
+}
+
 // observe returns the daily-profile level surprise of the value v at tsMs
 // (0 while the series has no daily cycle, see DailyProfileRatio), then
 // learns v. vm and vv are the values' long-term mean and variance before v,
@@ -397,11 +414,11 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv, lw float64, tsMs, 
 		// as long as the series' memory lasts.
 		if p.cycle {
 			s = levelSurprise(prev, float64(p.resMean), sd, 1/aLvl)
-			s = bounded(&p.resTail, cfg, s, math.Log2(max(s, 1e-12)), m, lw)
+			s = bounded(&p.cycleTails().res, cfg, s, math.Log2(max(s, 1e-12)), m, lw)
 		}
 		if cfg.SeasonalPoint && p.cycle {
 			sPt = levelSurprise(ptShort, 0, sdp, (2-aPt)/aPt)
-			sPt = bounded(&p.ptTail, cfg, sPt, math.Log2(max(sPt, 1e-12)), m, lw)
+			sPt = bounded(&p.cycleTails().pt, cfg, sPt, math.Log2(max(sPt, 1e-12)), m, lw)
 		}
 	}
 	hasCycle := float64(p.resVar) <= cfg.DailyProfileRatio*vv

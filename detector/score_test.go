@@ -126,6 +126,19 @@ func TestSeriesStateCarriesCalibration(t *testing.T) {
 	require.Equal(t, st, got)
 
 	require.Equal(t, c, restoreCalibration(&got))
+	require.Nil(t, c.daily.tails, "a series without a daily cycle has no cycle tails")
+
+	// A series with a daily cycle carries its cycle tails.
+	cyc := c
+	cyc.daily.tails = &cycleTails{}
+	cyc.daily.tails.res.learn(1.5, 0.5, 100, true)
+	cyc.daily.tails.pt.learn(2.5, 0.25, 100, true)
+	stCyc := exportSeries(&series{cal: cyc})
+	cb, err := stCyc.MarshalBinary()
+	require.NoError(t, err)
+	var gotCyc SeriesState
+	require.NoError(t, gotCyc.UnmarshalBinary(cb))
+	require.Equal(t, cyc, restoreCalibration(&gotCyc))
 
 	// Format 5: the same bytes without the point term's short mean.
 	b5 := append([]byte(nil), b[:len(b)-4]...)

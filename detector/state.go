@@ -360,11 +360,14 @@ func exportSeries(s *series) SeriesState {
 		CalValMax: s.cal.valMax, CalValMin: s.cal.valMin,
 		CalErrTail: s.cal.errTail.export(), CalLvlTail: s.cal.lvlTail.export(),
 		CalResN: s.cal.daily.n, CalResMean: s.cal.daily.resMean, CalResVar: s.cal.daily.resVar,
-		CalResShort: s.cal.daily.resShort, CalResTail: s.cal.daily.resTail.export(),
+		CalResShort: s.cal.daily.resShort,
 		CalProfile: s.cal.daily.bin, CalProfileVisited: s.cal.daily.visited, CalProfileStart: s.cal.daily.startSec,
-		CalProfileVar: s.cal.daily.binVar, CalPointTail: s.cal.daily.ptTail.export(), CalIntervalMs: s.cal.daily.gapMs, CalCycle: s.cal.daily.cycle, CalPointShort: s.cal.daily.ptShort,
+		CalProfileVar: s.cal.daily.binVar, CalIntervalMs: s.cal.daily.gapMs, CalCycle: s.cal.daily.cycle, CalPointShort: s.cal.daily.ptShort,
 		Value: s.value, Score: s.score, Expected: s.expected, Lower: s.lower, Upper: s.upper,
 		ScoredTs: s.scoredTs,
+	}
+	if t := s.cal.daily.tails; t != nil {
+		st.CalResTail, st.CalPointTail = t.res.export(), t.pt.export()
 	}
 	if a := s.an; a != nil {
 		st.AnomalyOpen = a.id != 0
@@ -471,8 +474,12 @@ func restoreCalibration(st *SeriesState) calibration {
 				n: st.CalResN, resMean: st.CalResMean, resVar: st.CalResVar, resShort: st.CalResShort,
 				binVar: st.CalProfileVar, gapMs: st.CalIntervalMs, cycle: st.CalCycle, ptShort: st.CalPointShort,
 			}
-			c.daily.resTail.restore(st.CalResTail)
-			c.daily.ptTail.restore(st.CalPointTail)
+			var none [histBins + 1]float32
+			if st.CalResTail != none || st.CalPointTail != none {
+				t := c.daily.cycleTails()
+				t.res.restore(st.CalResTail)
+				t.pt.restore(st.CalPointTail)
+			}
 		}
 		// Not carried: the band extrapolates from the tail's maximum until
 		// calm samples teach it again.

@@ -60,7 +60,7 @@ func TestWarmMatchesLiveScoring(t *testing.T) {
 	ws := warmed.series(t, "", ls)
 	ls2 := live.series(t, "", ls)
 	require.True(t, ws.cal.daily.cycle, "the history must reach the seasonal terms")
-	require.Empty(t, cmp.Diff(ls2.cal, ws.cal, cmp.AllowUnexported(calibration{}, dailyProfile{}, tailHist{})))
+	require.Empty(t, cmp.Diff(ls2.cal, ws.cal, cmp.AllowUnexported(calibration{}, dailyProfile{}, cycleTails{}, tailHist{})))
 }
 
 // series returns the state of one series (test helper).
