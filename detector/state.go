@@ -361,7 +361,7 @@ func exportSeries(s *series) SeriesState {
 		CalErrTail: s.cal.errTail.export(), CalLvlTail: s.cal.lvlTail.export(),
 		CalResN: s.cal.daily.n, CalResMean: s.cal.daily.resMean, CalResVar: s.cal.daily.resVar,
 		CalResShort: s.cal.daily.resShort,
-		CalProfile: s.cal.daily.bin, CalProfileVisited: s.cal.daily.visited, CalProfileStart: s.cal.daily.startSec,
+		CalProfile:  s.cal.daily.bin, CalProfileVisited: s.cal.daily.visited, CalProfileStart: s.cal.daily.startSec,
 		CalProfileVar: s.cal.daily.binVar, CalIntervalMs: s.cal.daily.gapMs, CalCycle: s.cal.daily.cycle, CalPointShort: s.cal.daily.ptShort,
 		Value: s.value, Score: s.score, Expected: s.expected, Lower: s.lower, Upper: s.upper,
 		ScoredTs: s.scoredTs,
