@@ -101,22 +101,23 @@ func (c *Config) corroborates() bool {
 	return c.Scoring.CorroborationLift > 0 && len(c.EntityLabels) > 0
 }
 
-// corroborated returns the score of s's sample at ts: lifted by
+// corroborated returns the score of s's sample at ts, and whether it was
+// corroborated: lifted by
 // corroboration_lift (so it reaches the threshold and the evidence keeps its
 // order) when another series of its entity scored at least threshold -
 // corroboration_lift within the last corroborationIntervals of s's typical
 // sampling interval. Every such sample is recorded for its siblings, those
 // at or above the threshold too. Called with s's shard lock held, for
 // samples scoring at least threshold - corroboration_lift only.
-func (d *Detector) corroborated(s *series, score float64, ts int64) float64 {
+func (d *Detector) corroborated(s *series, score float64, ts int64) (float64, bool) {
 	e, ok := entityHash(s.tenant, s.labels, d.cfg.EntityLabels)
 	if !ok {
-		return score
+		return score, false
 	}
 	since := ts - int64(corroborationIntervals*float64(s.cal.daily.gapMs))
 	if !d.entities.corroborate(e, s.hash, ts, since) || score >= d.cfg.Scoring.Threshold {
-		return score
+		return score, false
 	}
 	d.metrics.corroborated.Inc()
-	return min(1, score+d.cfg.Scoring.CorroborationLift)
+	return min(1, score+d.cfg.Scoring.CorroborationLift), true
 }

@@ -63,9 +63,10 @@ func TestCorroboration(t *testing.T) {
 	// run feeds calm noise to every series, then at the last timestamp a
 	// deviation of k standard deviations to the series named in deviate, in
 	// that order, and returns the last scores and the detector.
-	run := func(t *testing.T, mod func(*Config), series []Labels, deviate []int, k float64) ([]float64, *Detector) {
+	run := func(t *testing.T, mod func(*Config), series []Labels, deviate []int, k float64) ([]float64, *Detector, *recordingSink) {
 		t.Helper()
-		d, _ := newTestDetector(t, mod)
+		sink := &recordingSink{}
+		d, _ := newTestDetector(t, mod, sink)
 		// Alike series: the same noise on each.
 		rngs := make([]*rand.Rand, len(series))
 		for i := range rngs {
@@ -86,7 +87,7 @@ func TestCorroboration(t *testing.T) {
 			require.True(t, ok)
 			scores[i] = r.Score
 		}
-		return scores, d
+		return scores, d, sink
 	}
 	host := func(metric, instance string) Labels {
 		if instance == "" {
@@ -100,7 +101,7 @@ func TestCorroboration(t *testing.T) {
 	lo, hi := 0.0, 100.0
 	for range 30 {
 		mid := (lo + hi) / 2
-		s, _ := run(t, nil, alone, []int{0}, mid)
+		s, _, _ := run(t, nil, alone, []int{0}, mid)
 		if s[0] < 0.65 {
 			lo = mid
 		} else {
@@ -108,7 +109,7 @@ func TestCorroboration(t *testing.T) {
 		}
 	}
 	k := (lo + hi) / 2
-	s, _ := run(t, nil, alone, []int{0}, k)
+	s, _, _ := run(t, nil, alone, []int{0}, k)
 	require.GreaterOrEqual(t, s[0], DefaultScoringConfig.corroborationScore())
 	require.Less(t, s[0], DefaultScoringConfig.Threshold)
 
@@ -125,13 +126,16 @@ func TestCorroboration(t *testing.T) {
 		{name: "corroboration off", mod: off, series: []Labels{host("mem", "db-1"), host("cpu", "db-1")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, d := run(t, tc.mod, tc.series, []int{0, 1}, k)
+			s, d, sink := run(t, tc.mod, tc.series, []int{0, 1}, k)
 			// The two series are alike: each alone would stay under the threshold.
 			require.Less(t, math.Abs(s[0]-0.65), 0.01, "the first series' own score")
 			if tc.opens {
 				require.GreaterOrEqual(t, s[1], DefaultScoringConfig.Threshold)
 				require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.corroborated))
 				require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.events.WithLabelValues("open")))
+				require.Len(t, sink.events, 1)
+				require.True(t, sink.events[0].Corroborated, "the open event says why it opened")
+				require.Equal(t, s[1], sink.events[0].Score)
 				return
 			}
 			require.Less(t, s[1], DefaultScoringConfig.Threshold)

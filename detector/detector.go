@@ -362,6 +362,7 @@ func (d *Detector) score(s *series, smp Sample, gapMs int64, ms *modelState, cou
 		return Event{}, false
 	}
 	cfg := &d.cfg.Scoring
+	var corroborated bool
 	dev, e, gated := d.deviation(s, smp)
 	// Bounds come from the calibration before this sample updates it.
 	lower, upper := s.cal.bounds(cfg, &d.bandZ, s.pred, s.predScale)
@@ -370,7 +371,7 @@ func (d *Detector) score(s *series, smp Sample, gapMs int64, ms *modelState, cou
 		// A deviation the knobs ignore never opens an anomaly.
 		score = min(score, cfg.Threshold*0.99)
 	} else if d.entities != nil && warm && score >= cfg.corroborationScore() {
-		score = d.corroborated(s, score, smp.TimestampMs)
+		score, corroborated = d.corroborated(s, score, smp.TimestampMs)
 	}
 	s.score, s.expected, s.lower, s.upper, s.scoredTs = score, s.pred, lower, upper, smp.TimestampMs
 	if score >= cfg.Threshold && s.an == nil {
@@ -389,7 +390,11 @@ func (d *Detector) score(s *series, smp Sample, gapMs int64, ms *modelState, cou
 	if dev < 0 {
 		dir = DirectionDown
 	}
-	return d.transition(s, score, smp, ms, dir)
+	ev, ok := d.transition(s, score, smp, ms, dir)
+	if ok && ev.Kind == EventOpen {
+		ev.Corroborated = corroborated
+	}
+	return ev, ok
 }
 
 // transition opens an anomaly when score reaches the threshold and closes an

@@ -196,6 +196,10 @@ type Event struct {
 	PeakScore    float64 // highest score while open
 	Direction    Direction
 	ModelVersion string
+	// Corroborated says an opening sample reached the threshold only because
+	// another series of its entity was as surprising at the same time
+	// (scoring.corroboration_lift); Score includes the lift.
+	Corroborated bool
 }
 
 // EventSink receives anomaly events. HandleEvents is called from the detector's

@@ -444,8 +444,9 @@ func lokiHasLabel(ls []push.LabelAdapter, name, value string) bool {
 }
 
 // FormatEventLine renders an event as one logfmt line: event, score,
-// observed, expected, lower, upper, deviation_pct, direction, duration and
-// peak_score (on close), and sample_time, the time of the sample that opened
+// observed, expected, lower, upper, deviation_pct, direction, corroborated
+// (only on an open that corroboration lifted), duration and peak_score (on
+// close), and sample_time, the time of the sample that opened
 // or closed the anomaly (the entry's own timestamp is when it was sent). What
 // identifies the series and the anomaly is in structured metadata, not here,
 // so that | logfmt extracts no key that metadata already has.
@@ -472,6 +473,9 @@ func FormatEventLine(ev *detector.Event) string {
 		kv("deviation_pct", strconv.FormatFloat(dev, 'f', 1, 64))
 	}
 	kv("direction", ev.Direction.String())
+	if ev.Corroborated {
+		kv("corroborated", "true")
+	}
 	if ev.Kind == detector.EventClose {
 		kv("duration", (time.Duration(ev.ClosedAtMs-ev.OpenedAtMs) * time.Millisecond).String())
 		kv("peak_score", strconv.FormatFloat(ev.PeakScore, 'f', 4, 64))

@@ -385,3 +385,12 @@ alertmanager:
 	dec.KnownFields(true)
 	require.ErrorContains(t, dec.Decode(&c), "batchsize")
 }
+
+func TestFormatEventLineCorroborated(t *testing.T) {
+	ev := detector.Event{Kind: detector.EventOpen, Score: 0.75, Value: 12, Expected: 10, Lower: 8, Upper: 11.5,
+		Direction: detector.DirectionUp, TimestampMs: 1_700_000_000_000, Corroborated: true}
+	require.Equal(t, "event=open score=0.7500 observed=12 expected=10 lower=8 upper=11.5 deviation_pct=20.0 direction=up corroborated=true sample_time=2023-11-14T22:13:20.000Z",
+		FormatEventLine(&ev))
+	ev.Corroborated = false
+	require.NotContains(t, FormatEventLine(&ev), "corroborated")
+}
