@@ -26,8 +26,8 @@ const (
 )
 
 // entityMarks records, per entity, the latest samples that scored at least
-// threshold - corroboration_lift: the latest one, and the latest of another series.
-// Together they answer "did any other series of this entity score that much
+// threshold - corroboration_lift: the latest one, and the latest of another
+// series. Together they answer "did any other series of this entity score that much
 // since t?". The table has a fixed size: entities whose hashes share a slot
 // evict each other, which can lose a corroboration but never invent one
 // (a slot remembers whose it is).
@@ -65,15 +65,15 @@ func entityHash(tenant string, lbls Labels, names []string) (uint64, bool) {
 		if v == "" {
 			return 0, false
 		}
-		_, _ = d.Write([]byte{0xff})
+		_, _ = d.WriteString("\xff")
 		_, _ = d.WriteString(v)
 	}
 	return d.Sum64(), true
 }
 
 // corroborate records that series of entity scored at least
-// threshold - corroboration_lift at ts and reports whether another series of the
-// entity did so at a time in [since, ts].
+// threshold - corroboration_lift at ts and reports whether another series of
+// the entity did so at a time in [since, ts].
 func (m *entityMarks) corroborate(entity, series uint64, ts, since int64) bool {
 	i := entity % entitySlots
 	mu := &m.stripes[i%entityStripes]
@@ -101,12 +101,11 @@ func (c *Config) corroborates() bool {
 	return c.Scoring.CorroborationLift > 0 && len(c.EntityLabels) > 0
 }
 
-// corroborated returns the score of s's sample at ts, and whether it was
-// corroborated: lifted by
-// corroboration_lift (so it reaches the threshold and the evidence keeps its
-// order) when another series of its entity scored at least threshold -
-// corroboration_lift within the last corroborationIntervals of s's typical
-// sampling interval. Every such sample is recorded for its siblings, those
+// corroborated returns the score of s's sample at ts and whether
+// corroboration lifted it: by corroboration_lift (so it reaches the
+// threshold and the evidence keeps its order) when another series of its
+// entity scored at least threshold - corroboration_lift within the last
+// corroborationIntervals of s's typical sampling interval. Every such sample is recorded for its siblings, those
 // at or above the threshold too. Called with s's shard lock held, for
 // samples scoring at least threshold - corroboration_lift only.
 func (d *Detector) corroborated(s *series, score float64, ts int64) (float64, bool) {
