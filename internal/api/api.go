@@ -387,6 +387,9 @@ type AnomalyJSON struct {
 	Score        Float             `json:"score"`
 	PeakScore    Float             `json:"peakScore"`
 	ModelVersion string            `json:"modelVersion,omitempty"`
+	// Corroborated: the anomaly opened because another series of the same
+	// target was as surprising at the same time.
+	Corroborated bool `json:"corroborated,omitempty"`
 }
 
 func anomalyJSON(a *Anomaly) AnomalyJSON {
@@ -405,6 +408,7 @@ func anomalyJSON(a *Anomaly) AnomalyJSON {
 		Score:        Float(a.Score),
 		PeakScore:    Float(a.PeakScore),
 		ModelVersion: a.ModelVersion,
+		Corroborated: a.Corroborated,
 	}
 	if !a.Open() {
 		t := time.UnixMilli(a.ClosedAtMs).UTC()

@@ -29,6 +29,9 @@ type Anomaly struct {
 	Score        float64
 	PeakScore    float64
 	ModelVersion string
+	// Corroborated: the anomaly opened because another series of its
+	// entity was as surprising at the same time (detector.Event.Corroborated).
+	Corroborated bool
 }
 
 // Open reports whether the anomaly has not closed yet.
@@ -113,6 +116,7 @@ func (s *Store) apply(ev *detector.Event) {
 	a := &s.ring[idx]
 	if ev.Kind == detector.EventOpen {
 		a.Direction = ev.Direction
+		a.Corroborated = ev.Corroborated
 	} else {
 		a.ClosedAtMs = ev.ClosedAtMs
 		if a.ClosedAtMs == 0 {
@@ -150,8 +154,12 @@ func (s *Store) Get(id uint64) (Anomaly, bool) {
 	return s.ring[idx], true
 }
 
-// storeFormatV1 is the version of the store's checkpoint encoding.
-const storeFormatV1 = 1
+// Versions of the store's checkpoint encoding: V2 adds a flags byte
+// (corroborated) after each anomaly's model version; V1 still decodes.
+const (
+	storeFormatV1 = 1
+	storeFormatV2 = 2
+)
 
 // AppendCheckpoint appends the encoding of every anomaly held, oldest first,
 // to b: what RestoreCheckpoint needs to rebuild the store after a restart.
@@ -159,7 +167,7 @@ func (s *Store) AppendCheckpoint(b []byte) []byte {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	n := len(s.byID)
-	b = append(b, storeFormatV1)
+	b = append(b, storeFormatV2)
 	b = binary.AppendUvarint(b, uint64(n))
 	for i := n; i >= 1; i-- {
 		a := &s.ring[(s.next-i+len(s.ring))%len(s.ring)]
@@ -178,6 +186,11 @@ func (s *Store) AppendCheckpoint(b []byte) []byte {
 			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
 		}
 		b = appendString(b, a.ModelVersion)
+		var flags byte
+		if a.Corroborated {
+			flags |= storeFlagCorroborated
+		}
+		b = append(b, flags)
 	}
 	return b
 }
@@ -224,9 +237,10 @@ var errShortStore = errors.New("truncated")
 const maxStoreItems = 1 << 24
 
 func decodeAnomalies(data []byte) ([]Anomaly, error) {
-	if len(data) == 0 || data[0] != storeFormatV1 {
+	if len(data) == 0 || (data[0] != storeFormatV1 && data[0] != storeFormatV2) {
 		return nil, errors.New("unknown format version")
 	}
+	version := data[0]
 	r := storeReader{b: data[1:]}
 	n := r.uvarint()
 	if n > maxStoreItems || n > uint64(len(r.b)) {
@@ -249,6 +263,9 @@ func decodeAnomalies(data []byte) ([]Anomaly, error) {
 		a.Direction = detector.Direction(r.varint())
 		a.Value, a.Expected, a.Lower, a.Upper, a.Score, a.PeakScore = r.f64(), r.f64(), r.f64(), r.f64(), r.f64(), r.f64()
 		a.ModelVersion = r.string()
+		if version >= storeFormatV2 {
+			a.Corroborated = r.byte()&storeFlagCorroborated != 0
+		}
 		if r.err != nil {
 			return nil, r.err
 		}
@@ -308,3 +325,16 @@ func (r *storeReader) f64() float64 {
 	r.b = r.b[8:]
 	return v
 }
+
+func (r *storeReader) byte() byte {
+	if r.err != nil || len(r.b) < 1 {
+		r.err = errShortStore
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+// storeFlagCorroborated marks Anomaly.Corroborated in the flags byte.
+const storeFlagCorroborated = 1 << 0

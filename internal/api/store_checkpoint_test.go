@@ -23,7 +23,7 @@ func TestStoreCheckpointRoundTrip(t *testing.T) {
 	ls := detector.FromStrings("__name__", "up", "job", "api")
 	evs := []detector.Event{
 		{Kind: detector.EventOpen, ID: 7, Tenant: "a", Labels: ls, OpenedAtMs: 1000, TimestampMs: 1000, Value: 9, Expected: 1, Lower: 0, Upper: 2, Score: 0.9, PeakScore: 0.9, Direction: detector.DirectionUp, ModelVersion: "m1"},
-		{Kind: detector.EventOpen, ID: 8, Labels: ls, OpenedAtMs: 2000, TimestampMs: 2000, Value: -3, Score: 0.8, PeakScore: 0.8, Direction: detector.DirectionDown},
+		{Kind: detector.EventOpen, ID: 8, Labels: ls, OpenedAtMs: 2000, TimestampMs: 2000, Value: -3, Score: 0.8, PeakScore: 0.8, Direction: detector.DirectionDown, Corroborated: true},
 		{Kind: detector.EventClose, ID: 7, Tenant: "a", Labels: ls, OpenedAtMs: 1000, ClosedAtMs: 5000, TimestampMs: 5000, Value: 1, Score: 0.1, PeakScore: 0.95},
 		{Kind: detector.EventOpen, ID: 9, Labels: ls, OpenedAtMs: 6000, TimestampMs: 6000, Value: 4, Score: 0.99, PeakScore: 0.99},
 	}
@@ -73,4 +73,25 @@ func TestStoreRestoreRejectsDamage(t *testing.T) {
 		require.Error(t, dst.RestoreCheckpoint(bad))
 		require.Equal(t, 0, dst.Len(), "nothing is added from a damaged part")
 	}
+}
+
+// Format 1, before the flags byte, still restores (not corroborated).
+func TestStoreRestoresFormat1(t *testing.T) {
+	src := api.NewStore(10, nil)
+	src.HandleEvents([]detector.Event{{Kind: detector.EventOpen, ID: 1, Labels: detector.FromStrings("a", "b"), OpenedAtMs: 1, Score: 0.7, Corroborated: true}})
+	v2 := src.AppendCheckpoint(nil)
+	require.Equal(t, byte(2), v2[0])
+	v1 := append([]byte{1}, v2[1:len(v2)-1]...)
+	dst := api.NewStore(10, nil)
+	require.NoError(t, dst.RestoreCheckpoint(v1))
+	a, ok := dst.Get(1)
+	require.True(t, ok)
+	require.False(t, a.Corroborated)
+	require.Equal(t, 0.7, a.Score)
+
+	again := api.NewStore(10, nil)
+	require.NoError(t, again.RestoreCheckpoint(v2))
+	a, ok = again.Get(1)
+	require.True(t, ok)
+	require.True(t, a.Corroborated)
 }
