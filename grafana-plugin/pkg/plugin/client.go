@@ -144,6 +144,7 @@ type Anomaly struct {
 	Score        *float64          `json:"score"`
 	PeakScore    *float64          `json:"peakScore"`
 	ModelVersion string            `json:"modelVersion"`
+	Corroborated bool              `json:"corroborated"`
 }
 
 // Incident mirrors the API's incident JSON.

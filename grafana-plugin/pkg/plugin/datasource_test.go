@@ -151,6 +151,9 @@ func TestQueryData(t *testing.T) {
 				require.Equal(t, "sm", sel.Config.Links[0].Internal.DatasourceUID)
 				state, _ := f.FieldByName("state")
 				require.Equal(t, "open", state.At(0))
+				corroborated, _ := f.FieldByName("corroborated")
+				require.NotNil(t, corroborated)
+				require.Equal(t, false, corroborated.At(0))
 			},
 		},
 		{

@@ -151,12 +151,13 @@ func anomaliesFrame(refID, dsUID, dsName string, as []Anomaly) *data.Frame {
 		lower    = make([]*float64, n)
 		upper    = make([]*float64, n)
 		models   = make([]string, n)
+		corrob   = make([]bool, n)
 	)
 	for i, a := range as {
 		opened[i], closed[i], ids[i], states[i], dirs[i] = a.OpenedAt, a.ClosedAt, a.ID, a.State, a.Direction
 		metrics[i], sels[i], tenants[i] = a.Labels["__name__"], Selector(a.Labels), a.Tenant
 		scores[i], peaks[i], values[i], expected[i], lower[i], upper[i] = a.Score, a.PeakScore, a.Value, a.Expected, a.Lower, a.Upper
-		models[i] = a.ModelVersion
+		models[i], corrob[i] = a.ModelVersion, a.Corroborated
 	}
 	scoreCfg := &data.FieldConfig{Min: conf(0), Max: conf(1), Unit: "percentunit", Decimals: decimals(0)}
 	series := data.NewField("series", nil, sels)
@@ -186,6 +187,9 @@ func anomaliesFrame(refID, dsUID, dsName string, as []Anomaly) *data.Frame {
 		series,
 		withName(data.NewField("peakScore", nil, peaks), "Peak score", scoreCfg),
 		withName(data.NewField("score", nil, scores), "Score", scoreCfg),
+		withName(data.NewField("corroborated", nil, corrob), "Corroborated", &data.FieldConfig{
+			Description: "Opened because another series of the same target was as surprising at the same time",
+		}),
 		withName(data.NewField("value", nil, values), "Value", nil),
 		withName(data.NewField("expected", nil, expected), "Expected", nil),
 		withName(data.NewField("lower", nil, lower), "Lower bound", nil),

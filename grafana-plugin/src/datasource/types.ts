@@ -61,6 +61,8 @@ export interface Anomaly {
   score: number | null;
   peakScore: number | null;
   modelVersion?: string;
+  /** Opened because another series of the same target was as surprising at the same time. */
+  corroborated?: boolean;
 }
 
 /** One series' history as returned by GET /api/v1/series (columns). */

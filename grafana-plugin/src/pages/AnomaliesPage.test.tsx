@@ -39,11 +39,11 @@ const history: SeriesHistory = {
   upper: [110, 111, 112, 125],
 };
 
-function fakeDatasource() {
+function fakeDatasource(a: Anomaly = anomaly) {
   return {
     uid: 'sm',
     type: 'sentinelmesh-anomaly-datasource',
-    getAnomalies: vi.fn(async (_: Record<string, string>) => [anomaly]),
+    getAnomalies: vi.fn(async (_: Record<string, string>) => [a]),
     getSeries: vi.fn(async (_sel: string, _s: number, _e: number) => [{ ...history, tenant: 'other' }, history]),
   };
 }
@@ -51,6 +51,14 @@ function fakeDatasource() {
 describe('AnomaliesPage', () => {
   beforeEach(() => {
     runtime.dataSources = [{ uid: 'sm', name: 'Sentinel Mesh', type: 'sentinelmesh-anomaly-datasource' }];
+  });
+
+  it('marks an anomaly that corroboration opened', async () => {
+    runtime.dataSourceInstance = fakeDatasource({ ...anomaly, peakScore: 0.72, corroborated: true });
+    render(<AnomaliesPage />);
+    const row = within((await screen.findAllByTestId('anomaly-row'))[0]);
+    expect(row.getByText('72%')).toBeInTheDocument();
+    expect(row.getByText('corroborated')).toBeInTheDocument();
   });
 
   it('lists open anomalies with a sparkline and an Explore link', async () => {
@@ -64,6 +72,7 @@ describe('AnomaliesPage', () => {
     expect(row.getByText('http_requests_rate')).toBeInTheDocument();
     expect(row.getByText(/instance="a", job="api" · tenant team-a/)).toBeInTheDocument();
     expect(row.getByText('99%')).toBeInTheDocument();
+    expect(row.queryByText('corroborated')).not.toBeInTheDocument();
     expect(row.getByText('950.00 / 101.50')).toBeInTheDocument();
 
     // The sparkline is of the anomaly's own series (same tenant), with band and expected line.

@@ -146,7 +146,14 @@ export function AnomaliesPage() {
                     </td>
                     <td title={a.openedAt}>{dateTime(a.openedAt).fromNow()}</td>
                     <td>{a.direction === 'down' ? '↓ down' : '↑ up'}</td>
-                    <td>{a.peakScore === null ? '–' : `${Math.round(a.peakScore * 100)}%`}</td>
+                    <td>
+                      {a.peakScore === null ? '–' : `${Math.round(a.peakScore * 100)}%`}
+                      {a.corroborated && (
+                        <div className={styles.labels} title="another series of the same target was as surprising at the same time">
+                          corroborated
+                        </div>
+                      )}
+                    </td>
                     <td>
                       {fmt(a.value)} / {fmt(a.expected)}
                     </td>
