@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -344,4 +345,73 @@ func TestBatchHandsEventsAndCountsOnAtCommit(t *testing.T) {
 	require.Equal(t, EventOpen, sink.events[0].Kind)
 	require.Equal(t, scored+1, testutil.ToFloat64(d.metrics.samplesScored))
 	require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.dropped.outOfOrder))
+}
+
+// AppendMany routes a request's series in shard order; the outcome must be
+// what one Append per series gives.
+func TestAppendManyMatchesAppend(t *testing.T) {
+	sel := func(c *Config) {
+		m, err := NewMatcher(MatchNotEqual, "job", "skip")
+		require.NoError(t, err)
+		c.Selection = Selection{Selector{m}}
+	}
+	one, _ := newTestDetector(t, sel)
+	many, _ := newTestDetector(t, sel)
+	rng := rand.New(rand.NewPCG(5, 6))
+	var series []SeriesSamples
+	for i := range 600 {
+		job := "api"
+		if i%50 == 0 {
+			job = "skip"
+		}
+		series = append(series, SeriesSamples{Labels: lbls("__name__", "m", "job", job, "pod", strconv.Itoa(i))})
+	}
+	var wantStats, gotStats AppendStats
+	for step := range 80 {
+		for i := range series {
+			v := 10 + rng.NormFloat64()
+			if step == 70 && i%7 == 0 {
+				v += 50
+			}
+			smp := []Sample{{TimestampMs: int64(step+1) * 15_000, Value: v}}
+			if i%13 == 0 && step%5 == 0 {
+				smp = append(smp, Sample{TimestampMs: int64(step) * 15_000, Value: v}) // out of order
+			}
+			if i == 3 {
+				smp = nil // an empty series is skipped
+			}
+			series[i].Samples = smp
+		}
+		b := one.Begin()
+		for _, ss := range series {
+			wantStats.Add(b.Append("", ss.Labels, ss.Samples))
+		}
+		require.NoError(t, b.Commit(context.Background()))
+		bm := many.Begin()
+		gotStats.Add(bm.(ManyAppender).AppendMany("", series))
+		require.NoError(t, bm.Commit(context.Background()))
+		require.NoError(t, one.Flush())
+		require.NoError(t, many.Flush())
+	}
+	require.Equal(t, wantStats, gotStats)
+	require.NotZero(t, gotStats.Unselected)
+	require.NotZero(t, gotStats.OutOfOrder)
+	results := func(d *Detector) map[string]Result {
+		out := map[string]Result{}
+		d.Results(func(r *Result) bool {
+			out[r.Labels.String()] = *r
+			return true
+		})
+		return out
+	}
+	want, got := results(one), results(many)
+	require.Len(t, got, len(want))
+	for k, w := range want {
+		g := got[k]
+		require.Equal(t, w.Score, g.Score, k)
+		require.Equal(t, w.Expected, g.Expected, k)
+		require.Equal(t, w.Anomalous, g.Anomalous, k)
+	}
+	require.Equal(t, testutil.ToFloat64(one.metrics.events.WithLabelValues("open")), testutil.ToFloat64(many.metrics.events.WithLabelValues("open")))
+	require.NotZero(t, testutil.ToFloat64(many.metrics.events.WithLabelValues("open")))
 }

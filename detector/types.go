@@ -123,6 +123,19 @@ type BatchAppender interface {
 	Begin() Batch
 }
 
+// SeriesSamples is one series of a request, for ManyAppender.
+type SeriesSamples struct {
+	Labels  Labels
+	Samples []Sample
+}
+
+// ManyAppender is a Batch that also takes a request's series at once, and
+// can then route them in the order that is cheapest for it. Same contract
+// as Append for each series; the returned stats are the sum over them.
+type ManyAppender interface {
+	AppendMany(tenant string, series []SeriesSamples) AppendStats
+}
+
 // Batch collects the series of one request. Append must copy what it keeps
 // (Appender's contract). Commit returns once the batch is accepted, or with
 // an error; it is called exactly once, and the Batch is not used after it.

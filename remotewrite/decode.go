@@ -137,6 +137,8 @@ type WriteRequest struct {
 	// share symbols, so each is checked once per request instead of once
 	// per reference.
 	symbolValid []bool
+	// many holds the valid series for a detector.ManyAppender (appendAll).
+	many []detector.SeriesSamples
 }
 
 // Reset drops all references into the previous buffer and keeps capacity.
@@ -150,6 +152,8 @@ func (wr *WriteRequest) Reset() {
 	wr.samplesPool = wr.samplesPool[:0]
 	wr.refs = wr.refs[:0]
 	wr.symbolValid = wr.symbolValid[:0]
+	clear(wr.many)
+	wr.many = wr.many[:0]
 	wr.Samples, wr.Histograms, wr.Exemplars, wr.Metadata = 0, 0, 0, 0
 }
 

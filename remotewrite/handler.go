@@ -319,6 +319,7 @@ func (h *Handler) appendAll(app detector.Appender, res result, wr *WriteRequest)
 	)
 	res.series = len(wr.Series)
 	res.exemplars = wr.Exemplars
+	many, _ := app.(detector.ManyAppender)
 	for i := range wr.Series {
 		s := &wr.Series[i]
 		if s.Problem != ProblemNone {
@@ -330,7 +331,11 @@ func (h *Handler) appendAll(app detector.Appender, res result, wr *WriteRequest)
 			}
 			continue
 		}
-		if len(s.Samples) > 0 {
+		switch {
+		case len(s.Samples) == 0:
+		case many != nil:
+			wr.many = append(wr.many, detector.SeriesSamples{Labels: s.Labels, Samples: s.Samples})
+		default:
 			st.Add(app.Append(res.tenant, s.Labels, s.Samples))
 		}
 		if s.Histograms > 0 {
@@ -340,6 +345,9 @@ func (h *Handler) appendAll(app detector.Appender, res result, wr *WriteRequest)
 				res.histogramsRejected += s.Histograms
 			}
 		}
+	}
+	if len(wr.many) > 0 {
+		st.Add(many.AppendMany(res.tenant, wr.many))
 	}
 	// NaN, stale markers and unselected series were consumed as the detector
 	// defines them, so the sender must not count them as failed.
