@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -164,4 +166,56 @@ func benchAppendLagging(b *testing.B, cu CatchUpConfig, timeUnstage bool) {
 		_ = bt.Commit(context.Background())
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perReq), "ns/sample")
+}
+
+// BenchmarkAppendRequest routes requests of 2,000 series × 1 sample from
+// concurrent senders into 8,000 series, as a remote-write blast does:
+// one Append per series against one AppendMany per request. Per sample.
+func BenchmarkAppendRequest(b *testing.B) {
+	const perRequest, senders = 2000, 4
+	for _, many := range []bool{false, true} {
+		name := "per_series"
+		if many {
+			name = "many"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := DefaultConfig
+			cfg.CatchUp.MaxSamplesPerSeries = 0 // routing only, no backlogs
+			d, err := New(cfg, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			// No model: samples fill windows, nothing is scored.
+			var sender atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(senders / 2) // 4 senders on 2 cores
+			b.RunParallel(func(pb *testing.PB) {
+				id := sender.Add(1) % senders
+				req := make([]SeriesSamples, perRequest)
+				for i := range req {
+					req[i] = SeriesSamples{
+						Labels:  FromStrings("__name__", "http_requests_total", "instance", "10.1.2.3:8080", "job", "api", "pod", "api-"+strconv.Itoa(int(id)*perRequest+i)),
+						Samples: make([]Sample, 1),
+					}
+				}
+				ts := int64(0)
+				for pb.Next() {
+					ts += 1000
+					for i := range req {
+						req[i].Samples[0] = Sample{TimestampMs: ts, Value: float64(i % 7)}
+					}
+					bt := d.Begin()
+					if many {
+						bt.(ManyAppender).AppendMany("", req)
+					} else {
+						for i := range req {
+							bt.Append("", req[i].Labels, req[i].Samples)
+						}
+					}
+					_ = bt.Commit(context.Background())
+				}
+			})
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perRequest), "ns/sample")
+		})
+	}
 }
