@@ -30,6 +30,15 @@ func TestParse(t *testing.T) {
 			require.True(t, c.Detector.Selection.Matches(detector.FromStrings("__name__", "up")))
 			require.False(t, c.Detector.Selection.Matches(detector.FromStrings("__name__", "x")))
 		}},
+		{name: "corroboration by job and instance by default", yaml: "", check: func(t *testing.T, c *Config) {
+			require.Equal(t, []string{"job", "instance"}, c.Detector.EntityLabels)
+			require.Equal(t, 0.1, c.Detector.Scoring.CorroborationLift)
+		}},
+		{name: "entity labels replaced, or emptied to turn corroboration off", yaml: "detector:\n  entity_labels: []\n", check: func(t *testing.T, c *Config) {
+			require.Empty(t, c.Detector.EntityLabels)
+		}},
+		{name: "bad entity label names the key", yaml: "detector:\n  entity_labels: [pod, 'a-b']\n", wantErr: "detector.entity_labels[1]"},
+		{name: "corroboration lift must stay under the threshold", yaml: "detector:\n  scoring:\n    threshold: 0.5\n    corroboration_lift: 0.5\n", wantErr: "detector.scoring.corroboration_lift"},
 		{name: "direction", yaml: "detector:\n  scoring:\n    direction: up\n", check: func(t *testing.T, c *Config) {
 			require.Equal(t, detector.DirectionUp, c.Detector.Scoring.Direction)
 		}},
