@@ -10,9 +10,13 @@ import (
 // at once, each only moderately surprising. Corroboration lets the series of
 // one entity (the series sharing the values of detector.entity_labels, by
 // default one scrape target) vouch for each other: a sample scoring within
-// scoring.corroboration_lift of the threshold is lifted by it when another
+// scoring.corroboration_lift below the threshold is lifted by it when another
 // series of its entity scored that much within the last two of its sampling
-// intervals. Only those rare samples touch the shared state below.
+// intervals, and one scoring within corroboration_lift above the threshold is
+// lowered by it when none did although the entity has other series that
+// have been that surprising before: an excursion its siblings do not share
+// is less likely an incident. Only samples scoring at least threshold -
+// corroboration_lift touch the shared state below.
 
 // corroborationIntervals is how many of a series' typical sampling intervals
 // back a sibling's surprising sample still corroborates: one scrape of
@@ -73,8 +77,9 @@ func entityHash(tenant string, lbls Labels, names []string) (uint64, bool) {
 
 // corroborate records that series of entity scored at least
 // threshold - corroboration_lift at ts and reports whether another series of
-// the entity did so at a time in [since, ts].
-func (m *entityMarks) corroborate(entity, series uint64, ts, since int64) bool {
+// the entity did so at a time in [since, ts] (corroborated), and whether any
+// other series of the entity is on record at all (siblings).
+func (m *entityMarks) corroborate(entity, series uint64, ts, since int64) (corroborated, siblings bool) {
 	i := entity % entitySlots
 	mu := &m.stripes[i%entityStripes]
 	mu.Lock()
@@ -87,13 +92,14 @@ func (m *entityMarks) corroborate(entity, series uint64, ts, since int64) bool {
 	if other.series == series {
 		other = sl.marks[1]
 	}
-	ok := other.series != 0 && other.ts >= since && other.ts <= ts
+	siblings = other.series != 0
+	corroborated = siblings && other.ts >= since && other.ts <= ts
 	if sl.marks[0].series == series {
 		sl.marks[0].ts = max(sl.marks[0].ts, ts)
 	} else {
 		sl.marks[1], sl.marks[0] = sl.marks[0], entityMark{series: series, ts: ts}
 	}
-	return ok
+	return corroborated, siblings
 }
 
 // corroborates reports whether the configuration turns corroboration on.
@@ -102,21 +108,30 @@ func (c *Config) corroborates() bool {
 }
 
 // corroborated returns the score of s's sample at ts and whether
-// corroboration lifted it: by corroboration_lift (so it reaches the
+// corroboration lifted it. With lift = corroboration_lift: a score in
+// [threshold - lift, threshold) is lifted by lift (so it reaches the
 // threshold and the evidence keeps its order) when another series of its
-// entity scored at least threshold - corroboration_lift within the last
-// corroborationIntervals of s's typical sampling interval. Every such sample is recorded for its siblings, those
-// at or above the threshold too. Called with s's shard lock held, for
-// samples scoring at least threshold - corroboration_lift only.
+// entity scored at least threshold - lift within the last
+// corroborationIntervals of s's typical sampling interval; a score in
+// [threshold, threshold + lift) is lowered by lift when no other series did
+// although the entity has others on record. Every such sample is recorded
+// for its siblings. Called with s's shard lock held, for samples scoring at
+// least threshold - lift only.
 func (d *Detector) corroborated(s *series, score float64, ts int64) (float64, bool) {
 	e, ok := entityHash(s.tenant, s.labels, d.cfg.EntityLabels)
 	if !ok {
 		return score, false
 	}
 	since := ts - int64(corroborationIntervals*float64(s.cal.daily.gapMs))
-	if !d.entities.corroborate(e, s.hash, ts, since) || score >= d.cfg.Scoring.Threshold {
-		return score, false
+	corroborated, siblings := d.entities.corroborate(e, s.hash, ts, since)
+	thr, lift := d.cfg.Scoring.Threshold, d.cfg.Scoring.CorroborationLift
+	switch {
+	case corroborated && score < thr:
+		d.metrics.corroborated.Inc()
+		return min(1, score+lift), true
+	case !corroborated && siblings && score >= thr && score < thr+lift:
+		d.metrics.uncorroborated.Inc()
+		return score - lift, false
 	}
-	d.metrics.corroborated.Inc()
-	return min(1, score+d.cfg.Scoring.CorroborationLift), true
+	return score, false
 }

@@ -12,28 +12,33 @@ import (
 func TestEntityMarks(t *testing.T) {
 	const a, b, c = 1, 2, 3 // series
 	for _, tc := range []struct {
-		name  string
-		marks []entityMark // recorded before, in order
-		ts    int64
-		since int64
-		want  bool
+		name         string
+		marks        []entityMark // recorded before, in order
+		ts           int64
+		since        int64
+		corroborated bool
+		siblings     bool
 	}{
 		{name: "nothing recorded", ts: 100, since: 90},
 		{name: "only itself", marks: []entityMark{{a, 95}}, ts: 100, since: 90},
-		{name: "a sibling in the window", marks: []entityMark{{b, 95}}, ts: 100, since: 90, want: true},
-		{name: "a sibling at the same time", marks: []entityMark{{b, 100}}, ts: 100, since: 90, want: true},
-		{name: "a sibling too long ago", marks: []entityMark{{b, 80}}, ts: 100, since: 90},
-		{name: "a sibling behind its own later mark", marks: []entityMark{{b, 95}, {a, 99}}, ts: 100, since: 90, want: true},
-		{name: "the latest of two siblings", marks: []entityMark{{b, 80}, {c, 96}, {a, 99}}, ts: 100, since: 90, want: true},
+		{name: "a sibling in the window", marks: []entityMark{{b, 95}}, ts: 100, since: 90, corroborated: true, siblings: true},
+		{name: "a sibling at the same time", marks: []entityMark{{b, 100}}, ts: 100, since: 90, corroborated: true, siblings: true},
+		{name: "a sibling too long ago", marks: []entityMark{{b, 80}}, ts: 100, since: 90, siblings: true},
+		{name: "a sibling behind its own later mark", marks: []entityMark{{b, 95}, {a, 99}}, ts: 100, since: 90, corroborated: true, siblings: true},
+		{name: "the latest of two siblings", marks: []entityMark{{b, 80}, {c, 96}, {a, 99}}, ts: 100, since: 90, corroborated: true, siblings: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newEntityMarks()
 			for _, mk := range tc.marks {
 				m.corroborate(7, mk.series, mk.ts, mk.ts)
 			}
-			require.Equal(t, tc.want, m.corroborate(7, a, tc.ts, tc.since))
+			corroborated, siblings := m.corroborate(7, a, tc.ts, tc.since)
+			require.Equal(t, tc.corroborated, corroborated)
+			require.Equal(t, tc.siblings, siblings)
 			// Another entity in the same slot evicts, never corroborates.
-			require.False(t, m.corroborate(7+entitySlots, b, tc.ts, tc.since))
+			corroborated, siblings = m.corroborate(7+entitySlots, b, tc.ts, tc.since)
+			require.False(t, corroborated)
+			require.False(t, siblings)
 		})
 	}
 }
@@ -143,4 +148,61 @@ func TestCorroboration(t *testing.T) {
 			require.Zero(t, testutil.ToFloat64(d.metrics.events.WithLabelValues("open")))
 		})
 	}
+}
+
+// TestUncorroborated: on a target whose other metrics have been surprising
+// before, a sample just over the threshold that no other metric shares is
+// lowered by corroboration_lift and opens nothing; on a target whose other
+// metrics never were, it opens.
+func TestUncorroborated(t *testing.T) {
+	const calm = 400
+	// run feeds calm noise to cpu and mem of db-1; with siblingSpike, mem
+	// jumps once half-way (a surprise on record for the target); at the end
+	// cpu alone deviates by k. It returns cpu's last score and the detector.
+	run := func(t *testing.T, siblingSpike bool, k float64) (Result, *Detector) {
+		t.Helper()
+		d, _ := newTestDetector(t, nil)
+		series := []Labels{
+			lbls("__name__", "cpu", "instance", "db-1", "job", "node"),
+			lbls("__name__", "mem", "instance", "db-1", "job", "node"),
+		}
+		rngs := []*rand.Rand{rand.New(rand.NewPCG(3, 4)), rand.New(rand.NewPCG(3, 4))}
+		ts := int64(0)
+		for i := range calm {
+			ts += 15_000
+			for j, ls := range series {
+				v := 100 + rngs[j].NormFloat64()
+				if siblingSpike && j == 1 && i == calm/2 {
+					v += 40
+				}
+				feed(t, d, ls, ts, v)
+			}
+		}
+		ts += 15_000
+		feed(t, d, series[0], ts, 100+k)
+		r, ok := latest(d, series[0])
+		require.True(t, ok)
+		return r, d
+	}
+	// The deviation that scores 0.75 with nothing on record for the target.
+	lo, hi := 0.0, 100.0
+	for range 30 {
+		mid := (lo + hi) / 2
+		if r, _ := run(t, false, mid); r.Score < 0.75 {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	k := (lo + hi) / 2
+	alone, d := run(t, false, k)
+	require.InDelta(t, 0.75, alone.Score, 0.01)
+	require.True(t, alone.Anomalous, "nothing on record for the target: it opens")
+	require.Zero(t, testutil.ToFloat64(d.metrics.uncorroborated))
+
+	isolated, d := run(t, true, k)
+	require.InDelta(t, alone.Score-DefaultScoringConfig.CorroborationLift, isolated.Score, 1e-9, "lowered by the lift")
+	require.False(t, isolated.Anomalous, "the target's other metric was surprising before and is calm now")
+	require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.uncorroborated))
+	require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.events.WithLabelValues("open")), "only the other metric's own spike opened")
 }

@@ -26,6 +26,7 @@ type metrics struct {
 	modelInfo          *prometheus.GaugeVec
 	resultLogDropped   prometheus.Counter
 	corroborated       prometheus.Counter
+	uncorroborated     prometheus.Counter
 	lastSampleUnix     atomic.Int64 // wall clock of the newest accepted sample
 }
 
@@ -86,6 +87,10 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 			Name: "sentinel_mesh_samples_corroborated_total",
 			Help: "Samples whose score was lifted because another series of their entity (detector.entity_labels) was surprising at the same time (detector.scoring.corroboration_lift).",
 		}),
+		uncorroborated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_mesh_samples_uncorroborated_total",
+			Help: "Samples just over the threshold whose score was lowered because no other series of their entity was surprising at the same time, although others have been before (detector.scoring.corroboration_lift).",
+		}),
 		resultLogDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_mesh_result_log_dropped_total",
 			Help: "Scored results not kept for the remote-write output because the result log was full.",
@@ -111,7 +116,7 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 		reg.MustRegister(
 			m.seriesCreated, m.seriesExpired, m.seriesLimitReached, m.samplesDropped,
 			m.samplesScored, m.samplesUnscored, m.batchSize, m.inferenceDuration,
-			m.inferenceErrors, m.predictionLatency, m.anomaliesOpen, m.events, m.modelInfo, m.resultLogDropped, m.corroborated,
+			m.inferenceErrors, m.predictionLatency, m.anomaliesOpen, m.events, m.modelInfo, m.resultLogDropped, m.corroborated, m.uncorroborated,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "sentinel_mesh_series_active",
 				Help: "Series the detector holds state for.",

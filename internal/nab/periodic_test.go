@@ -36,10 +36,10 @@ func TestFastScrapesDoNotPage(t *testing.T) {
 		require.Zero(t, Opens(o), "anomalies opened on 100 series-days of noise at 15 s")
 	})
 	t.Run("daily events", func(t *testing.T) {
-		// Measured: 0 opens after the second day on the spike and sine
-		// series, 1 on one batch window (0 with transition_spread off, the
-		// ablation in docs/detection.md); scored per sample, the nightly
-		// spike alone paged every night.
+		// Measured: 0 opens after the second day on every series (the
+		// series of a host share its events; 1 on one batch window before
+		// uncorroborated samples were lowered, docs/detection.md); scored
+		// per sample, the nightly spike alone paged every night.
 		const days = 7
 		c := PeriodicCorpus(2, days, 15*time.Second, 7)
 		o := run(t, c)
