@@ -57,8 +57,9 @@ local utils = import '../lib/utils.libsonnet';
                        g.target('sum(sentinel_mesh_anomalies_open{%s})' % sel, 'open'),
                        g.target(rate('sentinel_mesh_anomaly_events_total', 'kind'), 'events {{kind}}/s'),
                        g.target(rate('sentinel_mesh_samples_corroborated_total', 'instance'), 'corroborated {{instance}}/s'),
+                       g.target(rate('sentinel_mesh_samples_uncorroborated_total', 'instance'), 'uncorroborated {{instance}}/s'),
                      ],
-                     min=0, w=8, description='Anomalies open, anomaly events per second by kind, and samples per second lifted to the threshold because another series of their target was surprising at the same time (detector.scoring.corroboration_lift).'),
+                     min=0, w=8, description='Anomalies open, anomaly events per second by kind, and samples per second whose score corroboration moved (detector.scoring.corroboration_lift): lifted to the threshold because another series of their target was surprising at the same time, or lowered under it because none was.'),
 
         g.row('Model'),
         g.table('Loaded model',
