@@ -201,7 +201,7 @@ func runNoise(f *evalFlags, cfg *config.Config, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "noise: %s opened %d anomalies in %g series-days (Gaussian noise 100 ± 3, every 15 s, %d series as hosts of 10)\n", name, opens, f.noise, series)
+		fmt.Fprintf(stdout, "noise: %s opened %d anomalies in %g series-days (Gaussian noise 100 ± 3, every 15 s, %d series, each its own target)\n", name, opens, f.noise, series)
 	}
 	return nil
 }
