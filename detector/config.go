@@ -49,8 +49,8 @@ type Config struct {
 	DeviationOverrides []DeviationOverride `yaml:"deviation_overrides,omitempty"`
 	// EntityLabels name the labels whose values identify the entity a
 	// series belongs to (a scrape target by default): the series of one
-	// entity corroborate each other's surprising samples
-	// (scoring.corroboration_lift). A series lacking any of them belongs to
+	// entity corroborate (or fail to corroborate) each other's surprising
+	// samples (scoring.corroboration_lift). A series lacking any of them belongs to
 	// no entity. Empty turns corroboration off.
 	EntityLabels []string `yaml:"entity_labels,omitempty"`
 	// CatchUp bounds the backlogs through which samples arriving faster

@@ -152,7 +152,11 @@ type ScoringConfig struct {
 	// the same entity (detector.entity_labels) scored at least threshold -
 	// corroboration_lift within the last two of the series' sampling
 	// intervals: an incident on a server shows on several of its metrics at
-	// once, each only moderately surprising. 0 turns corroboration off.
+	// once, each only moderately surprising. A sample scoring less than
+	// corroboration_lift over the threshold is lowered by it when no other
+	// series did, although the entity has others that have been that
+	// surprising before: an excursion its siblings do not share is less
+	// likely an incident. 0 turns corroboration off.
 	CorroborationLift float64 `yaml:"corroboration_lift"`
 	// MinAbsDeviation and MinRelDeviation (a fraction of |expected|) are the
 	// smallest deviations that may raise the score, so flat series and tiny
