@@ -219,3 +219,38 @@ func BenchmarkAppendRequest(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkResults walks the latest result of 10,000 series and reads each
+// one's labels, as a /metrics scrape and the remote-write output do. Per
+// series.
+func BenchmarkResults(b *testing.B) {
+	const n = 10_000
+	d, err := New(DefaultConfig, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d.SetModel(WindowMeanModel{W: 16})
+	smp := make([]Sample, 1)
+	for ts := int64(1); ts <= 20; ts++ {
+		for i := range n {
+			smp[0] = Sample{TimestampMs: ts * 15_000, Value: float64((int(ts) + i) % 7)}
+			d.Append("", FromStrings("__name__", "http_requests_total", "instance", "10.1.2.3:8080", "job", "api", "pod", "api-"+strconv.Itoa(i)), smp)
+		}
+		if err := d.Flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var sum int
+	for range b.N {
+		d.Results(func(r *Result) bool {
+			sum += len(r.Labels.Get("pod"))
+			return true
+		})
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/series")
+	if sum == 0 {
+		b.Fatal("no results")
+	}
+}

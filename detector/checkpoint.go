@@ -61,7 +61,7 @@ func (d *Detector) RestoreState(st SeriesState, anomalyID uint64) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	for s := sh.series[h]; s != nil; s = s.next {
-		if s.tenant == st.Tenant && labelsEqual(s.labels, st.Labels) && s.anomalyOpen() {
+		if s.tenant == st.Tenant && s.labels.equal(st.Labels) && s.anomalyOpen() {
 			s.an.id = anomalyID
 			break
 		}

@@ -324,7 +324,7 @@ func (b *appendBatch) AppendMany(tenant string, series []SeriesSamples) AppendSt
 func (d *Detector) appendLocked(b *appendBatch, sh *shard, h uint64, tenant string, lbls Labels, samples []Sample) AppendStats {
 	var st AppendStats
 	s := sh.series[h]
-	for s != nil && (s.tenant != tenant || !labelsEqual(s.labels, lbls)) {
+	for s != nil && (s.tenant != tenant || !s.labels.equal(lbls)) {
 		s = s.next
 	}
 	if s == nil {
@@ -385,7 +385,7 @@ func (d *Detector) newSeries(h uint64, tenant string, lbls Labels) *series {
 	s := &series{
 		hash:   h,
 		tenant: clone(tenant),
-		labels: lbls.Clone(),
+		labels: encodeLabels(lbls),
 		ring:   make([]float32, w),
 		gate:   d.cfg.gateIndex(lbls),
 	}
@@ -508,7 +508,7 @@ func (d *Detector) event(s *series, kind EventKind, smp Sample, ms *modelState, 
 		Kind:        kind,
 		ID:          s.an.id,
 		Tenant:      s.tenant,
-		Labels:      s.labels,
+		Labels:      s.labels.labels(),
 		OpenedAtMs:  s.an.openedAt,
 		TimestampMs: smp.TimestampMs,
 		Value:       smp.Value,
@@ -842,10 +842,12 @@ func (d *Detector) removeSeries(drop func(s *series) bool) int {
 }
 
 // Results calls fn with the latest result of every scored series, holding one
-// shard lock at a time. r is reused between calls; fn must not retain it.
-// Stops early when fn returns false.
+// shard lock at a time. r and the slice r.Labels are reused between calls;
+// fn must not retain them (the label strings it may). Stops early when fn
+// returns false.
 func (d *Detector) Results(fn func(r *Result) bool) {
 	var r Result
+	var lbls Labels
 	for i := range d.shards {
 		sh := &d.shards[i]
 		sh.mu.Lock()
@@ -854,8 +856,9 @@ func (d *Detector) Results(fn func(r *Result) bool) {
 				if s.scoredTs == 0 {
 					continue
 				}
+				lbls = s.labels.appendTo(lbls[:0])
 				r = Result{
-					Tenant: s.tenant, Labels: s.labels, TimestampMs: s.scoredTs,
+					Tenant: s.tenant, Labels: lbls, TimestampMs: s.scoredTs,
 					Value: s.value, Score: s.score, Expected: s.expected,
 					Lower: s.lower, Upper: s.upper, Anomalous: s.anomalyOpen(),
 				}

@@ -5,7 +5,8 @@ package detector
 // shard lock at a time. cursor returns the timestamp of the newest result
 // the caller already has for the series id (0 for none); id is stable for
 // the life of a series (a hash of tenant and labels). r is reused between
-// calls; fn must not retain it. Stops early when fn returns false.
+// calls, and so is the slice r.Labels; fn must not retain them (the label
+// strings it may). Stops early when fn returns false.
 //
 // The results come from the data a series already keeps, so the hot path
 // is untouched: series that keep a history (those that have had an anomaly,
@@ -24,6 +25,7 @@ func (d *Detector) ResultsSince(cursor func(id uint64) int64, fn func(id uint64,
 		return
 	}
 	var r Result
+	var lbls Labels
 	for i := range d.shards {
 		sh := &d.shards[i]
 		sh.mu.Lock()
@@ -37,12 +39,13 @@ func (d *Detector) ResultsSince(cursor func(id uint64) int64, fn func(id uint64,
 					continue
 				}
 				anomalous := s.anomalyOpen()
+				lbls = s.labels.appendTo(lbls[:0])
 				for p := range s.historyPoints() {
 					if p.ts <= since || p.ts >= s.scoredTs {
 						continue
 					}
 					r = Result{
-						Tenant: s.tenant, Labels: s.labels, TimestampMs: p.ts,
+						Tenant: s.tenant, Labels: lbls, TimestampMs: p.ts,
 						Value: float64(p.value), Score: float64(p.score), Expected: float64(p.expected),
 						Lower: float64(p.lower), Upper: float64(p.upper), Anomalous: anomalous,
 					}
@@ -52,7 +55,7 @@ func (d *Detector) ResultsSince(cursor func(id uint64) int64, fn func(id uint64,
 					}
 				}
 				r = Result{
-					Tenant: s.tenant, Labels: s.labels, TimestampMs: s.scoredTs,
+					Tenant: s.tenant, Labels: lbls, TimestampMs: s.scoredTs,
 					Value: s.value, Score: s.score, Expected: s.expected,
 					Lower: s.lower, Upper: s.upper, Anomalous: anomalous,
 				}
@@ -100,6 +103,7 @@ func (d *Detector) logResult(sh *shard, s *series) {
 // When fn returns false the rest of that shard's log stays for the next call.
 func (d *Detector) drainResultLog(cursor func(id uint64) int64, fn func(id uint64, r *Result) bool) {
 	var r Result
+	var lbls Labels
 	for i := range d.shards {
 		sh := &d.shards[i]
 		sh.mu.Lock()
@@ -109,8 +113,9 @@ func (d *Detector) drainResultLog(cursor func(id uint64) int64, fn func(id uint6
 			if e.ts <= cursor(e.s.hash) {
 				continue
 			}
+			lbls = e.s.labels.appendTo(lbls[:0])
 			r = Result{
-				Tenant: e.s.tenant, Labels: e.s.labels, TimestampMs: e.ts,
+				Tenant: e.s.tenant, Labels: lbls, TimestampMs: e.ts,
 				Value: e.value, Score: e.score, Expected: e.expected,
 				Lower: e.lower, Upper: e.upper, Anomalous: e.anomalous,
 			}
@@ -131,7 +136,8 @@ func (d *Detector) drainResultLog(cursor func(id uint64) int64, fn func(id uint6
 
 // Recent calls fn for every scored series matched by sel (and by tenant,
 // when not empty) that has a result between fromMs and toMs (inclusive),
-// with those results oldest first. points is reused.
+// with those results oldest first. lbls and points are reused between calls
+// (the label strings may be kept).
 //
 // Calm series are included: every series contributes its latest result,
 // at full precision, from the fields it keeps anyway; series that have had
@@ -140,12 +146,16 @@ func (d *Detector) drainResultLog(cursor func(id uint64) int64, fn func(id uint6
 // per-series memory is added for it.
 func (d *Detector) Recent(sel Selector, tenant string, fromMs, toMs int64, fn func(tenant string, lbls Labels, points []HistoryPoint) bool) {
 	var pts []HistoryPoint
+	var lbls Labels
 	for i := range d.shards {
 		sh := &d.shards[i]
 		sh.mu.Lock()
 		for _, head := range sh.series {
 			for s := head; s != nil; s = s.next {
-				if s.scoredTs == 0 || (tenant != "" && s.tenant != tenant) || !sel.Matches(s.labels) {
+				if s.scoredTs == 0 || (tenant != "" && s.tenant != tenant) {
+					continue
+				}
+				if lbls = s.labels.appendTo(lbls[:0]); !sel.Matches(lbls) {
 					continue
 				}
 				pts = pts[:0]
@@ -166,7 +176,7 @@ func (d *Detector) Recent(sel Selector, tenant string, fromMs, toMs int64, fn fu
 				if len(pts) == 0 {
 					continue
 				}
-				if !fn(s.tenant, s.labels, pts) {
+				if !fn(s.tenant, lbls, pts) {
 					sh.mu.Unlock()
 					return
 				}

@@ -11,7 +11,7 @@ type series struct {
 	hash   uint64
 	next   *series // hash-collision chain
 	tenant string
-	labels Labels
+	labels labelString // immutable for the series' life
 
 	// ring holds the last len(ring) values as float32 offsets from ringBase:
 	// half the memory of float64 values, and the precision stays relative

@@ -321,17 +321,21 @@ func SeriesHash(tenant string, lbls Labels) uint64 { return hashSeries(tenant, l
 
 // ExportState calls fn with the state of every series for which filter
 // (nil: all) returns true, holding one shard lock at a time. The state's
-// slices are fresh copies fn may keep. Stops early when fn returns false.
-// filter and fn must not call back into the detector.
+// slices are fresh copies fn may keep; filter's ls is reused between calls.
+// Stops early when fn returns false. filter and fn must not call back into
+// the detector.
 func (d *Detector) ExportState(filter func(tenant string, ls Labels) bool, fn func(SeriesState) bool) {
+	var lbls Labels
 	for i := range d.shards {
 		sh := &d.shards[i]
 		var out []SeriesState
 		sh.mu.Lock()
 		for _, head := range sh.series {
 			for s := head; s != nil; s = s.next {
-				if filter != nil && !filter(s.tenant, s.labels) {
-					continue
+				if filter != nil {
+					if lbls = s.labels.appendTo(lbls[:0]); !filter(s.tenant, lbls) {
+						continue
+					}
 				}
 				out = append(out, exportSeries(s))
 			}
@@ -347,7 +351,7 @@ func (d *Detector) ExportState(filter func(tenant string, ls Labels) bool, fn fu
 
 func exportSeries(s *series) SeriesState {
 	st := SeriesState{
-		Tenant: s.tenant, Labels: s.labels, // immutable for the series' life
+		Tenant: s.tenant, Labels: s.labels.labels(),
 		Window:      s.window(nil),
 		LastTs:      s.lastTs,
 		CalN:        s.cal.n,
@@ -390,7 +394,7 @@ func (d *Detector) ImportState(st SeriesState) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	s := sh.series[h]
-	for s != nil && (s.tenant != st.Tenant || !labelsEqual(s.labels, st.Labels)) {
+	for s != nil && (s.tenant != st.Tenant || !s.labels.equal(st.Labels)) {
 		s = s.next
 	}
 	if s == nil {
@@ -444,10 +448,12 @@ func (d *Detector) ImportState(st SeriesState) bool {
 // DeleteSeries forgets every series for which filter returns true, without
 // closing their anomalies (the series moved to another replica, which
 // continues them), and returns how many it removed. Series queued for
-// inference are removed once the queue drained (on a later call).
+// inference are removed once the queue drained (on a later call). filter's
+// ls is reused between calls.
 func (d *Detector) DeleteSeries(filter func(tenant string, ls Labels) bool) int {
+	var lbls Labels
 	return d.removeSeries(func(s *series) bool {
-		if !filter(s.tenant, s.labels) {
+		if lbls = s.labels.appendTo(lbls[:0]); !filter(s.tenant, lbls) {
 			return false
 		}
 		if s.anomalyOpen() {

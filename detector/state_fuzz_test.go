@@ -11,7 +11,7 @@ import (
 //
 //	go test -fuzz FuzzSeriesStateUnmarshal ./detector/
 func FuzzSeriesStateUnmarshal(f *testing.F) {
-	full := exportSeries(&series{cal: noisyCalibration(500, 41), labels: FromStrings("__name__", "x", "job", "api"), ring: make([]float32, 4)})
+	full := exportSeries(&series{cal: noisyCalibration(500, 41), labels: encodeLabels(FromStrings("__name__", "x", "job", "api")), ring: make([]float32, 4)})
 	full.Window = []float64{1, 2, 3, 4}
 	full.Tenant, full.AnomalyOpen, full.OpenedAt = "t", true, 1234
 	b, err := full.MarshalBinary()

@@ -78,7 +78,7 @@ func hasState(s *series) bool { return s.cal.n > 0 || s.an != nil }
 // lookup finds a series in its shard. Called with the shard lock held.
 func (d *Detector) lookup(sh *shard, h uint64, tenant string, lbls Labels) *series {
 	s := sh.series[h]
-	for s != nil && (s.tenant != tenant || !labelsEqual(s.labels, lbls)) {
+	for s != nil && (s.tenant != tenant || !s.labels.equal(lbls)) {
 		s = s.next
 	}
 	return s
@@ -221,9 +221,10 @@ func (d *Detector) install(w *series, ms *modelState, counts *scoreCounts, event
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	now := time.Now()
-	live := d.lookup(sh, w.hash, w.tenant, w.labels)
+	lbls := w.labels.labels()
+	live := d.lookup(sh, w.hash, w.tenant, lbls)
 	if live == nil {
-		if live, _ = d.createSeries(sh, w.hash, w.tenant, w.labels); live == nil {
+		if live, _ = d.createSeries(sh, w.hash, w.tenant, lbls); live == nil {
 			return WarmRefused
 		}
 		live.lastSeenUnix = now.Unix()
@@ -250,7 +251,7 @@ func (d *Detector) install(w *series, ms *modelState, counts *scoreCounts, event
 // started tracking. Called with the shard lock held; samples is not empty.
 func (d *Detector) seenNew(s *series, samples []Sample) {
 	if f := d.cfg.NewSeries; f != nil {
-		f(s.tenant, s.labels, samples[0].TimestampMs)
+		f(s.tenant, s.labels.labels(), samples[0].TimestampMs)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -322,7 +323,9 @@ func (w *RemoteWriteOut) Collect() {
 			for i, l := range buf {
 				curLbls[i] = detector.Label{Name: strings.Clone(l.Name), Value: strings.Clone(l.Value)}
 			}
-			curID, curOK, curTenant, curSrc, blocked = h, true, r.Tenant, r.Labels, false
+			// r.Labels is the source's buffer, reused for the next result:
+			// keep a copy of the slice (its strings are immutable).
+			curID, curOK, curTenant, curSrc, blocked = h, true, r.Tenant, append(curSrc[:0], r.Labels...), false
 		}
 		// Results of one series share the (immutable) label slice.
 		it := rwItem{labels: curLbls, ts: r.TimestampMs, values: [4]float64{r.Score, r.Expected, r.Lower, r.Upper}}
@@ -372,10 +375,9 @@ func (w *RemoteWriteOut) Collect() {
 	}
 }
 
-// sameLabels reports whether a and b are the same slice (the detector's
-// labels of one series).
+// sameLabels reports whether a and b hold the same label set.
 func sameLabels(a, b detector.Labels) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+	return slices.Equal(a, b)
 }
 
 func seriesHash(tenant string, lbls detector.Labels) uint64 {
