@@ -167,7 +167,7 @@ func (d Direction) String() string {
 // Result is the latest scoring of one series.
 type Result struct {
 	Tenant      string
-	Labels      Labels // the input labels including __name__; owned by the detector, do not modify
+	Labels      Labels // the input labels including __name__; see Results for how long the slice is valid
 	TimestampMs int64  // timestamp of the scored sample
 	Value       float64
 	Score       float64 // anomaly score in [0,1]
