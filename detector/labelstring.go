@@ -89,16 +89,29 @@ func (ls labelString) labels() Labels {
 	return ls.appendTo(make(Labels, 0, n))
 }
 
-// equal reports whether ls holds exactly the label set b.
+// equal reports whether ls holds exactly the label set b. It runs on every
+// appended series, so it compares in place, with a fast path for names and
+// values shorter than 128 bytes (one-byte lengths).
 func (ls labelString) equal(b Labels) bool {
 	i := 0
-	for _, l := range b {
+	for k := range b {
+		name, value := b[k].Name, b[k].Value
+		nn, nv := len(name), len(value)
+		if nn < 0x80 && nv < 0x80 {
+			end := i + 2 + nn + nv
+			if end > len(ls) || ls[i] != byte(nn) || ls[i+1+nn] != byte(nv) ||
+				string(ls[i+1:i+1+nn]) != name || string(ls[i+2+nn:end]) != value {
+				return false
+			}
+			i = end
+			continue
+		}
 		if i >= len(ls) {
 			return false
 		}
-		var name, value string
-		name, value, i = ls.next(i)
-		if name != l.Name || value != l.Value {
+		var n, v string
+		n, v, i = ls.next(i)
+		if n != name || v != value {
 			return false
 		}
 	}

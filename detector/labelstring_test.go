@@ -56,6 +56,14 @@ func TestLabelStringEqual(t *testing.T) {
 		require.Equal(t, tc.want, enc.equal(tc.ls), tc.name)
 	}
 	require.True(t, labelString("").equal(nil))
+
+	// Names or values of 128 bytes or more take the slow path.
+	long := strings.Repeat("x", 200)
+	enc = encodeLabels(FromStrings("__name__", "up", "payload", long))
+	require.True(t, enc.equal(FromStrings("__name__", "up", "payload", long)))
+	require.False(t, enc.equal(FromStrings("__name__", "up", "payload", long[:199]+"y")))
+	require.False(t, enc.equal(FromStrings("__name__", "up", "payload", long[:199])))
+	require.False(t, enc.equal(FromStrings("__name__", "up")))
 }
 
 // Results hands out every series' own labels although it decodes them into
