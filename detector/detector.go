@@ -149,18 +149,6 @@ func hashSeries(tenant string, lbls Labels) uint64 {
 	return xxhash.Sum64(b)
 }
 
-func labelsEqual(a, b Labels) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // Append routes samples of one series into its state and scores each sample
 // against the prediction made from the window before it. Samples must be in
 // timestamp order; older ones are dropped and counted. lbls and samples are

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -63,7 +64,7 @@ func latest(d *Detector, ls Labels) (Result, bool) {
 	var out Result
 	found := false
 	d.Results(func(r *Result) bool {
-		if labelsEqual(r.Labels, ls) {
+		if slices.Equal(r.Labels, ls) {
 			out, found = *r, true
 			return false
 		}

@@ -33,9 +33,8 @@ func (ls Labels) Get(name string) string {
 	return ""
 }
 
-// Clone returns a deep copy whose strings do not alias the receiver's memory.
-// Decoders hand the detector labels that point into reused request buffers;
-// the detector clones them once, when it creates a series.
+// Clone returns a deep copy whose strings do not alias the receiver's memory,
+// for keeping labels that point into a reused request buffer.
 func (ls Labels) Clone() Labels {
 	n := 0
 	for _, l := range ls {

@@ -310,7 +310,7 @@ func (w *RemoteWriteOut) Collect() {
 	)
 	offer := func(h uint64, r *detector.Result) {
 		last := w.last[h]
-		if curOK && h == curID && r.Tenant == curTenant && sameLabels(r.Labels, curSrc) {
+		if curOK && h == curID && r.Tenant == curTenant && slices.Equal(r.Labels, curSrc) {
 			if blocked {
 				// A previous result of this series was dropped: keep the
 				// series' samples in order, the next pass offers it again.
@@ -373,11 +373,6 @@ func (w *RemoteWriteOut) Collect() {
 		w.metrics.samples.WithLabelValues("dropped").Add(float64(4 * dropped))
 		w.logger.Warn("Remote-write queue full; dropped score samples", "samples", 4*dropped, "queued", 4*queued)
 	}
-}
-
-// sameLabels reports whether a and b hold the same label set.
-func sameLabels(a, b detector.Labels) bool {
-	return slices.Equal(a, b)
 }
 
 func seriesHash(tenant string, lbls detector.Labels) uint64 {
