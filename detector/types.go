@@ -196,7 +196,7 @@ type Event struct {
 	Kind         EventKind
 	ID           uint64 // stable per anomaly: open and close share it
 	Tenant       string
-	Labels       Labels // owned by the detector, do not modify
+	Labels       Labels // the event's own copy; consumers share it, so do not modify
 	OpenedAtMs   int64
 	ClosedAtMs   int64 // set on close
 	TimestampMs  int64 // sample that caused the event

@@ -17,7 +17,7 @@ import (
 type Anomaly struct {
 	ID           uint64
 	Tenant       string
-	Labels       detector.Labels // shared with the detector, never modified
+	Labels       detector.Labels // the opening event's, never modified
 	OpenedAtMs   int64
 	ClosedAtMs   int64 // 0 while open
 	UpdatedAtMs  int64 // timestamp of the sample of the latest event
