@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -253,4 +254,27 @@ func BenchmarkResults(b *testing.B) {
 	if sum == 0 {
 		b.Fatal("no results")
 	}
+}
+
+// BenchmarkLabelsEqual compares an incoming label set of five labels with a
+// series' stored labels, as every appended series is looked up: the
+// series' label string against the two slices it replaced.
+func BenchmarkLabelsEqual(b *testing.B) {
+	in := FromStrings("__name__", "http_requests_total", "instance", "10.1.2.3:8080", "job", "api", "pod", "api-1234")
+	stored := in.Clone()
+	enc := encodeLabels(in)
+	b.Run("label_string", func(b *testing.B) {
+		for range b.N {
+			if !enc.equal(in) {
+				b.Fatal("not equal")
+			}
+		}
+	})
+	b.Run("slices", func(b *testing.B) {
+		for range b.N {
+			if !slices.Equal(stored, in) {
+				b.Fatal("not equal")
+			}
+		}
+	})
 }
