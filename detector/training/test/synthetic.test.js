@@ -75,3 +75,26 @@ test('windows skip gaps (NaN) and are reproducible', () => {
   assert.deepEqual(a.y, b.y);
   assert.throws(() => buildWindows([{ name: 's', values: Float64Array.from([1, 2]) }], { window: 4, count: 1, rng: new Rng(1) }), /no complete window/);
 });
+
+test('dump-synthetic writes the training series as a corpus', async () => {
+  const { writeSyntheticCorpus } = await import('../src/dump-synthetic.js');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'synthetic-corpus-'));
+  try {
+    const keys = writeSyntheticCorpus(dir, { seed: 1, series: 3, length: 50 });
+    assert.deepEqual(keys, ['synthetic/synthetic_0.csv', 'synthetic/synthetic_1.csv', 'synthetic/synthetic_2.csv']);
+    const windows = JSON.parse(fs.readFileSync(path.join(dir, 'combined_windows.json'), 'utf8'));
+    assert.deepEqual(windows, { 'synthetic/synthetic_0.csv': [], 'synthetic/synthetic_1.csv': [], 'synthetic/synthetic_2.csv': [] });
+    const lines = fs.readFileSync(path.join(dir, 'data', 'synthetic', 'synthetic_0.csv'), 'utf8').trim().split('\n');
+    assert.equal(lines[0], 'timestamp,value');
+    assert.equal(lines.length, 51);
+    const want = generateSynthetic({ seed: 1, series: 3, length: 50 })[0];
+    const [ts, v] = lines[1].split(',');
+    assert.equal(ts, new Date(want.start * 1000).toISOString().replace('T', ' ').slice(0, 19));
+    assert.equal(Number(v), want.values[0]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
