@@ -54,13 +54,13 @@ func newEntityMarks() *entityMarks {
 	return &entityMarks{slots: make([]entitySlot, entitySlots)}
 }
 
-// entityHash returns the hash of the tenant and the values of names in
-// lbls, and false when lbls lacks any of them: a series without the full
-// identity of an entity is corroborated by nothing.
 // labelGetter is a label set that can be asked for one label: Labels, or a
 // series' labelString.
 type labelGetter interface{ Get(name string) string }
 
+// entityHash returns the hash of the tenant and the values of names in
+// lbls, and false when lbls lacks any of them: a series without the full
+// identity of an entity is corroborated by nothing.
 func entityHash[L labelGetter](tenant string, lbls L, names []string) (uint64, bool) {
 	if len(names) == 0 {
 		return 0, false
