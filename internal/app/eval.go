@@ -38,16 +38,18 @@ type evalFlags struct {
 	docs       string
 	ablation   bool
 	noise      float64
+	injected   int
 }
 
 func setupEval(cmd *kingpin.CmdClause) func(ctx context.Context, stdout io.Writer) error {
 	f := &evalFlags{}
-	cmd.Flag("data", "Labelled corpus folder: data/<category>/<file>.csv and combined_windows.json. Repeatable.").Required().StringsVar(&f.data)
+	cmd.Flag("data", "Labelled corpus folder: data/<category>/<file>.csv and combined_windows.json. Repeatable; required unless --noise or --injected.").StringsVar(&f.data)
 	cmd.Flag("out", "Folder for the NAB results files and scores.json.").Required().StringVar(&f.out)
 	cmd.Flag("model", "Model to evaluate: embedded (the default model), baseline (window mean: detector.WindowMeanModel), a model directory, or crossfold:<dir> (<dir>/A, trained on fold A, scores fold B and <dir>/B fold A). Repeatable.").Default("embedded", "baseline").StringsVar(&f.models)
 	cmd.Flag("config.file", "sentinel-mesh configuration file whose detector and model sections are used; empty uses the server defaults.").Default("").StringVar(&f.configFile)
 	cmd.Flag("docs", "Markdown file whose generated tables (between "+nab.DocBegin+" and "+nab.DocEnd+") are replaced.").Default("").StringVar(&f.docs)
 	cmd.Flag("noise", "Instead, count the anomalies each model opens on this many series-days of pure Gaussian noise sampled every 15 s (100 series).").Float64Var(&f.noise)
+	cmd.Flag("injected", "Instead, measure detection power: this many series per kind of injected anomaly and base (flat or daily), at 15 s and at 5 minutes (docs: the injected-anomalies table).").IntVar(&f.injected)
 	cmd.Flag("ablation", "Instead, evaluate the first model with each scoring term switched off and each constant moved (docs: the ablation table).").BoolVar(&f.ablation)
 	return func(ctx context.Context, stdout io.Writer) error { return runEval(ctx, f, stdout) }
 }
@@ -65,6 +67,12 @@ func runEval(ctx context.Context, f *evalFlags, stdout io.Writer) error {
 	}
 	if f.noise > 0 {
 		return runNoise(f, cfg, stdout)
+	}
+	if f.injected > 0 {
+		return runInjected(ctx, f, cfg, stdout)
+	}
+	if len(f.data) == 0 {
+		return fmt.Errorf("--data is required unless --noise or --injected is given")
 	}
 	if f.ablation {
 		table, err := runAblation(ctx, f.data, f.models[0], cfg, stdout)
@@ -204,6 +212,72 @@ func runNoise(f *evalFlags, cfg *config.Config, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "noise: %s opened %d anomalies in %g series-days (Gaussian noise 100 ± 3, every 15 s, %d series, each its own target)\n", name, opens, f.noise, series)
 	}
 	return nil
+}
+
+// injectedSteps are the scrape intervals of the injected-anomalies table:
+// Prometheus' default, and the dev corpora's.
+var injectedSteps = []time.Duration{15 * time.Second, 5 * time.Minute}
+
+// runInjected scores every model on series with injected anomalies at
+// each of injectedSteps, the runs concurrently.
+func runInjected(ctx context.Context, f *evalFlags, cfg *config.Config, stdout io.Writer) error {
+	type run struct {
+		spec string
+		step time.Duration
+	}
+	var runs []run
+	for _, spec := range f.models {
+		for _, step := range injectedSteps {
+			runs = append(runs, run{spec, step})
+		}
+	}
+	cols := make([]string, len(runs))
+	results := make([][]nab.InjectedResult, len(runs))
+	falseAlarms := make([]float64, len(runs))
+	var g errgroup.Group
+	for i, r := range runs {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			c := nab.InjectedCorpus(f.injected, r.step, 1)
+			det, err := evalDetector(r.spec, "A", cfg.Detector, cfg.Model)
+			if err != nil {
+				return err
+			}
+			det.Mode = nab.ModeEvents
+			o, err := nab.Run(c, det)
+			if closeErr := det.Model.Close(); err == nil && closeErr != nil {
+				err = fmt.Errorf("cannot close model %s: %w", r.spec, closeErr)
+			}
+			if err != nil {
+				return err
+			}
+			cols[i] = fmt.Sprintf("%s, every %s", det.Name, stepName(r.step))
+			results[i] = nab.ScoreInjected(c, o, r.step)
+			falseAlarms[i] = nab.InjectedFalseAlarms(c, o, r.step)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	table := nab.InjectedMarkdown(cols, results, falseAlarms)
+	if f.docs != "" {
+		if err := nab.UpdateDocSection(f.docs, nab.InjectedDocBegin, nab.InjectedDocEnd, table); err != nil {
+			return err
+		}
+	}
+	fmt.Fprint(stdout, table)
+	return nil
+}
+
+// stepName is a scrape interval as the docs write it: 15 s, 5 min.
+func stepName(d time.Duration) string {
+	if d%time.Minute == 0 {
+		return fmt.Sprintf("%d min", int(d.Minutes()))
+	}
+	return fmt.Sprintf("%g s", d.Seconds())
 }
 
 // countOpens runs model spec on an unlabelled corpus c and counts the

@@ -231,6 +231,8 @@ const (
 	DocEnd           = "<!-- eval:end -->"
 	AblationDocBegin = "<!-- ablation:begin -->"
 	AblationDocEnd   = "<!-- ablation:end -->"
+	InjectedDocBegin = "<!-- injected:begin -->"
+	InjectedDocEnd   = "<!-- injected:end -->"
 )
 
 // UpdateDoc replaces the text between DocBegin and DocEnd in the file at path.

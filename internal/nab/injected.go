@@ -1,0 +1,231 @@
+package nab
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Injected anomalies: detection power on series the detector was never
+// tuned on. Each series is Gaussian noise (standard deviation injectedSigma)
+// around a base, flat or with a daily cycle, into which one anomaly of a
+// known kind and size is injected at a random time after the second day;
+// its labelled window is the anomaly's span. What a user learns from it:
+// which anomalies, how large, are caught, how fast, and at what cost in
+// false alarms, at a given scrape interval.
+
+const (
+	injectedLevel = 100
+	injectedSigma = 3
+	// injectedAmplitude is the daily cycle's amplitude (10 σ).
+	injectedAmplitude = 30
+	// injectedDays is each series' length; the anomaly starts between
+	// injectedFrom and injectedTo after the first sample, so the daily
+	// profile has seen two days and the rest counts false alarms.
+	injectedDays = 5
+	injectedFrom = 48 * time.Hour
+	injectedTo   = 96 * time.Hour
+)
+
+// InjectedKind is one kind and size of injected anomaly.
+type InjectedKind struct {
+	Name string // e.g. "spike 10σ"
+	// Span is how long the anomaly lasts (one sample for a spike).
+	Span time.Duration
+	// DailyOnly: the kind only exists on a series with a daily cycle.
+	DailyOnly bool
+	// apply changes v, the value at offset d into the anomaly, whose value
+	// without the anomaly would have been v; base is the value without its
+	// noise, last the value of the sample before the anomaly.
+	apply func(d time.Duration, v, base, last float64, rng *rand.Rand) float64
+}
+
+// InjectedKinds are the kinds measured, in the order of the table.
+var InjectedKinds = []InjectedKind{
+	{Name: "spike 6σ", apply: func(_ time.Duration, v, _, _ float64, _ *rand.Rand) float64 { return v + 6*injectedSigma }},
+	{Name: "spike 10σ", apply: func(_ time.Duration, v, _, _ float64, _ *rand.Rand) float64 { return v + 10*injectedSigma }},
+	{Name: "spike 20σ", apply: func(_ time.Duration, v, _, _ float64, _ *rand.Rand) float64 { return v + 20*injectedSigma }},
+	{Name: "level shift 3σ, 1 h", Span: time.Hour, apply: func(_ time.Duration, v, _, _ float64, _ *rand.Rand) float64 { return v + 3*injectedSigma }},
+	{Name: "level shift 5σ, 1 h", Span: time.Hour, apply: func(_ time.Duration, v, _, _ float64, _ *rand.Rand) float64 { return v + 5*injectedSigma }},
+	{Name: "level shift 10σ, 1 h", Span: time.Hour, apply: func(_ time.Duration, v, _, _ float64, _ *rand.Rand) float64 { return v + 10*injectedSigma }},
+	{Name: "drop to 0, 15 min", Span: 15 * time.Minute, apply: func(time.Duration, float64, float64, float64, *rand.Rand) float64 { return 0 }},
+	{Name: "noise × 5, 1 h", Span: time.Hour, apply: func(_ time.Duration, v, base, _ float64, _ *rand.Rand) float64 { return base + 5*(v-base) }},
+	{Name: "stuck at the last value, 2 h", Span: 2 * time.Hour, apply: func(_ time.Duration, _, _, last float64, _ *rand.Rand) float64 { return last }},
+	{Name: "ramp up by 10σ over 4 h and back over 4 h", Span: 8 * time.Hour, apply: func(d time.Duration, v, _, _ float64, _ *rand.Rand) float64 {
+		return v + 10*injectedSigma*(1-math.Abs(d.Hours()-4)/4)
+	}},
+	{Name: "daily cycle missing, 6 h", Span: 6 * time.Hour, DailyOnly: true, apply: func(_ time.Duration, v, base, _ float64, _ *rand.Rand) float64 {
+		return v - base + injectedLevel
+	}},
+}
+
+// InjectedBases are the series an anomaly is injected into.
+var InjectedBases = []string{"flat", "daily"}
+
+func injectedBase(base string, t time.Time) float64 {
+	if base == "daily" {
+		d := t.Sub(t.Truncate(24 * time.Hour))
+		return injectedLevel + injectedAmplitude*math.Sin(2*math.Pi*d.Hours()/24)
+	}
+	return injectedLevel
+}
+
+// InjectedCorpus is perCell series for every base and kind (file
+// <base>/<kind index>-<i>.csv, its own target), sampled every step for
+// injectedDays days, each with one labelled anomaly.
+func InjectedCorpus(perCell int, step time.Duration, seed uint64) *Corpus {
+	rng := rand.New(rand.NewPCG(seed, 0x1a7e))
+	n := int(injectedDays * 24 * time.Hour / step)
+	start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	c := &Corpus{Dir: "injected"}
+	for _, base := range InjectedBases {
+		for k, kind := range InjectedKinds {
+			if kind.DailyOnly && base != "daily" {
+				continue
+			}
+			for i := range perCell {
+				name := fmt.Sprintf("%02d-%02d", k, i)
+				s := &Series{Path: base + "/" + name + ".csv", Category: base, Name: name,
+					Times: make([]time.Time, n), Values: make([]float64, n)}
+				at := injectedFrom + time.Duration(rng.Int64N(int64(injectedTo-injectedFrom)))
+				first := int(at / step)
+				last := first + max(int(kind.Span/step), 1) - 1
+				for j := range n {
+					t := start.Add(time.Duration(j) * step)
+					b := injectedBase(base, t)
+					v := b + injectedSigma*rng.NormFloat64()
+					if j >= first && j <= last {
+						v = kind.apply(time.Duration(j-first)*step, v, b, s.Values[first-1], rng)
+					}
+					s.Times[j], s.Values[j] = t, v
+				}
+				s.Windows = []Window{{Start: first, End: last}}
+				c.Series = append(c.Series, s)
+			}
+		}
+	}
+	return c
+}
+
+// InjectedResult is how one detector fared on one base and kind.
+type InjectedResult struct {
+	Base, Kind string
+	Series     int
+	Detected   int
+	// DelayMedian is the median time from the anomaly's first sample to
+	// the open, over detected series.
+	DelayMedian time.Duration
+}
+
+// InjectedFalseAlarms is the opens outside every anomaly (and its grace
+// of incidentMerge samples) after injectedFrom, per series-day.
+func InjectedFalseAlarms(c *Corpus, o *Output, step time.Duration) float64 {
+	skip := int(injectedFrom / step)
+	var opens int
+	var days float64
+	for i, s := range c.Series {
+		w := s.Windows[0]
+		for j := skip; j < len(s.Values); j++ {
+			if o.Scores[i][j] > 0 && (j < w.Start || j > w.End+incidentMerge) {
+				opens++
+			}
+		}
+		days += float64(len(s.Values)-skip) * step.Hours() / 24
+	}
+	return float64(opens) / days
+}
+
+// ScoreInjected counts, per base and kind, the series whose anomaly opened
+// on one of its samples, or for a spike on the next one (the level terms see
+// a sample one sample later). An open at the return to normal does not
+// count: it is too late to be useful.
+func ScoreInjected(c *Corpus, o *Output, step time.Duration) []InjectedResult {
+	var out []InjectedResult
+	var delays []float64
+	for i, s := range c.Series {
+		k := kindIndex(s.Name)
+		if len(out) == 0 || out[len(out)-1].Base != s.Category || out[len(out)-1].Kind != InjectedKinds[k].Name {
+			finishDelays(out, delays)
+			delays = delays[:0]
+			out = append(out, InjectedResult{Base: s.Category, Kind: InjectedKinds[k].Name})
+		}
+		r := &out[len(out)-1]
+		r.Series++
+		w := s.Windows[0]
+		end := w.End
+		if w.Len() == 1 {
+			end++
+		}
+		for j := w.Start; j <= min(end, len(s.Values)-1); j++ {
+			if o.Scores[i][j] > 0 {
+				r.Detected++
+				delays = append(delays, float64(j-w.Start))
+				break
+			}
+		}
+	}
+	finishDelays(out, delays)
+	for i := range out {
+		out[i].DelayMedian *= step
+	}
+	return out
+}
+
+// finishDelays sets the median delay (in samples, scaled later) of the last
+// result.
+func finishDelays(out []InjectedResult, delays []float64) {
+	if len(out) == 0 || len(delays) == 0 {
+		return
+	}
+	slices.Sort(delays)
+	out[len(out)-1].DelayMedian = time.Duration(delays[len(delays)/2])
+}
+
+func kindIndex(name string) int {
+	var k int
+	fmt.Sscanf(name, "%d-", &k)
+	return k
+}
+
+// InjectedMarkdown is the table of detection rates: a row per base and
+// kind, a column per detector and step.
+func InjectedMarkdown(cols []string, results [][]InjectedResult, falseAlarms []float64) string {
+	var b strings.Builder
+	b.WriteString("| series | anomaly |")
+	for _, c := range cols {
+		fmt.Fprintf(&b, " %s: detected (median delay) |", c)
+	}
+	b.WriteString("\n|---|---|")
+	for range cols {
+		b.WriteString("---:|")
+	}
+	b.WriteString("\n")
+	for i, r := range results[0] {
+		fmt.Fprintf(&b, "| %s | %s |", r.Base, r.Kind)
+		for c := range cols {
+			x := results[c][i]
+			if x.Detected == 0 {
+				fmt.Fprintf(&b, " 0 / %d |", x.Series)
+				continue
+			}
+			fmt.Fprintf(&b, " %d / %d (%s) |", x.Detected, x.Series, fmtDelay(x.DelayMedian))
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("| all | false alarms per series-day (after day 2, outside the anomalies) |")
+	for _, fa := range falseAlarms {
+		fmt.Fprintf(&b, " %.3f |", fa)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func fmtDelay(d time.Duration) string {
+	if d < time.Minute {
+		return fmt.Sprintf("%d s", int(d.Seconds()))
+	}
+	return fmt.Sprintf("%.3g min", d.Minutes())
+}
