@@ -140,11 +140,14 @@ type ScoringConfig struct {
 	// per sample.
 	ReferenceInterval model.Duration `yaml:"reference_interval"`
 	// PointWindow is the span over which SeasonalPoint averages the value's
-	// residual from the daily profile (an exponentially weighted mean): at a
-	// 15 s scrape one noisy sample otherwise counts twice, in the error term
-	// and against a spread learnt per hour of the day. A series sampled at
-	// this interval or more slowly is scored on each sample; 0 scores every
-	// series on each sample.
+	// residual from the daily profile (an exponentially weighted mean),
+	// and for a series sampled faster, the term scores that mean before the
+	// sample, as the level term does: at a 15 s scrape one noisy sample
+	// otherwise counts twice, in the error term and against a spread learnt
+	// per hour of the day (a 5 σ outlier of Gaussian noise on a daily cycle
+	// opened an anomaly). A series sampled at this interval or more slowly
+	// is scored on each sample, the sample included; 0 scores every series
+	// that way.
 	PointWindow model.Duration `yaml:"point_window"`
 	// CorroborationLift: a sample scoring at least threshold -
 	// corroboration_lift, but below the threshold, is lifted by
@@ -411,6 +414,13 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv, lw float64, tsMs, 
 	if p.n > 1 {
 		ptShort = (1-aPt)*float64(p.ptShort) + aPt*rpNear
 	}
+	// A series sampled faster than PointWindow is scored on the mean before
+	// this sample: the sample itself is the error term's business, and a
+	// lasting deviation reaches the point term one sample later.
+	ptScored := ptShort
+	if aPt < 1 && p.n > 1 {
+		ptScored = float64(p.ptShort)
+	}
 	p.ptShort = float32(ptShort)
 	if m := warmSamples(cfg, p.n); gated && m > 0 {
 		// Only once the profile covers a day: the residuals of a half-learnt
@@ -421,7 +431,7 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv, lw float64, tsMs, 
 			s = bounded(&p.cycleTails().res, cfg, s, math.Log2(max(s, 1e-12)), m, lw)
 		}
 		if cfg.SeasonalPoint && p.cycle {
-			sPt = levelSurprise(ptShort, 0, sdp, (2-aPt)/aPt)
+			sPt = levelSurprise(ptScored, 0, sdp, (2-aPt)/aPt)
 			sPt = bounded(&p.cycleTails().pt, cfg, sPt, math.Log2(max(sPt, 1e-12)), m, lw)
 		}
 	}
