@@ -127,15 +127,7 @@ func evalFolds(ctx context.Context, dirs, models []string, dcfg detector.Config,
 					if err != nil {
 						return err
 					}
-					det, err := evalDetector(spec, fold, dcfg, mcfg)
-					if err != nil {
-						return err
-					}
-					det.Mode = nab.ModeEvents
-					o, err := nab.Run(c, det)
-					if closeErr := det.Model.Close(); err == nil && closeErr != nil {
-						err = fmt.Errorf("cannot close model %s: %w", spec, closeErr)
-					}
+					o, err := runModel(c, spec, fold, dcfg, mcfg)
 					if err != nil {
 						return err
 					}
@@ -241,19 +233,11 @@ func runInjected(ctx context.Context, f *evalFlags, cfg *config.Config, stdout i
 				return err
 			}
 			c := nab.InjectedCorpus(f.injected, r.step, 1)
-			det, err := evalDetector(r.spec, "A", cfg.Detector, cfg.Model)
+			o, err := runModel(c, r.spec, "A", cfg.Detector, cfg.Model)
 			if err != nil {
 				return err
 			}
-			det.Mode = nab.ModeEvents
-			o, err := nab.Run(c, det)
-			if closeErr := det.Model.Close(); err == nil && closeErr != nil {
-				err = fmt.Errorf("cannot close model %s: %w", r.spec, closeErr)
-			}
-			if err != nil {
-				return err
-			}
-			cols[i] = fmt.Sprintf("%s, every %s", det.Name, stepName(r.step))
+			cols[i] = fmt.Sprintf("%s, every %s", o.Detector, nab.DurationText(r.step))
 			results[i] = nab.ScoreInjected(c, o, r.step)
 			falseAlarms[i] = nab.InjectedFalseAlarms(c, o, r.step)
 			return nil
@@ -272,31 +256,30 @@ func runInjected(ctx context.Context, f *evalFlags, cfg *config.Config, stdout i
 	return nil
 }
 
-// stepName is a scrape interval as the docs write it: 15 s, 5 min.
-func stepName(d time.Duration) string {
-	if d%time.Minute == 0 {
-		return fmt.Sprintf("%d min", int(d.Minutes()))
+// runModel scores corpus c in event mode with the detector named by spec
+// for fold (evalDetector) and closes its model.
+func runModel(c *nab.Corpus, spec, fold string, dcfg detector.Config, mcfg config.ModelConfig) (*nab.Output, error) {
+	det, err := evalDetector(spec, fold, dcfg, mcfg)
+	if err != nil {
+		return nil, err
 	}
-	return fmt.Sprintf("%g s", d.Seconds())
+	det.Mode = nab.ModeEvents
+	o, err := nab.Run(c, det)
+	if closeErr := det.Model.Close(); err == nil && closeErr != nil {
+		err = fmt.Errorf("cannot close model %s: %w", spec, closeErr)
+	}
+	return o, err
 }
 
 // countOpens runs model spec on an unlabelled corpus c and counts the
 // anomalies it opens after each series' first skip of time.
 func countOpens(c *nab.Corpus, spec string, dcfg detector.Config, mcfg config.ModelConfig, skip time.Duration) (name string, opens int, err error) {
-	det, err := evalDetector(spec, "A", dcfg, mcfg)
-	if err != nil {
-		return "", 0, err
-	}
-	det.Mode = nab.ModeEvents
-	o, err := nab.Run(c, det)
-	if closeErr := det.Model.Close(); err == nil && closeErr != nil {
-		err = closeErr
-	}
+	o, err := runModel(c, spec, "A", dcfg, mcfg)
 	if err != nil {
 		return "", 0, err
 	}
 	for k, s := range c.Series {
 		opens += nab.OpensAfter(s, o.Scores[k], skip)
 	}
-	return det.Name, opens, nil
+	return o.Detector, opens, nil
 }

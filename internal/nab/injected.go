@@ -37,27 +37,27 @@ type InjectedKind struct {
 	Span time.Duration
 	// DailyOnly: the kind only exists on a series with a daily cycle.
 	DailyOnly bool
-	// apply changes v, the value at offset d into the anomaly, whose value
+	// apply returns the value at offset d into the anomaly, whose value
 	// without the anomaly would have been v; base is the value without its
 	// noise, last the value of the sample before the anomaly.
-	apply func(d time.Duration, v, base, last float64, rng *rand.Rand) float64
+	apply func(d time.Duration, v, base, last float64) float64
 }
 
 // InjectedKinds are the kinds measured, in the order of the table.
 var InjectedKinds = []InjectedKind{
-	{Name: "spike 6σ", apply: func(_ time.Duration, v, _, _ float64, _ *rand.Rand) float64 { return v + 6*injectedSigma }},
-	{Name: "spike 10σ", apply: func(_ time.Duration, v, _, _ float64, _ *rand.Rand) float64 { return v + 10*injectedSigma }},
-	{Name: "spike 20σ", apply: func(_ time.Duration, v, _, _ float64, _ *rand.Rand) float64 { return v + 20*injectedSigma }},
-	{Name: "level shift 3σ, 1 h", Span: time.Hour, apply: func(_ time.Duration, v, _, _ float64, _ *rand.Rand) float64 { return v + 3*injectedSigma }},
-	{Name: "level shift 5σ, 1 h", Span: time.Hour, apply: func(_ time.Duration, v, _, _ float64, _ *rand.Rand) float64 { return v + 5*injectedSigma }},
-	{Name: "level shift 10σ, 1 h", Span: time.Hour, apply: func(_ time.Duration, v, _, _ float64, _ *rand.Rand) float64 { return v + 10*injectedSigma }},
-	{Name: "drop to 0, 15 min", Span: 15 * time.Minute, apply: func(time.Duration, float64, float64, float64, *rand.Rand) float64 { return 0 }},
-	{Name: "noise × 5, 1 h", Span: time.Hour, apply: func(_ time.Duration, v, base, _ float64, _ *rand.Rand) float64 { return base + 5*(v-base) }},
-	{Name: "stuck at the last value, 2 h", Span: 2 * time.Hour, apply: func(_ time.Duration, _, _, last float64, _ *rand.Rand) float64 { return last }},
-	{Name: "ramp up by 10σ over 4 h and back over 4 h", Span: 8 * time.Hour, apply: func(d time.Duration, v, _, _ float64, _ *rand.Rand) float64 {
+	{Name: "spike 6σ", apply: func(_ time.Duration, v, _, _ float64) float64 { return v + 6*injectedSigma }},
+	{Name: "spike 10σ", apply: func(_ time.Duration, v, _, _ float64) float64 { return v + 10*injectedSigma }},
+	{Name: "spike 20σ", apply: func(_ time.Duration, v, _, _ float64) float64 { return v + 20*injectedSigma }},
+	{Name: "level shift 3σ, 1 h", Span: time.Hour, apply: func(_ time.Duration, v, _, _ float64) float64 { return v + 3*injectedSigma }},
+	{Name: "level shift 5σ, 1 h", Span: time.Hour, apply: func(_ time.Duration, v, _, _ float64) float64 { return v + 5*injectedSigma }},
+	{Name: "level shift 10σ, 1 h", Span: time.Hour, apply: func(_ time.Duration, v, _, _ float64) float64 { return v + 10*injectedSigma }},
+	{Name: "drop to 0, 15 min", Span: 15 * time.Minute, apply: func(time.Duration, float64, float64, float64) float64 { return 0 }},
+	{Name: "noise × 5, 1 h", Span: time.Hour, apply: func(_ time.Duration, v, base, _ float64) float64 { return base + 5*(v-base) }},
+	{Name: "stuck at the last value, 2 h", Span: 2 * time.Hour, apply: func(_ time.Duration, _, _, last float64) float64 { return last }},
+	{Name: "ramp up by 10σ over 4 h and back over 4 h", Span: 8 * time.Hour, apply: func(d time.Duration, v, _, _ float64) float64 {
 		return v + 10*injectedSigma*(1-math.Abs(d.Hours()-4)/4)
 	}},
-	{Name: "daily cycle missing, 6 h", Span: 6 * time.Hour, DailyOnly: true, apply: func(_ time.Duration, v, base, _ float64, _ *rand.Rand) float64 {
+	{Name: "daily cycle missing, 6 h", Span: 6 * time.Hour, DailyOnly: true, apply: func(_ time.Duration, v, base, _ float64) float64 {
 		return v - base + injectedLevel
 	}},
 }
@@ -98,7 +98,7 @@ func InjectedCorpus(perCell int, step time.Duration, seed uint64) *Corpus {
 					b := injectedBase(base, t)
 					v := b + injectedSigma*rng.NormFloat64()
 					if j >= first && j <= last {
-						v = kind.apply(time.Duration(j-first)*step, v, b, s.Values[first-1], rng)
+						v = kind.apply(time.Duration(j-first)*step, v, b, s.Values[first-1])
 					}
 					s.Times[j], s.Values[j] = t, v
 				}
@@ -211,7 +211,7 @@ func InjectedMarkdown(cols []string, results [][]InjectedResult, falseAlarms []f
 				fmt.Fprintf(&b, " 0 / %d |", x.Series)
 				continue
 			}
-			fmt.Fprintf(&b, " %d / %d (%s) |", x.Detected, x.Series, fmtDelay(x.DelayMedian))
+			fmt.Fprintf(&b, " %d / %d (%s) |", x.Detected, x.Series, DurationText(x.DelayMedian))
 		}
 		b.WriteString("\n")
 	}
@@ -223,9 +223,10 @@ func InjectedMarkdown(cols []string, results [][]InjectedResult, falseAlarms []f
 	return b.String()
 }
 
-func fmtDelay(d time.Duration) string {
+// DurationText is a duration as the docs write it: 15 s, 5 min, 1.75 min.
+func DurationText(d time.Duration) string {
 	if d < time.Minute {
-		return fmt.Sprintf("%d s", int(d.Seconds()))
+		return fmt.Sprintf("%g s", d.Seconds())
 	}
 	return fmt.Sprintf("%.3g min", d.Minutes())
 }
