@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"time"
 )
@@ -144,13 +143,19 @@ func InjectedFalseAlarms(c *Corpus, o *Output, step time.Duration) float64 {
 // count: it is too late to be useful.
 func ScoreInjected(c *Corpus, o *Output, step time.Duration) []InjectedResult {
 	var out []InjectedResult
-	var delays []float64
+	var delays []float64 // in rows, over the detected series of out's last entry
+	finish := func() {
+		if len(out) > 0 {
+			_, median := meanMedian(delays)
+			out[len(out)-1].DelayMedian = time.Duration(median * float64(step))
+		}
+		delays = delays[:0]
+	}
 	for i, s := range c.Series {
-		k := kindIndex(s.Name)
-		if len(out) == 0 || out[len(out)-1].Base != s.Category || out[len(out)-1].Kind != InjectedKinds[k].Name {
-			finishDelays(out, delays)
-			delays = delays[:0]
-			out = append(out, InjectedResult{Base: s.Category, Kind: InjectedKinds[k].Name})
+		kind := InjectedKinds[kindIndex(s.Name)].Name
+		if len(out) == 0 || out[len(out)-1].Base != s.Category || out[len(out)-1].Kind != kind {
+			finish()
+			out = append(out, InjectedResult{Base: s.Category, Kind: kind})
 		}
 		r := &out[len(out)-1]
 		r.Series++
@@ -167,21 +172,8 @@ func ScoreInjected(c *Corpus, o *Output, step time.Duration) []InjectedResult {
 			}
 		}
 	}
-	finishDelays(out, delays)
-	for i := range out {
-		out[i].DelayMedian *= step
-	}
+	finish()
 	return out
-}
-
-// finishDelays sets the median delay (in samples, scaled later) of the last
-// result.
-func finishDelays(out []InjectedResult, delays []float64) {
-	if len(out) == 0 || len(delays) == 0 {
-		return
-	}
-	slices.Sort(delays)
-	out[len(out)-1].DelayMedian = time.Duration(delays[len(delays)/2])
 }
 
 func kindIndex(name string) int {
