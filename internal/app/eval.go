@@ -225,7 +225,7 @@ func runInjected(ctx context.Context, f *evalFlags, cfg *config.Config, stdout i
 	}
 	cols := make([]string, len(runs))
 	results := make([][]nab.InjectedResult, len(runs))
-	falseAlarms := make([]float64, len(runs))
+	falseAlarms := make([][]float64, len(runs))
 	var g errgroup.Group
 	for i, r := range runs {
 		g.Go(func() error {

@@ -11,10 +11,11 @@ import (
 )
 
 // injectedFloor is the share of series whose injected anomaly the default
-// detector must open on, per kind, at both scrape intervals and on both
-// bases; kinds not listed are measured (docs/detection.md) but not held:
-// their detection rates sit between 0 and 1 and move with the seed (noise
-// × 5 at 5 minutes: 17 of 20 with the docs' seed, 3 of 5 with this one).
+// detector must open on, per kind, at both scrape intervals, on the
+// Gaussian bases (flat and daily); kinds not listed, and the heavy-tailed
+// base, are measured (docs/detection.md) but not held: their detection
+// rates sit between 0 and 1 and move with the seed (noise × 5 at 5
+// minutes: 17 of 20 with the docs' seed, 3 of 5 with this one).
 var injectedFloor = map[string]float64{
 	"spike 20σ":            1,
 	"level shift 10σ, 1 h": 1,
@@ -40,17 +41,22 @@ func TestInjectedDetection(t *testing.T) {
 			for _, r := range ScoreInjected(c, o, step) {
 				t.Logf("%s, %s: %d of %d detected, median delay %s", r.Base, r.Kind, r.Detected, r.Series, r.DelayMedian)
 				floor, ok := injectedFloor[r.Kind]
-				if !ok {
+				if !ok || r.Base == "heavy-tailed" {
 					continue
 				}
 				held++
 				require.GreaterOrEqual(t, float64(r.Detected)/float64(r.Series), floor, "%s, %s", r.Base, r.Kind)
 			}
 			require.Equal(t, 2*len(injectedFloor), held, "kinds held")
-			fa := InjectedFalseAlarms(c, o, step)
-			t.Logf("false alarms per series-day: %.4f", fa)
-			// Measured 0.006 at 15 s and 0 at 5 min with 20 series per kind.
-			require.LessOrEqual(t, fa, 0.02, "false alarms per series-day")
+			// Measured with 20 series per kind: at most 0.001 at 15 s and 0
+			// at 5 min on the Gaussian bases; 0.18 and 0.12 on the
+			// heavy-tailed one (a known weakness, held against getting worse).
+			limit := map[string]float64{"flat": 0.02, "daily": 0.02, "heavy-tailed": 0.4}
+			for b, fa := range InjectedFalseAlarms(c, o, step) {
+				base := InjectedBases[b]
+				t.Logf("%s: false alarms per series-day: %.4f", base, fa)
+				require.LessOrEqual(t, fa, limit[base], "%s: false alarms per series-day", base)
+			}
 		})
 	}
 }
