@@ -10,9 +10,10 @@ import (
 )
 
 // Injected anomalies: detection power on series the detector was never
-// tuned on. Each series is Gaussian noise (standard deviation injectedSigma)
-// around a base, flat or with a daily cycle, into which one anomaly of a
-// known kind and size is injected at a random time after the second day;
+// tuned on. Each series is noise of standard deviation injectedSigma around
+// a base (Gaussian and flat, Gaussian on a daily cycle, or heavy-tailed),
+// into which one anomaly of a known kind and size is injected at a random
+// time after the second day;
 // its labelled window is the anomaly's span. What a user learns from it:
 // which anomalies, how large, are caught, how fast, and at what cost in
 // false alarms, at a given scrape interval.
