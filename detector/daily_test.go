@@ -128,7 +128,7 @@ func TestDailyProfileCatchesAChangedDay(t *testing.T) {
 				for range 86400_000 / step {
 					// The model follows the values, and its error is
 					// constant so that only the level terms move.
-					score, _ := c.observe(&cfg, 0.8, dailySeries(rng, ts, amplitude), ts, step, true)
+					score, _, _ := c.observe(&cfg, 0.8, dailySeries(rng, ts, amplitude), ts, step, true)
 					if day >= 2 && day < 15 {
 						maxCalm = max(maxCalm, score)
 					}
@@ -166,8 +166,8 @@ func TestDailyProfileIgnoresSeriesWithoutACycle(t *testing.T) {
 		level += 0.1 * rng.NormFloat64() // a slow random walk with noise
 		v := level + rng.NormFloat64()
 		e := math.Abs(rng.NormFloat64())
-		got, _ := with.observe(&cfg, e, v, ts, step, true)
-		base, _ := without.observe(&off, e, v, ts, step, true)
+		got, _, _ := with.observe(&cfg, e, v, ts, step, true)
+		base, _, _ := without.observe(&off, e, v, ts, step, true)
 		require.Equal(t, base, got, "sample %d", i)
 		ts += step
 	}
@@ -286,7 +286,7 @@ func TestPointTermDoesNotCountAFastSampleTwice(t *testing.T) {
 				// 5.5 σ under the cycle, an error of 5.5 window scales.
 				v, e = dailySeries(rng, ts, 30)-5.5*3, 5.5
 			}
-			score, _ := c.observe(&cfg, e, v, ts, step, true)
+			score, _, _ := c.observe(&cfg, e, v, ts, step, true)
 			if ts == at {
 				outlier = score
 			}

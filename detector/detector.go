@@ -432,7 +432,7 @@ func (d *Detector) score(s *series, smp Sample, gapMs int64, ms *modelState, cou
 	dev, e, gated := d.deviation(s, smp)
 	// Bounds come from the calibration before this sample updates it.
 	lower, upper := s.cal.bounds(cfg, &d.bandZ, s.pred, s.predScale)
-	score, warm := s.cal.observe(cfg, e, smp.Value, smp.TimestampMs, gapMs, gated)
+	score, warm, cause := s.cal.observe(cfg, e, smp.Value, smp.TimestampMs, gapMs, gated)
 	if !gated {
 		// A deviation the knobs ignore never opens an anomaly.
 		score = min(score, cfg.Threshold*0.99)
@@ -459,6 +459,7 @@ func (d *Detector) score(s *series, smp Sample, gapMs int64, ms *modelState, cou
 	ev, ok := d.transition(s, score, smp, ms, dir)
 	if ok && ev.Kind == EventOpen {
 		ev.Corroborated = corroborated
+		ev.Cause, s.an.cause = cause, cause
 	}
 	return ev, ok
 }
@@ -506,6 +507,7 @@ func (d *Detector) event(s *series, kind EventKind, smp Sample, ms *modelState, 
 		Score:       s.score,
 		PeakScore:   s.an.peak,
 		Direction:   dir,
+		Cause:       s.an.cause,
 	}
 	if ms != nil {
 		ev.ModelVersion = ms.model.Version()

@@ -102,6 +102,7 @@ func TestSpikeOpensAndClosesAnomaly(t *testing.T) {
 	require.Len(t, sink.events, 1)
 	require.Equal(t, EventOpen, sink.events[0].Kind)
 	require.Equal(t, 400.0, sink.events[0].Value)
+	require.Equal(t, CausePrediction, sink.events[0].Cause)
 
 	for i := range 50 {
 		feed(t, d, ls, ts, 100+10*math.Sin(float64(300+i)/5)+rng.NormFloat64())
@@ -110,6 +111,7 @@ func TestSpikeOpensAndClosesAnomaly(t *testing.T) {
 	require.Len(t, sink.events, 2)
 	require.Equal(t, EventClose, sink.events[1].Kind)
 	require.Equal(t, sink.events[0].ID, sink.events[1].ID)
+	require.Equal(t, CausePrediction, sink.events[1].Cause, "a close carries its open's cause")
 	require.Equal(t, 0.0, testutil.ToFloat64(d.metrics.anomaliesOpen))
 	require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.events.WithLabelValues("open")))
 	_ = reg

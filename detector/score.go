@@ -665,7 +665,7 @@ func bounded(t *tailHist, cfg *ScoringConfig, s, x float64, m uint32, lw float64
 // direction and minimum-deviation knobs; a gated-out error still teaches the
 // long-term distribution but cannot raise the short-term signal above
 // normal, and a gated-out sample gets no level surprise.
-func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int64, gated bool) (score float64, warm bool) {
+func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int64, gated bool) (score float64, warm bool, cause Cause) {
 	c.observeInterval(gapMs)
 	c.n++
 	c.vn++
@@ -705,7 +705,7 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 
 	// Level term.
 	var sLvl, sRes, sVar, sRange float64
-	beyond := false
+	beyond, seasonal := false, false
 	if cfg.LevelWindow > 0 {
 		vm, vv := float64(c.valMean), float64(c.valVar)
 		aLvl := 1 / float64(cfg.LevelWindow)
@@ -733,6 +733,9 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 			// daily cycle.
 			var sPt float64
 			sRes, sPt = c.daily.observe(cfg, v, vm, vv, lw, tsMs, gapMs, gated)
+			if max(sRes, sPt) > sLvl {
+				seasonal = true
+			}
 			sLvl = max(sLvl, sRes, sPt)
 		}
 		var outside bool
@@ -763,6 +766,16 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 		// interval, so a faster series does not give it more chances a day.
 		sum = max(sum-math.Log(scale), sRes)
 		score = min(max(sum, 0)/-math.Log(cfg.PFloor), 1)
+		switch {
+		case sErr >= sLvl && sErr >= sVar:
+			cause = CausePrediction
+		case seasonal && sLvl >= sVar:
+			cause = CauseSeasonal
+		default:
+			// The level term, or the variance-drop term (a stuck or
+			// stalled series: its short-term level of variation).
+			cause = CauseLevel
+		}
 	}
 
 	switch {
@@ -781,7 +794,7 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 	}
 	mean, variance = ewMoments(mean, variance, e, a)
 	c.errMean, c.errVar = float32(mean), float32(variance)
-	return score, warm
+	return score, warm, cause
 }
 
 // Variance-drop term: a series that suddenly goes (nearly) flat, such as a

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -333,7 +334,8 @@ func noisyCalibration(n int, seed uint64) calibration {
 // observe15s feeds c one sample 15 s after its previous one.
 func observe15s(c *calibration, cfg *ScoringConfig, e, v float64) (float64, bool) {
 	const step = 15000
-	return c.observe(cfg, e, v, int64(c.n+1)*step, step, true)
+	score, warm, _ := c.observe(cfg, e, v, int64(c.n+1)*step, step, true)
+	return score, warm
 }
 
 // The typical sampling interval (ReferenceInterval) follows a change of
@@ -382,4 +384,62 @@ func TestAnomalyDoesNotWidenTheBand(t *testing.T) {
 	// A calm sample after it: the band's maximum follows the calm errors.
 	observe15s(&c, &cfg, 1, 10)
 	require.Less(t, half(), 1.1*before)
+}
+
+// An anomaly's cause is the term that contributed most to its opening
+// sample: a spike the model did not predict, a level the recent values left,
+// or a value unusual for its time of day though usual overall.
+func TestCauseOfAnOpen(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		feed func(t *testing.T, cfg *ScoringConfig) (score float64, cause Cause)
+		want Cause
+	}{
+		{"spike", func(t *testing.T, cfg *ScoringConfig) (float64, Cause) {
+			c, _ := calmCalibration(t, cfg, 5, 6)
+			score, _, cause := c.observe(cfg, 40, 50, int64(c.n+1)*15000, 15000, true)
+			return score, cause
+		}, CausePrediction},
+		{"level shift", func(t *testing.T, cfg *ScoringConfig) (float64, Cause) {
+			c, rng := calmCalibration(t, cfg, 5, 6)
+			for range 20 {
+				// The model follows the new level (8σ up); the values stay.
+				v := 18 + rng.NormFloat64()
+				score, _, cause := c.observe(cfg, math.Abs(rng.NormFloat64()), v, int64(c.n+1)*15000, 15000, true)
+				if score >= cfg.Threshold {
+					return score, cause
+				}
+			}
+			return 0, CauseUnknown
+		}, CauseLevel},
+		{"daily pattern", func(t *testing.T, cfg *ScoringConfig) (float64, Cause) {
+			var c calibration
+			rng := rand.New(rand.NewPCG(7, 32))
+			const step = 5 * 60 * 1000
+			ts := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+			for range 8 * 86400_000 / step {
+				score, _, _ := c.observe(cfg, 0.8, dailySeries(rng, ts, 50), ts, step, true)
+				require.Less(t, score, cfg.Threshold)
+				ts += step
+			}
+			// 18:00 UTC is the cycle's trough (50); the series' mean, 100,
+			// is usual overall but not then.
+			ts += (18*3600_000 - ts%86400_000 + 86400_000) % 86400_000
+			for range 12 {
+				score, _, cause := c.observe(cfg, 0.8, 100+3*rng.NormFloat64(), ts, step, true)
+				if score >= cfg.Threshold {
+					return score, cause
+				}
+				ts += step
+			}
+			return 0, CauseUnknown
+		}, CauseSeasonal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultScoringConfig
+			score, cause := tc.feed(t, &cfg)
+			require.GreaterOrEqual(t, score, cfg.Threshold, "no anomaly opened")
+			require.Equal(t, tc.want, cause)
+		})
+	}
 }

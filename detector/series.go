@@ -56,6 +56,7 @@ type anomalyState struct {
 	openedAt    int64
 	lastAboveTs int64
 	peak        float64
+	cause       Cause // of the open anomaly; not checkpointed (unknown after a restore)
 
 	hist     []historyPoint
 	histHead int32

@@ -163,6 +163,35 @@ func (d Direction) String() string {
 	}
 }
 
+// Cause names the scoring term that contributed most to an anomaly's
+// opening sample, so an alert can say what kind of surprise it was.
+type Cause uint8
+
+const (
+	CauseUnknown Cause = iota
+	// CausePrediction: the value is far from what the model predicted
+	// (spikes, drops, sudden jumps).
+	CausePrediction
+	// CauseLevel: the series' recent mean left its long-term level.
+	CauseLevel
+	// CauseSeasonal: the value, or its recent level, is far from what the
+	// series usually does at this time of day.
+	CauseSeasonal
+)
+
+func (c Cause) String() string {
+	switch c {
+	case CausePrediction:
+		return "prediction"
+	case CauseLevel:
+		return "level"
+	case CauseSeasonal:
+		return "seasonal"
+	default:
+		return "unknown"
+	}
+}
+
 // Result is the latest scoring of one series.
 type Result struct {
 	Tenant      string
@@ -208,6 +237,9 @@ type Event struct {
 	PeakScore    float64 // highest score while open
 	Direction    Direction
 	ModelVersion string
+	// Cause is the term that contributed most to the opening sample's score;
+	// a close carries its open's.
+	Cause Cause
 	// Corroborated says an opening sample reached the threshold only because
 	// another series of its entity was as surprising at the same time
 	// (scoring.corroboration_lift); Score includes the lift.

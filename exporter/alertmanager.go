@@ -291,14 +291,21 @@ func (a *Alertmanager) annotations(ev *detector.Event) map[string]string {
 	if d, ok := deviationPct(ev.Value, ev.Expected); ok {
 		dev = fmt.Sprintf(", %+.1f%%", d)
 	}
+	cause := ""
+	if ev.Cause != detector.CauseUnknown {
+		cause = ", cause " + ev.Cause.String()
+	}
 	ann := map[string]string{
 		"summary": fmt.Sprintf("Anomaly on %s (score %.3f)", metric, max(ev.Score, ev.PeakScore)),
-		"description": fmt.Sprintf("%s%s is %s, expected %s (normal range %s to %s%s); direction %s, model %s.",
+		"description": fmt.Sprintf("%s%s is %s, expected %s (normal range %s to %s%s); direction %s%s, model %s.",
 			metric, series.String(), formatFloat(ev.Value), formatFloat(ev.Expected),
-			formatFloat(ev.Lower), formatFloat(ev.Upper), dev, ev.Direction, ev.ModelVersion),
+			formatFloat(ev.Lower), formatFloat(ev.Upper), dev, ev.Direction, cause, ev.ModelVersion),
 		"observed":   formatFloat(ev.Value),
 		"expected":   formatFloat(ev.Expected),
 		"anomaly_id": strconv.FormatUint(ev.ID, 10),
+	}
+	if ev.Cause != detector.CauseUnknown {
+		ann["cause"] = ev.Cause.String()
 	}
 	if a.cfg.RunbookURL != "" {
 		ann["runbook_url"] = a.cfg.RunbookURL

@@ -75,7 +75,8 @@ func TestAlertmanagerOpenResendResolve(t *testing.T) {
 		"tenant": "acme", "workload": "web",
 	}, first.Labels)
 	require.Equal(t, "Anomaly on http_requests_total (score 0.995)", first.Annotations["summary"])
-	require.Equal(t, `http_requests_total{job="api", namespace="shop", pod="web-1"} is 250, expected 100 (normal range 80 to 120, +150.0%); direction up, model v3.`, first.Annotations["description"])
+	require.Equal(t, `http_requests_total{job="api", namespace="shop", pod="web-1"} is 250, expected 100 (normal range 80 to 120, +150.0%); direction up, cause level, model v3.`, first.Annotations["description"])
+	require.Equal(t, "level", first.Annotations["cause"])
 	require.Equal(t, "https://runbooks.example/anomaly", first.Annotations["runbook_url"])
 	require.Equal(t, now.Add(-time.Minute).UnixMilli(), first.StartsAt.UnixMilli())
 	require.WithinDuration(t, time.Now().Add(300*time.Millisecond), first.EndsAt, 200*time.Millisecond)

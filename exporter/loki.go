@@ -444,7 +444,8 @@ func lokiHasLabel(ls []push.LabelAdapter, name, value string) bool {
 }
 
 // FormatEventLine renders an event as one logfmt line: event, score,
-// observed, expected, lower, upper, deviation_pct, direction, corroborated
+// observed, expected, lower, upper, deviation_pct, direction, cause (when
+// known: the scoring term that opened the anomaly), corroborated
 // (only on an open that corroboration lifted), duration and peak_score (on
 // close), and sample_time, the time of the sample that opened
 // or closed the anomaly (the entry's own timestamp is when it was sent). What
@@ -473,6 +474,9 @@ func FormatEventLine(ev *detector.Event) string {
 		kv("deviation_pct", strconv.FormatFloat(dev, 'f', 1, 64))
 	}
 	kv("direction", ev.Direction.String())
+	if ev.Cause != detector.CauseUnknown {
+		kv("cause", ev.Cause.String())
+	}
 	if ev.Corroborated {
 		kv("corroborated", "true")
 	}

@@ -135,7 +135,7 @@ func testEvents() []detector.Event {
 		Kind: detector.EventOpen, ID: 7, Tenant: "acme", Labels: testSeries,
 		OpenedAtMs: 1_700_000_000_000, TimestampMs: 1_700_000_000_000,
 		Value: 250, Expected: 100, Lower: 80, Upper: 120, Score: 0.995, PeakScore: 0.995,
-		Direction: detector.DirectionUp, ModelVersion: "v3",
+		Direction: detector.DirectionUp, Cause: detector.CauseLevel, ModelVersion: "v3",
 	}
 	closed := open
 	closed.Kind, closed.ClosedAtMs, closed.TimestampMs = detector.EventClose, 1_700_000_300_000, 1_700_000_300_000
@@ -164,12 +164,12 @@ func TestLokiPushesEveryField(t *testing.T) {
 	want := []push.Entry{
 		{
 			Timestamp:          emit,
-			Line:               "event=open score=0.9950 observed=250 expected=100 lower=80 upper=120 deviation_pct=150.0 direction=up sample_time=2023-11-14T22:13:20.000Z",
+			Line:               "event=open score=0.9950 observed=250 expected=100 lower=80 upper=120 deviation_pct=150.0 direction=up cause=level sample_time=2023-11-14T22:13:20.000Z",
 			StructuredMetadata: meta,
 		},
 		{
 			Timestamp:          emit.Add(time.Second),
-			Line:               "event=close score=0.2000 observed=101 expected=100 lower=80 upper=120 deviation_pct=1.0 direction=up duration=5m0s peak_score=0.9990 sample_time=2023-11-14T22:18:20.000Z",
+			Line:               "event=close score=0.2000 observed=101 expected=100 lower=80 upper=120 deviation_pct=1.0 direction=up cause=level duration=5m0s peak_score=0.9990 sample_time=2023-11-14T22:18:20.000Z",
 			StructuredMetadata: meta,
 		},
 	}

@@ -390,6 +390,9 @@ type AnomalyJSON struct {
 	// Corroborated: the anomaly opened because another series of the same
 	// target was as surprising at the same time.
 	Corroborated bool `json:"corroborated,omitempty"`
+	// Cause: the scoring term that opened the anomaly ("prediction",
+	// "level" or "seasonal"); left out when unknown.
+	Cause string `json:"cause,omitempty"`
 }
 
 func anomalyJSON(a *Anomaly) AnomalyJSON {
@@ -409,6 +412,9 @@ func anomalyJSON(a *Anomaly) AnomalyJSON {
 		PeakScore:    Float(a.PeakScore),
 		ModelVersion: a.ModelVersion,
 		Corroborated: a.Corroborated,
+	}
+	if a.Cause != detector.CauseUnknown {
+		j.Cause = a.Cause.String()
 	}
 	if !a.Open() {
 		t := time.UnixMilli(a.ClosedAtMs).UTC()

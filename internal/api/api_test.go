@@ -147,6 +147,7 @@ func TestAnomalies(t *testing.T) {
 				require.NotNil(t, as[0].ClosedAt)
 				require.True(t, as[0].ClosedAt.After(as[0].OpenedAt))
 				require.Equal(t, "up", as[0].Direction)
+				require.Equal(t, "prediction", as[0].Cause, "a one-sample spike")
 				require.GreaterOrEqual(t, float64(as[0].PeakScore), 0.5)
 			}},
 		{name: "direction down", path: q("/api/v1/anomalies", "direction", "down"), wantIDsOf: []detector.Labels{queue},

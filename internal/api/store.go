@@ -32,6 +32,8 @@ type Anomaly struct {
 	// Corroborated: the anomaly opened because another series of its
 	// entity was as surprising at the same time (detector.Event.Corroborated).
 	Corroborated bool
+	// Cause is the scoring term that opened it (detector.Event.Cause).
+	Cause detector.Cause
 }
 
 // Open reports whether the anomaly has not closed yet.
@@ -117,6 +119,7 @@ func (s *Store) apply(ev *detector.Event) {
 	if ev.Kind == detector.EventOpen {
 		a.Direction = ev.Direction
 		a.Corroborated = ev.Corroborated
+		a.Cause = ev.Cause
 	} else {
 		a.ClosedAtMs = ev.ClosedAtMs
 		if a.ClosedAtMs == 0 {
@@ -190,6 +193,7 @@ func (s *Store) AppendCheckpoint(b []byte) []byte {
 		if a.Corroborated {
 			flags |= storeFlagCorroborated
 		}
+		flags |= byte(a.Cause) << storeCauseShift & storeCauseMask
 		b = append(b, flags)
 	}
 	return b
@@ -264,7 +268,9 @@ func decodeAnomalies(data []byte) ([]Anomaly, error) {
 		a.Value, a.Expected, a.Lower, a.Upper, a.Score, a.PeakScore = r.f64(), r.f64(), r.f64(), r.f64(), r.f64(), r.f64()
 		a.ModelVersion = r.string()
 		if version >= storeFormatV2 {
-			a.Corroborated = r.byte()&storeFlagCorroborated != 0
+			flags := r.byte()
+			a.Corroborated = flags&storeFlagCorroborated != 0
+			a.Cause = detector.Cause(flags & storeCauseMask >> storeCauseShift)
 		}
 		if r.err != nil {
 			return nil, r.err
@@ -336,5 +342,10 @@ func (r *storeReader) byte() byte {
 	return v
 }
 
-// storeFlagCorroborated marks Anomaly.Corroborated in the flags byte.
-const storeFlagCorroborated = 1 << 0
+// storeFlagCorroborated marks Anomaly.Corroborated in the flags byte; bits
+// 1-2 hold Anomaly.Cause (0, unknown, in checkpoints written before it).
+const (
+	storeFlagCorroborated = 1 << 0
+	storeCauseShift       = 1
+	storeCauseMask        = 3 << storeCauseShift
+)

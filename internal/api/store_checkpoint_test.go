@@ -22,10 +22,10 @@ func storeContent(s *api.Store) []api.Anomaly {
 func TestStoreCheckpointRoundTrip(t *testing.T) {
 	ls := detector.FromStrings("__name__", "up", "job", "api")
 	evs := []detector.Event{
-		{Kind: detector.EventOpen, ID: 7, Tenant: "a", Labels: ls, OpenedAtMs: 1000, TimestampMs: 1000, Value: 9, Expected: 1, Lower: 0, Upper: 2, Score: 0.9, PeakScore: 0.9, Direction: detector.DirectionUp, ModelVersion: "m1"},
-		{Kind: detector.EventOpen, ID: 8, Labels: ls, OpenedAtMs: 2000, TimestampMs: 2000, Value: -3, Score: 0.8, PeakScore: 0.8, Direction: detector.DirectionDown, Corroborated: true},
+		{Kind: detector.EventOpen, ID: 7, Tenant: "a", Labels: ls, OpenedAtMs: 1000, TimestampMs: 1000, Value: 9, Expected: 1, Lower: 0, Upper: 2, Score: 0.9, PeakScore: 0.9, Direction: detector.DirectionUp, ModelVersion: "m1", Cause: detector.CauseLevel},
+		{Kind: detector.EventOpen, ID: 8, Labels: ls, OpenedAtMs: 2000, TimestampMs: 2000, Value: -3, Score: 0.8, PeakScore: 0.8, Direction: detector.DirectionDown, Corroborated: true, Cause: detector.CauseSeasonal},
 		{Kind: detector.EventClose, ID: 7, Tenant: "a", Labels: ls, OpenedAtMs: 1000, ClosedAtMs: 5000, TimestampMs: 5000, Value: 1, Score: 0.1, PeakScore: 0.95},
-		{Kind: detector.EventOpen, ID: 9, Labels: ls, OpenedAtMs: 6000, TimestampMs: 6000, Value: 4, Score: 0.99, PeakScore: 0.99},
+		{Kind: detector.EventOpen, ID: 9, Labels: ls, OpenedAtMs: 6000, TimestampMs: 6000, Value: 4, Score: 0.99, PeakScore: 0.99, Cause: detector.CausePrediction},
 	}
 	tests := []struct {
 		name      string
@@ -94,4 +94,19 @@ func TestStoreRestoresFormat1(t *testing.T) {
 	a, ok = again.Get(1)
 	require.True(t, ok)
 	require.True(t, a.Corroborated)
+}
+
+// A format 2 checkpoint written before anomalies had a cause (its flags
+// byte's cause bits 0) restores them with an unknown cause.
+func TestStoreRestoresUnknownCause(t *testing.T) {
+	src := api.NewStore(10, nil)
+	src.HandleEvents([]detector.Event{{Kind: detector.EventOpen, ID: 1, Labels: detector.FromStrings("a", "b"), OpenedAtMs: 1, Corroborated: true, Cause: detector.CauseSeasonal}})
+	data := src.AppendCheckpoint(nil)
+	data[len(data)-1] &= 1 // the corroborated flag alone
+	dst := api.NewStore(10, nil)
+	require.NoError(t, dst.RestoreCheckpoint(data))
+	a, ok := dst.Get(1)
+	require.True(t, ok)
+	require.True(t, a.Corroborated)
+	require.Equal(t, detector.CauseUnknown, a.Cause)
 }

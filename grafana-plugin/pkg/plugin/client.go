@@ -145,6 +145,7 @@ type Anomaly struct {
 	PeakScore    *float64          `json:"peakScore"`
 	ModelVersion string            `json:"modelVersion"`
 	Corroborated bool              `json:"corroborated"`
+	Cause        string            `json:"cause"`
 }
 
 // Incident mirrors the API's incident JSON.

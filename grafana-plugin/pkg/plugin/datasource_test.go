@@ -154,6 +154,9 @@ func TestQueryData(t *testing.T) {
 				corroborated, _ := f.FieldByName("corroborated")
 				require.NotNil(t, corroborated)
 				require.Equal(t, false, corroborated.At(0))
+				cause, _ := f.FieldByName("cause")
+				require.NotNil(t, cause)
+				require.Equal(t, "prediction", cause.At(0), "the test server's anomalies are spikes")
 			},
 		},
 		{

@@ -152,12 +152,13 @@ func anomaliesFrame(refID, dsUID, dsName string, as []Anomaly) *data.Frame {
 		upper    = make([]*float64, n)
 		models   = make([]string, n)
 		corrob   = make([]bool, n)
+		causes   = make([]string, n)
 	)
 	for i, a := range as {
 		opened[i], closed[i], ids[i], states[i], dirs[i] = a.OpenedAt, a.ClosedAt, a.ID, a.State, a.Direction
 		metrics[i], sels[i], tenants[i] = a.Labels["__name__"], Selector(a.Labels), a.Tenant
 		scores[i], peaks[i], values[i], expected[i], lower[i], upper[i] = a.Score, a.PeakScore, a.Value, a.Expected, a.Lower, a.Upper
-		models[i], corrob[i] = a.ModelVersion, a.Corroborated
+		models[i], corrob[i], causes[i] = a.ModelVersion, a.Corroborated, a.Cause
 	}
 	scoreCfg := &data.FieldConfig{Min: conf(0), Max: conf(1), Unit: "percentunit", Decimals: decimals(0)}
 	series := data.NewField("series", nil, sels)
@@ -183,6 +184,9 @@ func anomaliesFrame(refID, dsUID, dsName string, as []Anomaly) *data.Frame {
 		withName(data.NewField("timeEnd", nil, closed), "Closed", nil),
 		withName(data.NewField("state", nil, states), "State", nil),
 		withName(data.NewField("direction", nil, dirs), "Direction", nil),
+		withName(data.NewField("cause", nil, causes), "Cause", &data.FieldConfig{
+			Description: "What opened it: prediction (far from the model's prediction), level (the recent level left the usual one), seasonal (unusual for the time of day)",
+		}),
 		withName(data.NewField("metric", nil, metrics), "Metric", nil),
 		series,
 		withName(data.NewField("peakScore", nil, peaks), "Peak score", scoreCfg),

@@ -63,6 +63,8 @@ export interface Anomaly {
   modelVersion?: string;
   /** Opened because another series of the same target was as surprising at the same time. */
   corroborated?: boolean;
+  /** The scoring term that opened it: 'prediction', 'level' or 'seasonal'; absent when unknown. */
+  cause?: string;
 }
 
 /** One series' history as returned by GET /api/v1/series (columns). */

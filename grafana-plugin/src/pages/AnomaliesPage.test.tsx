@@ -61,6 +61,13 @@ describe('AnomaliesPage', () => {
     expect(row.getByText('corroborated')).toBeInTheDocument();
   });
 
+  it('says what opened an anomaly', async () => {
+    runtime.dataSourceInstance = fakeDatasource({ ...anomaly, cause: 'seasonal' });
+    render(<AnomaliesPage />);
+    const row = within((await screen.findAllByTestId('anomaly-row'))[0]);
+    expect(row.getByText('unusual for the time of day')).toBeInTheDocument();
+  });
+
   it('lists open anomalies with a sparkline and an Explore link', async () => {
     const ds = fakeDatasource();
     runtime.dataSourceInstance = ds;
@@ -73,6 +80,7 @@ describe('AnomaliesPage', () => {
     expect(row.getByText(/instance="a", job="api" · tenant team-a/)).toBeInTheDocument();
     expect(row.getByText('99%')).toBeInTheDocument();
     expect(row.queryByText('corroborated')).not.toBeInTheDocument();
+    expect(row.queryByText('level shift')).not.toBeInTheDocument();
     expect(row.getByText('950.00 / 101.50')).toBeInTheDocument();
 
     // The sparkline is of the anomaly's own series (same tenant), with band and expected line.

@@ -34,6 +34,13 @@ function fmt(v: number | null): string {
   return v === null ? '–' : Math.abs(v) >= 1000 || Math.abs(v) < 0.01 ? v.toExponential(2) : v.toFixed(2);
 }
 
+/** What each cause means to the person on call (detector.Cause). */
+const CAUSES: Record<string, string> = {
+  prediction: 'off its prediction',
+  level: 'level shift',
+  seasonal: 'unusual for the time of day',
+};
+
 const DIRECTIONS: Array<{ label: string; value: Direction }> = [
   { label: 'Both', value: 'both' },
   { label: 'Up', value: 'up' },
@@ -145,7 +152,14 @@ export function AnomaliesPage() {
                       </div>
                     </td>
                     <td title={a.openedAt}>{dateTime(a.openedAt).fromNow()}</td>
-                    <td>{a.direction === 'down' ? '↓ down' : '↑ up'}</td>
+                    <td>
+                      {a.direction === 'down' ? '↓ down' : '↑ up'}
+                      {a.cause && CAUSES[a.cause] && (
+                        <div className={styles.labels} title={`opened by the ${a.cause} term`}>
+                          {CAUSES[a.cause]}
+                        </div>
+                      )}
+                    </td>
                     <td>
                       {a.peakScore === null ? '–' : `${Math.round(a.peakScore * 100)}%`}
                       {a.corroborated && (
