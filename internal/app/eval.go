@@ -94,7 +94,7 @@ func runEval(ctx context.Context, f *evalFlags, stdout io.Writer) error {
 	if err := nab.WriteJSON(filepath.Join(f.out, "scores.json"), reports); err != nil {
 		return err
 	}
-	tables := nab.WorstMarkdown(nab.WorstFolds(reports)) + "\n" + nab.FoldMarkdown(reports)
+	tables := nab.WorstMarkdown(nab.WorstFolds(reports)) + "\n" + nab.FoldMarkdown(reports) + "\n" + nab.CauseMarkdown(reports)
 	if f.docs != "" {
 		if err := nab.UpdateDoc(f.docs, tables); err != nil {
 			return err

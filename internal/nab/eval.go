@@ -54,7 +54,10 @@ type Output struct {
 	Scores       [][]float64 // per series, per row; 0 while unscored
 	// Raw is every row's anomaly_score whatever the mode (0 while
 	// unscored): what NAB's own run.py thresholds.
-	Raw     [][]float64
+	Raw [][]float64
+	// Causes is, per series and row, the cause of the anomaly that opened
+	// on the row (detector.CauseUnknown elsewhere).
+	Causes  [][]detector.Cause
 	Dropped int // rows dropped for a timestamp not after the previous row's
 }
 
@@ -75,11 +78,13 @@ func seriesLabels(path string) detector.Labels {
 	return detector.FromStrings(detector.MetricNameLabel, "nab_value", seriesLabel, path)
 }
 
-// eventSink records the score of every EventOpen of the current step.
+// eventSink records the score and cause of every EventOpen of the current
+// step.
 type eventSink struct {
 	mu     sync.Mutex
 	byPath map[string]int
 	opened []float64 // per series: score of the open in this step, or -1
+	causes []detector.Cause
 }
 
 func (s *eventSink) HandleEvents(evs []detector.Event) {
@@ -90,7 +95,7 @@ func (s *eventSink) HandleEvents(evs []detector.Event) {
 			continue
 		}
 		if i, ok := s.byPath[ev.Labels.Get(seriesLabel)]; ok {
-			s.opened[i] = ev.Score
+			s.opened[i], s.causes[i] = ev.Score, ev.Cause
 		}
 	}
 }
@@ -99,7 +104,7 @@ func (s *eventSink) HandleEvents(evs []detector.Event) {
 // series per step in lockstep (append one row to every series, then Flush),
 // and records each row's score. The model is not closed.
 func Run(c *Corpus, d Detector) (*Output, error) {
-	sink := &eventSink{byPath: map[string]int{}, opened: make([]float64, len(c.Series))}
+	sink := &eventSink{byPath: map[string]int{}, opened: make([]float64, len(c.Series)), causes: make([]detector.Cause, len(c.Series))}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	det, err := detector.New(d.Config, logger, prometheus.NewRegistry(), sink)
 	if err != nil {
@@ -108,13 +113,14 @@ func Run(c *Corpus, d Detector) (*Output, error) {
 	det.SetModel(d.Model)
 
 	labels := make([]detector.Labels, len(c.Series))
-	out := &Output{Detector: d.Name, ModelVersion: d.Model.Version(), Mode: d.Mode, Scores: make([][]float64, len(c.Series)), Raw: make([][]float64, len(c.Series))}
+	out := &Output{Detector: d.Name, ModelVersion: d.Model.Version(), Mode: d.Mode, Scores: make([][]float64, len(c.Series)), Raw: make([][]float64, len(c.Series)), Causes: make([][]detector.Cause, len(c.Series))}
 	steps := 0
 	for i, s := range c.Series {
 		labels[i] = seriesLabels(s.Path)
 		sink.byPath[s.Path] = i
 		out.Scores[i] = make([]float64, len(s.Values))
 		out.Raw[i] = make([]float64, len(s.Values))
+		out.Causes[i] = make([]detector.Cause, len(s.Values))
 		steps = max(steps, len(s.Values))
 	}
 	// A row whose timestamp is not after the series' previous one is dropped
@@ -159,6 +165,9 @@ func Run(c *Corpus, d Detector) (*Output, error) {
 				out.Scores[i][step] = out.Raw[i][step]
 			case sink.opened[i] >= 0:
 				out.Scores[i][step] = sink.opened[i]
+			}
+			if sink.opened[i] >= 0 {
+				out.Causes[i][step] = sink.causes[i]
 			}
 		}
 	}

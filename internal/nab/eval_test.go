@@ -123,6 +123,17 @@ func TestRunAndReport(t *testing.T) {
 				require.Equal(t, 1, r.Events.Detected)
 				require.Equal(t, 1, r.Events.Incidents)
 				require.LessOrEqual(t, r.Events.DelayMean, 10.0)
+				// Every open is counted under its cause, and the shift's is
+				// the model's prediction error (the window mean still
+				// predicts the old level).
+				var opens, trueOpens int
+				for _, co := range r.Events.ByCause {
+					opens, trueOpens = opens+co.Opens, trueOpens+co.TrueOpens
+				}
+				require.Equal(t, r.Events.Opens, opens)
+				require.Equal(t, r.Events.TrueOpens, trueOpens)
+				require.Equal(t, detector.CausePrediction, o.Causes[0][300])
+				require.Contains(t, CauseMarkdown([]*FoldReport{r}), "| corpus | A | det | 1 (1), 1.00 |")
 			}
 
 			out := t.TempDir()

@@ -27,6 +27,15 @@ type EventScore struct {
 	// first open, over detected incidents.
 	DelayMean   float64 `json:"delay_mean_rows"`
 	DelayMedian float64 `json:"delay_median_rows"`
+	// ByCause splits Opens and TrueOpens by the anomalies' causes
+	// (detector.Cause), so a false alarm can be traced to a scoring term.
+	ByCause map[string]CauseOpens `json:"by_cause,omitempty"`
+}
+
+// CauseOpens counts the opens of one cause.
+type CauseOpens struct {
+	Opens     int `json:"opens"`
+	TrueOpens int `json:"true_opens"`
 }
 
 // incident is a span of rows [Start, End] made of labelled runs.
@@ -70,16 +79,33 @@ func ScoreEvents(c *Corpus, o *Output) EventScore {
 					break
 				}
 			}
+			var isTrue bool
 			switch {
 			case inSpan < 0:
-				r.Opens++
 			case incs[inSpan].Start >= warm:
-				r.Opens++
-				r.TrueOpens++
+				isTrue = true
 				if !detected[inSpan] {
 					detected[inSpan] = true
 					delays = append(delays, float64(j-incs[inSpan].Start))
 				}
+			default:
+				continue // in an incident that started in the warm-up
+			}
+			r.Opens++
+			if isTrue {
+				r.TrueOpens++
+			}
+			if o.Causes != nil {
+				if r.ByCause == nil {
+					r.ByCause = map[string]CauseOpens{}
+				}
+				k := o.Causes[i][j].String()
+				co := r.ByCause[k]
+				co.Opens++
+				if isTrue {
+					co.TrueOpens++
+				}
+				r.ByCause[k] = co
 			}
 		}
 		for _, in := range incs {

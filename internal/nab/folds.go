@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/sentinel-mesh/sentinel-mesh/detector"
 )
 
 // FoldReport is one detector on one inner fold of one corpus.
@@ -81,6 +83,34 @@ func FoldMarkdown(reports []*FoldReport) string {
 			r.Transfer[0].Normalised, r.Transfer[1].Normalised, r.Transfer[2].Normalised,
 			r.AtThreshold[0].Normalised, r.AtThreshold[1].Normalised, r.AtThreshold[2].Normalised, r.NAB[0].Normalised,
 			e.Precision, e.Recall, e.F1, e.Opens, e.TrueOpens, e.Detected, e.Incidents, e.FalsePerDay, e.DelayMedian)
+	}
+	return b.String()
+}
+
+// causeColumns are the causes CauseMarkdown reports, in column order.
+var causeColumns = []detector.Cause{detector.CausePrediction, detector.CauseLevel, detector.CauseSeasonal}
+
+// CauseMarkdown renders each fold report's opens by cause (the scoring term
+// that contributed most to the opening sample) as one table: which term
+// makes the true and the false alarms.
+func CauseMarkdown(reports []*FoldReport) string {
+	var b strings.Builder
+	b.WriteString("| corpus | fold | detector |")
+	for _, c := range causeColumns {
+		fmt.Fprintf(&b, " cause %s: opens (true), precision |", c)
+	}
+	b.WriteString("\n|---|---|---|" + strings.Repeat("---:|", len(causeColumns)) + "\n")
+	for _, r := range reports {
+		fmt.Fprintf(&b, "| %s | %s | %s |", r.Corpus, r.Fold, r.Detector)
+		for _, c := range causeColumns {
+			co := r.Events.ByCause[c.String()]
+			if co.Opens == 0 {
+				b.WriteString(" 0 |")
+				continue
+			}
+			fmt.Fprintf(&b, " %d (%d), %.2f |", co.Opens, co.TrueOpens, float64(co.TrueOpens)/float64(co.Opens))
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }
