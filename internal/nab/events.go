@@ -19,6 +19,11 @@ type EventScore struct {
 	Incidents   int     `json:"incidents"`
 	Detected    int     `json:"detected"`
 	Precision   float64 `json:"precision"`
+	// IncidentPrecision counts each detected incident once, however often
+	// an anomaly reopened inside it: detected / (detected + false opens).
+	// Precision counts every open inside an incident as true, so a detector
+	// that closes and reopens within one incident (paging twice) gains.
+	IncidentPrecision float64 `json:"incident_precision"`
 	Recall      float64 `json:"recall"`
 	F1          float64 `json:"f1"`
 	SeriesDays  float64 `json:"series_days"`
@@ -117,6 +122,7 @@ func ScoreEvents(c *Corpus, o *Output) EventScore {
 	r.Detected = len(delays)
 	if r.Opens > 0 {
 		r.Precision = float64(r.TrueOpens) / float64(r.Opens)
+		r.IncidentPrecision = float64(r.Detected) / float64(r.Detected+r.Opens-r.TrueOpens)
 	}
 	if r.Incidents > 0 {
 		r.Recall = float64(r.Detected) / float64(r.Incidents)
