@@ -137,7 +137,7 @@ func TestCorroboration(t *testing.T) {
 			if tc.opens {
 				require.GreaterOrEqual(t, s[1], DefaultScoringConfig.Threshold)
 				require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.corroborated))
-				require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.events.WithLabelValues("open")))
+				require.Equal(t, 1.0, eventCount(d, "open"))
 				require.Len(t, sink.events, 1)
 				require.True(t, sink.events[0].Corroborated, "the open event says why it opened")
 				require.Equal(t, s[1], sink.events[0].Score)
@@ -145,7 +145,7 @@ func TestCorroboration(t *testing.T) {
 			}
 			require.Less(t, s[1], DefaultScoringConfig.Threshold)
 			require.Zero(t, testutil.ToFloat64(d.metrics.corroborated))
-			require.Zero(t, testutil.ToFloat64(d.metrics.events.WithLabelValues("open")))
+			require.Zero(t, eventCount(d, "open"))
 		})
 	}
 }
@@ -204,5 +204,5 @@ func TestUncorroborated(t *testing.T) {
 	require.InDelta(t, alone.Score-DefaultScoringConfig.CorroborationLift, isolated.Score, 1e-9, "lowered by the lift")
 	require.False(t, isolated.Anomalous, "the target's other metric was surprising before and is calm now")
 	require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.uncorroborated))
-	require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.events.WithLabelValues("open")), "only the other metric's own spike opened")
+	require.Equal(t, 1.0, eventCount(d, "open"), "only the other metric's own spike opened")
 }

@@ -456,18 +456,18 @@ func (d *Detector) score(s *series, smp Sample, gapMs int64, ms *modelState, cou
 	if dev < 0 {
 		dir = DirectionDown
 	}
-	ev, ok := d.transition(s, score, smp, ms, dir)
+	ev, ok := d.transition(s, score, smp, ms, dir, cause)
 	if ok && ev.Kind == EventOpen {
 		ev.Corroborated = corroborated
-		ev.Cause, s.an.cause = cause, cause
 	}
 	return ev, ok
 }
 
 // transition opens an anomaly when score reaches the threshold and closes an
 // open one once the score has stayed below anomaly_close_below for
-// anomaly_close_after. Called with the shard lock held.
-func (d *Detector) transition(s *series, score float64, smp Sample, ms *modelState, dir Direction) (Event, bool) {
+// anomaly_close_after. cause is the sample's (Cause), kept for an open.
+// Called with the shard lock held.
+func (d *Detector) transition(s *series, score float64, smp Sample, ms *modelState, dir Direction, cause Cause) (Event, bool) {
 	if score >= d.cfg.Scoring.Threshold || (s.anomalyOpen() && score >= d.cfg.AnomalyCloseBelow) {
 		if s.an == nil {
 			// score allocates it first, so the history starts with this sample.
@@ -479,8 +479,9 @@ func (d *Detector) transition(s *series, score float64, smp Sample, ms *modelSta
 			a.id = d.nextID.Add(1)
 			a.openedAt = smp.TimestampMs
 			a.peak = score
+			a.cause = cause
 			d.metrics.anomaliesOpen.Inc()
-			d.metrics.events.WithLabelValues("open").Inc()
+			d.metrics.events.WithLabelValues("open", cause.String()).Inc()
 			return d.event(s, EventOpen, smp, ms, dir), true
 		}
 		a.peak = max(a.peak, score)
@@ -520,7 +521,7 @@ func (d *Detector) closeAnomalyAt(s *series, smp Sample, ms *modelState, dir Dir
 	ev.ClosedAtMs = smp.TimestampMs
 	s.an.id = 0
 	d.metrics.anomaliesOpen.Dec()
-	d.metrics.events.WithLabelValues("close").Inc()
+	d.metrics.events.WithLabelValues("close", s.an.cause.String()).Inc()
 	return ev
 }
 

@@ -81,8 +81,8 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 		}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentinel_mesh_anomaly_events_total",
-			Help: "Anomaly events, by kind (open, close).",
-		}, []string{"kind"}),
+			Help: "Anomaly events, by kind (open, close) and cause (the scoring term that opened the anomaly: prediction, level, seasonal; a close counts under its open's, unknown after a restore).",
+		}, []string{"kind", "cause"}),
 		corroborated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_mesh_samples_corroborated_total",
 			Help: "Samples whose score was lifted because another series of their entity (detector.entity_labels) was surprising at the same time (detector.scoring.corroboration_lift).",
@@ -110,7 +110,9 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 	m.unscoredWarmup = m.samplesUnscored.WithLabelValues("warmup")
 	m.unscoredLag = m.samplesUnscored.WithLabelValues("inference_lag")
 	for _, k := range []string{"open", "close"} {
-		m.events.WithLabelValues(k)
+		for _, c := range []Cause{CausePrediction, CauseLevel, CauseSeasonal} {
+			m.events.WithLabelValues(k, c.String())
+		}
 	}
 	if reg != nil {
 		reg.MustRegister(

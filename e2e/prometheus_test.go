@@ -144,7 +144,7 @@ remote_write:
 	})
 	t.Logf("max score before spike %v, after spike %v (spike at %s)", calm, after, spikeAt.Format(time.TimeOnly))
 
-	opened := promVector(t, promURL, `sentinel_mesh_anomaly_events_total{kind="open"}`, time.Now(), "kind")
+	opened := promVector(t, promURL, `sum by (kind) (sentinel_mesh_anomaly_events_total{kind="open"})`, time.Now(), "kind")
 	require.GreaterOrEqual(t, opened["open"], 2.0, "one anomaly per tenant must open")
 	expected := promVector(t, promURL, `anomaly_expected{metric="e2e_signal"}`, before, "tenant")
 	for tenant, v := range expected {
