@@ -139,6 +139,9 @@ type WriteRequest struct {
 	symbolValid []bool
 	// many holds the valid series for a detector.ManyAppender (appendAll).
 	many []detector.SeriesSamples
+	// v2Series holds the timeseries fields DecodeV2's first pass found, so
+	// the second does not walk the message again.
+	v2Series [][]byte
 }
 
 // Reset drops all references into the previous buffer and keeps capacity.
@@ -154,6 +157,8 @@ func (wr *WriteRequest) Reset() {
 	wr.symbolValid = wr.symbolValid[:0]
 	clear(wr.many)
 	wr.many = wr.many[:0]
+	clear(wr.v2Series)
+	wr.v2Series = wr.v2Series[:0]
 	wr.Samples, wr.Histograms, wr.Exemplars, wr.Metadata = 0, 0, 0, 0
 }
 
@@ -366,16 +371,12 @@ func (wr *WriteRequest) DecodeV2(buf []byte, lim Limits) error {
 			if f.wire != wireLen {
 				return f.wireErr(wireLen, "Request", "timeseries")
 			}
+			wr.v2Series = append(wr.v2Series, f.data)
 		}
 	}
 	// Pass 2: timeseries.
-	for b := buf; len(b) > 0; {
-		f, rest, _ := nextField(b) // pass 1 already validated the framing
-		b = rest
-		if f.num != 5 {
-			continue
-		}
-		if err := wr.decodeSeriesV2(f.data, lim); err != nil {
+	for _, ts := range wr.v2Series {
+		if err := wr.decodeSeriesV2(ts, lim); err != nil {
 			return fmt.Errorf("cannot decode timeseries %d: %w", len(wr.Series)-1, err)
 		}
 		if err := wr.checkSampleLimit(lim); err != nil {

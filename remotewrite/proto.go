@@ -41,6 +41,10 @@ func readVarint(b []byte) (v uint64, n int) {
 	if len(b) > 0 && b[0] < 0x80 {
 		return uint64(b[0]), 1
 	}
+	// Two bytes: the symbol refs of a v2 request with up to 16,384 symbols.
+	if len(b) > 1 && b[1] < 0x80 {
+		return uint64(b[0]&0x7f) | uint64(b[1])<<7, 2
+	}
 	return binary.Uvarint(b)
 }
 
