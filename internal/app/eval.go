@@ -246,7 +246,7 @@ func runInjected(ctx context.Context, f *evalFlags, cfg *config.Config, stdout i
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	table := nab.InjectedMarkdown(cols, results, falseAlarms)
+	table := nab.InjectedMarkdown(cols, results, falseAlarms) + "\n" + nab.InjectedCauseMarkdown(cols, results)
 	if f.docs != "" {
 		if err := nab.UpdateDocSection(f.docs, nab.InjectedDocBegin, nab.InjectedDocEnd, table); err != nil {
 			return err

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sentinel-mesh/sentinel-mesh/detector"
 )
 
 // Injected anomalies: detection power on series the detector was never
@@ -136,6 +138,8 @@ type InjectedResult struct {
 	// DelayMedian is the median time from the anomaly's first sample to
 	// the open, over detected series.
 	DelayMedian time.Duration
+	// Causes counts the detecting opens by cause (detector.Cause).
+	Causes [detector.CauseSeasonal + 1]int
 }
 
 // InjectedFalseAlarms is, per base (in the order of InjectedBases), the
@@ -192,6 +196,9 @@ func ScoreInjected(c *Corpus, o *Output, step time.Duration) []InjectedResult {
 		for j := w.Start; j <= min(end, len(s.Values)-1); j++ {
 			if o.Scores[i][j] > 0 {
 				r.Detected++
+				if o.Causes != nil {
+					r.Causes[o.Causes[i][j]]++
+				}
 				delays = append(delays, float64(j-w.Start))
 				break
 			}
@@ -236,6 +243,34 @@ func InjectedMarkdown(cols []string, results [][]InjectedResult, falseAlarms [][
 		fmt.Fprintf(&b, "| %s | false alarms per series-day (after day 2, outside the anomaly) |", base)
 		for c := range cols {
 			fmt.Fprintf(&b, " %.3f |", falseAlarms[c][k])
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// InjectedCauseMarkdown is the table of the detecting opens' causes: which
+// scoring term found each kind of anomaly, a column per detector and step.
+func InjectedCauseMarkdown(cols []string, results [][]InjectedResult) string {
+	var b strings.Builder
+	b.WriteString("| series | anomaly |")
+	for _, c := range cols {
+		fmt.Fprintf(&b, " %s: cause of the detecting opens |", c)
+	}
+	b.WriteString("\n|---|---|" + strings.Repeat("---|", len(cols)) + "\n")
+	for i, r := range results[0] {
+		fmt.Fprintf(&b, "| %s | %s |", r.Base, r.Kind)
+		for c := range cols {
+			var parts []string
+			for cause, n := range results[c][i].Causes {
+				if n > 0 {
+					parts = append(parts, fmt.Sprintf("%s %d", detector.Cause(cause), n))
+				}
+			}
+			if len(parts) == 0 {
+				parts = append(parts, "–")
+			}
+			fmt.Fprintf(&b, " %s |", strings.Join(parts, ", "))
 		}
 		b.WriteString("\n")
 	}

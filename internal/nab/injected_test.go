@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sentinel-mesh/sentinel-mesh/detector"
 )
 
 func TestInjectedCorpus(t *testing.T) {
@@ -50,9 +52,10 @@ func TestInjectedCorpus(t *testing.T) {
 func TestScoreInjected(t *testing.T) {
 	step := time.Minute
 	c := InjectedCorpus(2, step, 1)
-	o := &Output{Scores: make([][]float64, len(c.Series))}
+	o := &Output{Scores: make([][]float64, len(c.Series)), Causes: make([][]detector.Cause, len(c.Series))}
 	for i, s := range c.Series {
 		o.Scores[i] = make([]float64, len(s.Values))
+		o.Causes[i] = make([]detector.Cause, len(s.Values))
 	}
 	find := func(kind string) (first, second int) {
 		first = -1
@@ -75,6 +78,7 @@ func TestScoreInjected(t *testing.T) {
 	o.Scores[spikeA][c.Series[spikeA].Windows[0].Start+1] = 0.8
 	o.Scores[spikeB][c.Series[spikeB].Windows[0].Start+2] = 0.8
 	o.Scores[shiftA][c.Series[shiftA].Windows[0].Start+4] = 0.8
+	o.Causes[shiftA][c.Series[shiftA].Windows[0].Start+4] = detector.CauseLevel
 	o.Scores[shiftB][c.Series[shiftB].Windows[0].End+1] = 0.8
 	// A false alarm: after day 2, far from the anomaly; one before day 2
 	// does not count.
@@ -86,8 +90,9 @@ func TestScoreInjected(t *testing.T) {
 		require.Equal(t, 2, r.Series)
 		got[r.Base+"/"+r.Kind] = r
 	}
-	require.Equal(t, InjectedResult{Base: "flat", Kind: "spike 10σ", Series: 2, Detected: 1, DelayMedian: step}, got["flat/spike 10σ"])
-	require.Equal(t, InjectedResult{Base: "flat", Kind: "level shift 5σ, 1 h", Series: 2, Detected: 1, DelayMedian: 4 * step}, got["flat/level shift 5σ, 1 h"])
+	require.Equal(t, InjectedResult{Base: "flat", Kind: "spike 10σ", Series: 2, Detected: 1, DelayMedian: step, Causes: [4]int{detector.CauseUnknown: 1}}, got["flat/spike 10σ"])
+	require.Equal(t, InjectedResult{Base: "flat", Kind: "level shift 5σ, 1 h", Series: 2, Detected: 1, DelayMedian: 4 * step, Causes: [4]int{detector.CauseLevel: 1}}, got["flat/level shift 5σ, 1 h"])
+	require.Contains(t, InjectedCauseMarkdown([]string{"det"}, [][]InjectedResult{ScoreInjected(c, o, step)}), "| flat | level shift 5σ, 1 h | level 1 |")
 	require.Zero(t, got["daily/spike 10σ"].Detected)
 
 	// Series 1 is a flat one; spikeB's open two samples after the spike and
