@@ -77,7 +77,7 @@ func latest(d *Detector, ls Labels) (Result, bool) {
 // causes.
 func eventCount(d *Detector, kind string) float64 {
 	var n float64
-	for _, c := range []Cause{CauseUnknown, CausePrediction, CauseLevel, CauseSeasonal} {
+	for _, c := range append([]Cause{CauseUnknown}, Causes...) {
 		n += testutil.ToFloat64(d.metrics.events.WithLabelValues(kind, c.String()))
 	}
 	return n

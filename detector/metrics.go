@@ -110,7 +110,7 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 	m.unscoredWarmup = m.samplesUnscored.WithLabelValues("warmup")
 	m.unscoredLag = m.samplesUnscored.WithLabelValues("inference_lag")
 	for _, k := range []string{"open", "close"} {
-		for _, c := range []Cause{CausePrediction, CauseLevel, CauseSeasonal} {
+		for _, c := range Causes {
 			m.events.WithLabelValues(k, c.String())
 		}
 	}

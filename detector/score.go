@@ -733,9 +733,7 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 			// daily cycle.
 			var sPt float64
 			sRes, sPt = c.daily.observe(cfg, v, vm, vv, lw, tsMs, gapMs, gated)
-			if max(sRes, sPt) > sLvl {
-				seasonal = true
-			}
+			seasonal = max(sRes, sPt) > sLvl
 			sLvl = max(sLvl, sRes, sPt)
 		}
 		var outside bool

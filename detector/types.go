@@ -179,6 +179,9 @@ const (
 	CauseSeasonal
 )
 
+// Causes are the known causes, in the order reports list them.
+var Causes = []Cause{CausePrediction, CauseLevel, CauseSeasonal}
+
 func (c Cause) String() string {
 	switch c {
 	case CausePrediction:

@@ -14,20 +14,20 @@ const incidentMerge = 10
 
 // EventScore is the event scoring of one output.
 type EventScore struct {
-	Opens       int     `json:"opens"`
-	TrueOpens   int     `json:"true_opens"`
-	Incidents   int     `json:"incidents"`
-	Detected    int     `json:"detected"`
-	Precision   float64 `json:"precision"`
+	Opens     int     `json:"opens"`
+	TrueOpens int     `json:"true_opens"`
+	Incidents int     `json:"incidents"`
+	Detected  int     `json:"detected"`
+	Precision float64 `json:"precision"`
 	// IncidentPrecision counts each detected incident once, however often
 	// an anomaly reopened inside it: detected / (detected + false opens).
 	// Precision counts every open inside an incident as true, so a detector
 	// that closes and reopens within one incident (paging twice) gains.
 	IncidentPrecision float64 `json:"incident_precision"`
-	Recall      float64 `json:"recall"`
-	F1          float64 `json:"f1"`
-	SeriesDays  float64 `json:"series_days"`
-	FalsePerDay float64 `json:"false_alarms_per_series_day"`
+	Recall            float64 `json:"recall"`
+	F1                float64 `json:"f1"`
+	SeriesDays        float64 `json:"series_days"`
+	FalsePerDay       float64 `json:"false_alarms_per_series_day"`
 	// DelayMean and DelayMedian are rows from an incident's first row to its
 	// first open, over detected incidents.
 	DelayMean   float64 `json:"delay_mean_rows"`

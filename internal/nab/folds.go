@@ -87,22 +87,19 @@ func FoldMarkdown(reports []*FoldReport) string {
 	return b.String()
 }
 
-// causeColumns are the causes CauseMarkdown reports, in column order.
-var causeColumns = []detector.Cause{detector.CausePrediction, detector.CauseLevel, detector.CauseSeasonal}
-
 // CauseMarkdown renders each fold report's opens by cause (the scoring term
 // that contributed most to the opening sample) as one table: which term
 // makes the true and the false alarms.
 func CauseMarkdown(reports []*FoldReport) string {
 	var b strings.Builder
 	b.WriteString("| corpus | fold | detector |")
-	for _, c := range causeColumns {
+	for _, c := range detector.Causes {
 		fmt.Fprintf(&b, " cause %s: opens (true), precision |", c)
 	}
-	b.WriteString("\n|---|---|---|" + strings.Repeat("---:|", len(causeColumns)) + "\n")
+	b.WriteString("\n|---|---|---|" + strings.Repeat("---:|", len(detector.Causes)) + "\n")
 	for _, r := range reports {
 		fmt.Fprintf(&b, "| %s | %s | %s |", r.Corpus, r.Fold, r.Detector)
-		for _, c := range causeColumns {
+		for _, c := range detector.Causes {
 			co := r.Events.ByCause[c.String()]
 			if co.Opens == 0 {
 				b.WriteString(" 0 |")
