@@ -53,6 +53,12 @@ type Config struct {
 	// samples (scoring.corroboration_lift). A series lacking any of them belongs to
 	// no entity. Empty turns corroboration off.
 	EntityLabels []string `yaml:"entity_labels,omitempty"`
+	// CounterRate scores a counter on its per-second increase instead of its
+	// raw value (counter.go): a series its input says is a counter
+	// (Remote-Write 2.0 metadata) or, without that, whose name ends in
+	// _total, _sum, _count or _bucket. Its expected value and band are then
+	// per-second rates too.
+	CounterRate bool `yaml:"counter_rate"`
 	// CatchUp bounds the backlogs through which samples arriving faster
 	// than inference are still scored, in order (catchup.go).
 	CatchUp CatchUpConfig `yaml:"catch_up"`
@@ -80,6 +86,7 @@ var DefaultConfig = Config{
 	AnomalyCloseBelow: 0.15,
 	HistoryPoints:     120,
 	EntityLabels:      []string{"job", "instance"},
+	CounterRate:       true,
 	Scoring:           DefaultScoringConfig,
 	CatchUp:           DefaultCatchUpConfig,
 }

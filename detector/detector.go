@@ -247,7 +247,7 @@ func (d *Detector) appendSeries(b *appendBatch, tenant string, lbls Labels, samp
 	h := hashSeries(tenant, lbls)
 	sh := &d.shards[h%numShards]
 	sh.mu.Lock()
-	st = d.appendLocked(b, sh, h, tenant, lbls, samples)
+	st = d.appendLocked(b, sh, h, tenant, lbls, samples, MetricTypeUnknown)
 	sh.mu.Unlock()
 	return st
 }
@@ -298,7 +298,7 @@ func (b *appendBatch) AppendMany(tenant string, series []SeriesSamples) AppendSt
 		sh.mu.Lock()
 		for _, i := range b.order[start:end] {
 			ss := &series[i]
-			st.Add(d.appendLocked(b, sh, b.hashes[i], tenant, ss.Labels, ss.Samples))
+			st.Add(d.appendLocked(b, sh, b.hashes[i], tenant, ss.Labels, ss.Samples, ss.Type))
 		}
 		sh.mu.Unlock()
 		start = end
@@ -308,8 +308,8 @@ func (b *appendBatch) AppendMany(tenant string, series []SeriesSamples) AppendSt
 }
 
 // appendLocked routes samples of the series with hash h into shard sh,
-// whose lock the caller holds.
-func (d *Detector) appendLocked(b *appendBatch, sh *shard, h uint64, tenant string, lbls Labels, samples []Sample) AppendStats {
+// whose lock the caller holds. typ is what the input says the series is.
+func (d *Detector) appendLocked(b *appendBatch, sh *shard, h uint64, tenant string, lbls Labels, samples []Sample, typ MetricType) AppendStats {
 	var st AppendStats
 	s := sh.series[h]
 	for s != nil && (s.tenant != tenant || !s.labels.equal(lbls)) {
@@ -335,9 +335,11 @@ func (d *Detector) appendLocked(b *appendBatch, sh *shard, h uint64, tenant stri
 	}
 	now := b.now.UnixNano()
 	bl := s.bl // nil unless s lags
+	counter := d.cfg.CounterRate && isCounter(lbls, typ)
 	for _, smp := range samples {
 		if IsStaleNaN(smp.Value) {
 			st.Stale++
+			s.prevRaw = math.NaN() // a counter's next sample starts afresh
 		} else {
 			last := s.lastTs
 			if bl != nil && bl.len() > 0 {
@@ -352,6 +354,24 @@ func (d *Detector) appendLocked(b *appendBatch, sh *shard, h uint64, tenant stri
 				continue
 			}
 			st.Accepted++
+			if counter {
+				raw := smp.Value
+				if math.IsNaN(s.prevRaw) {
+					// The first value only sets where the counter stands:
+					// its timestamp is the newest accepted, in the backlog
+					// when one is waiting, so the next rate spans from it.
+					s.prevRaw = raw
+					if bl != nil && bl.len() > 0 {
+						bl.newest = smp.TimestampMs
+					} else {
+						s.lastTs = smp.TimestampMs
+					}
+					b.counts.counterStart++
+					continue
+				}
+				smp.Value = counterRate(s.prevRaw, raw, last, smp.TimestampMs)
+				s.prevRaw = raw
+			}
 		}
 		if s.awaiting(bl) {
 			// The prediction this sample is scored against is not made
@@ -361,7 +381,7 @@ func (d *Detector) appendLocked(b *appendBatch, sh *shard, h uint64, tenant stri
 		}
 		d.ingest(sh, s, smp, ms, now, &b.counts, &b.events)
 	}
-	s.lastSeenUnix = b.now.Unix()
+	s.seen(b.now)
 	return st
 }
 
@@ -371,11 +391,12 @@ func (d *Detector) newSeries(h uint64, tenant string, lbls Labels) *series {
 		w = ms.model.Window()
 	}
 	s := &series{
-		hash:   h,
-		tenant: clone(tenant),
-		labels: encodeLabels(lbls),
-		ring:   make([]float32, w),
-		gate:   d.cfg.gateIndex(lbls),
+		hash:    h,
+		tenant:  clone(tenant),
+		labels:  encodeLabels(lbls),
+		ring:    make([]float32, w),
+		gate:    d.cfg.gateIndex(lbls),
+		prevRaw: math.NaN(),
 	}
 	return s
 }
@@ -786,7 +807,7 @@ func (d *Detector) Expire(now time.Time) {
 	ms := d.model.Load()
 	var events []Event
 	d.removeSeries(func(s *series) bool {
-		if s.lastSeenUnix >= cutoff {
+		if int64(s.lastSeen) >= cutoff {
 			return false
 		}
 		if s.anomalyOpen() {

@@ -17,17 +17,20 @@ type metrics struct {
 	samplesUnscored    *prometheus.CounterVec
 	unscoredWarmup     prometheus.Counter // samplesUnscored{reason="warmup"}
 	unscoredLag        prometheus.Counter // samplesUnscored{reason="inference_lag"}
-	batchSize          prometheus.Histogram
-	inferenceDuration  prometheus.Histogram
-	inferenceErrors    prometheus.Counter
-	predictionLatency  prometheus.Histogram
-	anomaliesOpen      prometheus.Gauge
-	events             *prometheus.CounterVec
-	modelInfo          *prometheus.GaugeVec
-	resultLogDropped   prometheus.Counter
-	corroborated       prometheus.Counter
-	uncorroborated     prometheus.Counter
-	lastSampleUnix     atomic.Int64 // wall clock of the newest accepted sample
+	// samplesUnscored{reason="counter_start"}: a counter's first value
+	// (counter_rate) only sets where it stands.
+	unscoredCounterStart prometheus.Counter
+	batchSize            prometheus.Histogram
+	inferenceDuration    prometheus.Histogram
+	inferenceErrors      prometheus.Counter
+	predictionLatency    prometheus.Histogram
+	anomaliesOpen        prometheus.Gauge
+	events               *prometheus.CounterVec
+	modelInfo            *prometheus.GaugeVec
+	resultLogDropped     prometheus.Counter
+	corroborated         prometheus.Counter
+	uncorroborated       prometheus.Counter
+	lastSampleUnix       atomic.Int64 // wall clock of the newest accepted sample
 }
 
 func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
@@ -54,7 +57,7 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 		}),
 		samplesUnscored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentinel_mesh_samples_unscored_total",
-			Help: "Accepted samples that got no score (warmup: too little history; inference_lag: prediction not ready).",
+			Help: "Accepted samples that got no score (warmup: too little history; inference_lag: prediction not ready; counter_start: a counter's first value, or its first after a stale marker or a restart, only sets the base its rate is taken from).",
 		}, []string{"reason"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sentinel_mesh_inference_batch_size",
@@ -109,6 +112,7 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 	}
 	m.unscoredWarmup = m.samplesUnscored.WithLabelValues("warmup")
 	m.unscoredLag = m.samplesUnscored.WithLabelValues("inference_lag")
+	m.unscoredCounterStart = m.samplesUnscored.WithLabelValues("counter_start")
 	for _, k := range []string{"open", "close"} {
 		for _, c := range Causes {
 			m.events.WithLabelValues(k, c.String())
@@ -156,7 +160,7 @@ func (m *metrics) countDrops(st AppendStats) {
 // scoreCounts counts one batch's scoring outcomes, so the shared counters
 // are touched once per batch (one request) rather than once per sample.
 type scoreCounts struct {
-	scored, warmup, lag int
+	scored, warmup, lag, counterStart int
 }
 
 func (m *metrics) countScores(c scoreCounts) {
@@ -168,6 +172,9 @@ func (m *metrics) countScores(c scoreCounts) {
 	}
 	if c.lag > 0 {
 		m.unscoredLag.Add(float64(c.lag))
+	}
+	if c.counterStart > 0 {
+		m.unscoredCounterStart.Add(float64(c.counterStart))
 	}
 }
 

@@ -3,6 +3,7 @@ package detector
 import (
 	"iter"
 	"math"
+	"time"
 )
 
 // series is the state of one input series. All fields are guarded by the
@@ -19,16 +20,19 @@ type series struct {
 	// at 1e12 keeps its unit steps). head is the index of the oldest.
 	ring     []float32
 	ringBase float64
-	head     int32
-	count    int32 // values in ring, up to len(ring)
+	head     int16  // the window is at most onnxmodel.MaxWindow (4096) long
+	count    int16  // values in ring, up to len(ring)
+	lastSeen uint32 // wall clock of the last sample (Unix seconds), for expiry
 
 	seq          uint32 // bumped on every accepted sample; detects stale predictions
 	pending      bool   // queued for inference
 	predValid    bool   // pred is the prediction for the next sample
 	gate         uint16 // index in Detector.gates: direction and minimum deviations
 	lastTs       int64  // newest sample timestamp (ms)
-	lastSeenUnix int64  // wall clock of the last sample (s), for expiry
 	enqueuedNano int64  // wall clock when queued for inference
+	// prevRaw is a counter's previous raw value (counter_rate, counter.go);
+	// NaN before its first sample and for other series.
+	prevRaw float64
 
 	// prediction for the next sample, denormalised, and the scale used.
 	pred      float64
@@ -91,15 +95,15 @@ type historyPoint struct {
 // window copies the ring in time order into dst.
 func (s *series) window(dst []float64) []float64 {
 	dst = dst[:0]
-	n := int32(len(s.ring))
-	for i := int32(0); i < s.count; i++ {
+	n := int16(len(s.ring))
+	for i := int16(0); i < s.count; i++ {
 		dst = append(dst, s.ringBase+float64(s.ring[(s.head+i)%n]))
 	}
 	return dst
 }
 
 func (s *series) push(v float64) {
-	n := int32(len(s.ring))
+	n := int16(len(s.ring))
 	if s.count == 0 {
 		s.ringBase = v
 	}
@@ -132,6 +136,9 @@ func (s *series) rebase(base float64) {
 	}
 	s.ringBase = base
 }
+
+// seen records the wall clock of a sample (for Expire).
+func (s *series) seen(now time.Time) { s.lastSeen = uint32(now.Unix()) }
 
 func (s *series) reset() {
 	s.head, s.count = 0, 0

@@ -420,7 +420,7 @@ func (d *Detector) ImportState(st SeriesState) bool {
 	}
 	s.seq++
 	s.lastTs = st.LastTs
-	s.lastSeenUnix = time.Now().Unix()
+	s.seen(time.Now())
 	s.cal = restoreCalibration(&st)
 	s.value, s.score, s.expected, s.lower, s.upper, s.scoredTs = st.Value, st.Score, st.Expected, st.Lower, st.Upper, st.ScoredTs
 	if st.AnomalyOpen && s.an == nil {

@@ -126,6 +126,9 @@ type BatchAppender interface {
 type SeriesSamples struct {
 	Labels  Labels
 	Samples []Sample
+	// Type is what the input says the series is (MetricTypeUnknown when
+	// it does not say: the name decides, counter_rate).
+	Type MetricType
 }
 
 // ManyAppender is a Batch that also takes a request's series at once, and

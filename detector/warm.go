@@ -109,9 +109,10 @@ func (d *Detector) Warm(ctx context.Context, hs []WarmSeries, out []WarmOutcome)
 		return errors.New("cannot warm series: no model loaded")
 	}
 	type warming struct {
-		i    int // index in hs
-		s    *series
-		next int // next sample
+		i       int // index in hs
+		s       *series
+		next    int  // next sample
+		counter bool // scored on its rate (counter_rate)
 	}
 	ws := make([]warming, 0, len(hs))
 	for i := range hs {
@@ -124,7 +125,8 @@ func (d *Detector) Warm(ctx context.Context, hs []WarmSeries, out []WarmOutcome)
 			// restored from a checkpoint costs no inference.
 			out[i] = WarmHasState
 		default:
-			ws = append(ws, warming{i: i, s: d.newSeries(hashSeries(h.Tenant, h.Labels), h.Tenant, h.Labels)})
+			ws = append(ws, warming{i: i, s: d.newSeries(hashSeries(h.Tenant, h.Labels), h.Tenant, h.Labels),
+				counter: d.cfg.CounterRate && isCounter(h.Labels, MetricTypeUnknown)})
 		}
 	}
 	batch := make([]*series, 0, len(ws))
@@ -139,7 +141,7 @@ func (d *Detector) Warm(ctx context.Context, hs []WarmSeries, out []WarmOutcome)
 			for x.next < len(smps) {
 				smp := smps[x.next]
 				x.next++
-				if d.warmSample(x.s, smp) {
+				if d.warmSample(x.s, smp, x.counter) {
 					batch = append(batch, x.s)
 					break
 				}
@@ -184,15 +186,26 @@ func (d *Detector) Warm(ctx context.Context, hs []WarmSeries, out []WarmOutcome)
 }
 
 // warmSample pushes one history sample into s, updating its calibration
-// as score would, and reports whether s now needs a prediction.
-func (d *Detector) warmSample(s *series, smp Sample) bool {
+// as score would, and reports whether s now needs a prediction. A counter's
+// samples become rates as in appendLocked.
+func (d *Detector) warmSample(s *series, smp Sample, counter bool) bool {
 	if IsStaleNaN(smp.Value) {
 		s.reset()
 		s.seq++
+		s.prevRaw = math.NaN()
 		return false
 	}
 	if smp.TimestampMs <= s.lastTs || math.IsNaN(smp.Value) || math.IsInf(smp.Value, 0) {
 		return false
+	}
+	if counter {
+		raw := smp.Value
+		if math.IsNaN(s.prevRaw) {
+			s.prevRaw, s.lastTs = raw, smp.TimestampMs
+			return false
+		}
+		smp.Value = counterRate(s.prevRaw, raw, s.lastTs, smp.TimestampMs)
+		s.prevRaw = raw
 	}
 	gapMs := smp.TimestampMs - s.lastTs
 	s.lastTs = smp.TimestampMs
@@ -227,7 +240,7 @@ func (d *Detector) install(w *series, ms *modelState, counts *scoreCounts, event
 		if live, _ = d.createSeries(sh, w.hash, w.tenant, lbls); live == nil {
 			return WarmRefused
 		}
-		live.lastSeenUnix = now.Unix()
+		live.seen(now)
 	} else if hasState(live) || live.pending || live.bl != nil {
 		// Scored live meanwhile, or its first window is being predicted:
 		// the live path has taken over.
@@ -235,14 +248,21 @@ func (d *Detector) install(w *series, ms *modelState, counts *scoreCounts, event
 	}
 	newest := Sample{TimestampMs: live.lastTs, Value: live.value}
 	scoreNewest := live.count > 0 && live.lastTs > w.lastTs
+	// A counter's newest raw value, if live samples came after the history.
+	liveTs, liveRaw := live.lastTs, live.prevRaw
 	live.ring, live.ringBase, live.head, live.count = w.ring, w.ringBase, w.head, w.count
 	live.cal = w.cal
 	live.pred, live.predScale, live.predValid = w.pred, w.predScale, true
-	live.lastTs = w.lastTs
+	live.lastTs, live.prevRaw = w.lastTs, w.prevRaw
 	// An inference in flight for the old window must not land on this one.
 	live.seq++
 	if scoreNewest {
 		d.ingest(sh, live, newest, ms, now.UnixNano(), counts, events)
+	}
+	if !math.IsNaN(liveRaw) && liveTs > w.lastTs {
+		// The next rate spans from the newest live value, whether it was
+		// scored (newest) or only set where the counter stood.
+		live.lastTs, live.prevRaw = liveTs, liveRaw
 	}
 	return WarmInstalled
 }

@@ -208,3 +208,62 @@ func mustMatcher(t *testing.T, mt MatchType, name, value string) *Matcher {
 	require.NoError(t, err)
 	return m
 }
+
+// The same for a counter: history and live samples are raw counter values
+// (with a reset in the history), scored on their rates both ways; the first
+// live sample's rate spans from the history's last value.
+func TestWarmMatchesLiveScoringForACounter(t *testing.T) {
+	ls := lbls("__name__", "requests_total", "job", "api")
+	cumulative := func(smps []Sample, from float64) []Sample {
+		out := make([]Sample, len(smps))
+		total := from
+		for i, s := range smps {
+			total += s.Value * 15 // the gauge above, as a per-second rate
+			if i == len(smps)/2 {
+				total = s.Value // a restart
+			}
+			out[i] = Sample{TimestampMs: s.TimestampMs, Value: total}
+		}
+		return out
+	}
+	hist := cumulative(history(1, 3000, 1_700_000_000_000), 5e6)
+	next := history(2, 50, 1_700_000_000_000+50*15_000)
+	for i := range next {
+		next[i].Value = hist[len(hist)-1].Value + float64(i+1)*1500
+	}
+
+	live, _ := newTestDetector(t, nil)
+	for _, s := range hist {
+		feed(t, live, ls, s.TimestampMs, s.Value)
+	}
+	warmed, _ := newTestDetector(t, nil)
+	require.Equal(t, WarmInstalled, warmOne(t, warmed, "", ls, hist))
+	for _, s := range next {
+		feed(t, live, ls, s.TimestampMs, s.Value)
+		feed(t, warmed, ls, s.TimestampMs, s.Value)
+		want, ok := latest(live, ls)
+		require.True(t, ok)
+		got, ok := latest(warmed, ls)
+		require.True(t, ok, "the first live sample after the history is scored")
+		require.Equal(t, want, got)
+		require.InDelta(t, 100, got.Value, 1e-9, "a rate, spanning from the history's last value")
+	}
+}
+
+// A counter whose first live value (only its base) arrived before its
+// history was installed: the next rate spans from that live value.
+func TestWarmKeepsACounterLiveBase(t *testing.T) {
+	ls := lbls("__name__", "requests_total")
+	hist := make([]Sample, 200)
+	for i := range hist {
+		hist[i] = Sample{TimestampMs: int64(i+1) * 15_000, Value: float64(i+1) * 1500}
+	}
+	d, _ := newTestDetector(t, nil)
+	base := Sample{TimestampMs: 300 * 15_000, Value: 300 * 1500}
+	feed(t, d, ls, base.TimestampMs, base.Value)
+	require.Equal(t, WarmInstalled, warmOne(t, d, "", ls, hist))
+	feed(t, d, ls, base.TimestampMs+15_000, base.Value+3000)
+	r, ok := latest(d, ls)
+	require.True(t, ok)
+	require.Equal(t, 200.0, r.Value, "3000 more in 15 s since the live base")
+}

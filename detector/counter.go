@@ -1,0 +1,54 @@
+package detector
+
+import "strings"
+
+// Counters. Prometheus counters only go up, and reset to 0 when their
+// process restarts; their raw values say nothing about anomalies (an outage
+// only bends the line), so a counter is scored on its per-second increase,
+// the rate PromQL's rate() gives, and its expected value and band are rates.
+
+// MetricType is what an input says a series is: Remote-Write 2.0 carries it
+// per series; Remote-Write 1.0 and Kafka do not (MetricTypeUnknown).
+type MetricType uint8
+
+const (
+	MetricTypeUnknown MetricType = iota
+	MetricTypeGauge
+	// MetricTypeCounter: a counter, or a cumulative series of a classic
+	// histogram or summary (_bucket, _sum, _count).
+	MetricTypeCounter
+)
+
+// counterSuffixes end the names of counters and of the cumulative series
+// of classic histograms and summaries: the names PromQL's rate() expects
+// (it warns on others).
+var counterSuffixes = [...]string{"_total", "_sum", "_count", "_bucket"}
+
+// isCounter says whether a series is scored on its rate (counter_rate): as
+// the input says, or without that, by its name.
+func isCounter(lbls Labels, t MetricType) bool {
+	switch t {
+	case MetricTypeCounter:
+		return true
+	case MetricTypeGauge:
+		return false
+	}
+	name := lbls.Get(MetricNameLabel)
+	for _, suffix := range counterSuffixes {
+		if strings.HasSuffix(name, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// counterRate is a counter's per-second increase from prev at prevMs to v
+// at ms. A decrease is a reset: the counter restarted from 0 and counted v
+// since (Prometheus' rate semantics).
+func counterRate(prev, v float64, prevMs, ms int64) float64 {
+	inc := v - prev
+	if inc < 0 {
+		inc = v
+	}
+	return inc / (float64(ms-prevMs) / 1000)
+}

@@ -1,0 +1,111 @@
+package detector
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+func TestIsCounter(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		typ  MetricType
+		want bool
+	}{
+		{"http_requests_total", MetricTypeUnknown, true},
+		{"http_request_duration_seconds_bucket", MetricTypeUnknown, true},
+		{"http_request_duration_seconds_sum", MetricTypeUnknown, true},
+		{"http_request_duration_seconds_count", MetricTypeUnknown, true},
+		{"node_memory_MemAvailable_bytes", MetricTypeUnknown, false},
+		{"up", MetricTypeUnknown, false},
+		{"total", MetricTypeUnknown, false},
+		// The input's word wins over the name.
+		{"pg_stat_activity_count", MetricTypeGauge, false},
+		{"process_cpu_seconds", MetricTypeCounter, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, isCounter(lbls("__name__", tc.name, "job", "x"), tc.typ))
+		})
+	}
+}
+
+func TestCounterRate(t *testing.T) {
+	require.Equal(t, 10.0, counterRate(100, 250, 0, 15_000))
+	require.Equal(t, 2.0, counterRate(100, 30, 0, 15_000), "a reset: counted from 0")
+	require.Equal(t, 0.0, counterRate(100, 100, 0, 15_000))
+}
+
+// A counter is scored on its rate: an outage (no increase for a minute)
+// opens an anomaly, a process restart (reset to 0) does not, and results
+// and bands are per-second rates. Scored as raw values, the restart opens
+// an anomaly and the outage, which only bends a rising line, does not.
+func TestCounterIsScoredOnItsRate(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		counterRate   bool
+		wantResetOpen bool
+		wantOpen      bool
+	}{
+		{"rate", true, false, true},
+		{"raw values", false, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := &recordingSink{}
+			d, _ := newTestDetector(t, func(c *Config) { c.CounterRate = tc.counterRate }, sink)
+			ls := lbls("__name__", "http_requests_total", "job", "api")
+			rng := rand.New(rand.NewPCG(3, 4))
+			const step = 15_000
+			total, ts := 1e6, int64(1_700_000_000_000)
+			sample := func(increase float64) {
+				total += increase
+				feed(t, d, ls, ts, total)
+				ts += step
+			}
+			require.Equal(t, 0.0, testutil.ToFloat64(d.metrics.unscoredCounterStart))
+			for i := range 3000 {
+				sample(1500 + 40*rng.NormFloat64()) // 100 requests a second
+				if i == 2000 {
+					total = 0 // the process restarted
+				}
+			}
+			if tc.counterRate {
+				require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.unscoredCounterStart), "the first value only sets the base")
+				r, ok := latest(d, ls)
+				require.True(t, ok)
+				require.InDelta(t, 100, r.Value, 10, "scored as a rate")
+				require.InDelta(t, 100, r.Expected, 10)
+				require.Less(t, r.Lower, 100.0)
+				require.Greater(t, r.Upper, 100.0)
+			}
+			require.Equal(t, tc.wantResetOpen, len(sink.events) > 0, "the restart: events %+v", sink.events)
+			before := len(sink.events)
+			for range 4 {
+				sample(0) // the service stopped serving
+			}
+			outage := sink.events[before:]
+			opened := len(outage) > 0 && outage[0].Kind == EventOpen
+			require.Equal(t, tc.wantOpen, opened, "the outage: events %+v", outage)
+			if opened {
+				require.Equal(t, DirectionDown, outage[0].Direction)
+				require.Zero(t, outage[0].Value)
+			}
+		})
+	}
+}
+
+// After a stale marker a counter's next value starts afresh: it is not
+// compared with the value before the target went away.
+func TestCounterStartsAfreshAfterAStaleMarker(t *testing.T) {
+	d, _ := newTestDetector(t, nil)
+	ls := lbls("__name__", "jobs_done_total")
+	feed(t, d, ls, 1000, 50)
+	feed(t, d, ls, 2000, 60)
+	feed(t, d, ls, 3000, math.Float64frombits(staleNaN))
+	feed(t, d, ls, 4000, 5)
+	require.Equal(t, 2.0, testutil.ToFloat64(d.metrics.unscoredCounterStart))
+	feed(t, d, ls, 5000, 9)
+	require.Equal(t, 2.0, testutil.ToFloat64(d.metrics.unscoredCounterStart))
+}
