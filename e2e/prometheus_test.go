@@ -18,13 +18,16 @@ import (
 )
 
 // signalTarget serves one gauge, e2e_signal, that follows a noisy sine and
-// jumps far above it while spiking is set.
+// jumps far above it while spiking is set, and two counters that grow by
+// about 50 a scrape: e2e_handled_total, a counter by its name, and
+// e2e_served, one only by its metadata.
 type signalTarget struct {
 	mu      sync.Mutex
 	rng     *rand.Rand
 	n       int
 	spiking bool
 	spikeAt time.Time
+	count   float64
 }
 
 func (s *signalTarget) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
@@ -34,9 +37,13 @@ func (s *signalTarget) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	if s.spiking {
 		v += 300
 	}
+	s.count += 50 + s.rng.NormFloat64()
+	count := s.count
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	fmt.Fprintf(w, "# TYPE e2e_signal gauge\ne2e_signal{series=\"a\"} %g\n", v)
+	fmt.Fprintf(w, "# TYPE e2e_handled_total counter\ne2e_handled_total %g\n", count)
+	fmt.Fprintf(w, "# TYPE e2e_served counter\ne2e_served %g\n", count)
 }
 
 func (s *signalTarget) spike() time.Time {
@@ -101,14 +108,14 @@ remote_write:
     headers: {X-Scope-OrgID: v1}
     queue_config: {batch_send_deadline: 500ms, min_backoff: 100ms}
     write_relabel_configs:
-      - {source_labels: [__name__], regex: e2e_signal, action: keep}
+      - {source_labels: [__name__], regex: e2e_.*, action: keep}
   - name: v2
     url: %s/api/v1/write
     protobuf_message: io.prometheus.write.v2.Request
     headers: {X-Scope-OrgID: v2}
     queue_config: {batch_send_deadline: 500ms, min_backoff: 100ms}
     write_relabel_configs:
-      - {source_labels: [__name__], regex: e2e_signal, action: keep}
+      - {source_labels: [__name__], regex: e2e_.*, action: keep}
 `, targetSrv.Listener.Addr().String(), sentinelURL[len("http://"):], sentinelURL, sentinelURL)
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(promCfg), 0o644))
@@ -117,6 +124,9 @@ remote_write:
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+promAddr,
 		"--log.level=warn",
+		// Remote-Write 2.0 carries a series' metadata (its type) only
+		// with this feature.
+		"--enable-feature=metadata-wal-records",
 	)
 	promURL := "http://" + promAddr
 	waitFor(t, 60*time.Second, func() bool { return httpStatus(promURL+"/-/ready") == http.StatusOK })
@@ -164,4 +174,16 @@ remote_write:
 	})
 	band := promVector(t, storeURL, `count(anomaly_lower{metric="e2e_signal"} < anomaly_expected{metric="e2e_signal"} < anomaly_upper{metric="e2e_signal"})`, before, "")
 	require.Equal(t, 2.0, band[""], "expected value lies inside its bounds for both tenants")
+
+	// Counters are scored on their rate (about 50 a second): by name over
+	// both versions, by Remote-Write 2.0's metadata where the name does not
+	// say; without either (e2e_served over 1.0) on the raw, growing value.
+	handled := promVector(t, promURL, `anomaly_expected{metric="e2e_handled_total"}`, time.Now(), "tenant")
+	require.Len(t, handled, 2)
+	for tenant, v := range handled {
+		require.InDelta(t, 50, v, 10, "tenant %s: expected rate of e2e_handled_total", tenant)
+	}
+	served := promVector(t, promURL, `anomaly_expected{metric="e2e_served"}`, time.Now(), "tenant")
+	require.InDelta(t, 50, served["v2"], 10, "Remote-Write 2.0 metadata makes e2e_served a counter")
+	require.Greater(t, served["v1"], 1000.0, "over Remote-Write 1.0 e2e_served is scored as sent")
 }

@@ -92,6 +92,9 @@ type Series struct {
 	// same as an absent label.
 	Labels  detector.Labels
 	Samples []detector.Sample
+	// Type is the series' metadata type (v2), as the detector reads it:
+	// counters are scored on their rate (detector.counter_rate).
+	Type detector.MetricType
 	// Histograms and Exemplars count the native histogram samples and
 	// exemplars of the series; neither is decoded further.
 	Histograms int
@@ -441,13 +444,18 @@ func (wr *WriteRequest) decodeSeriesV2(b []byte, lim Limits) error {
 			}
 			s.Exemplars++
 			wr.Exemplars++
-		case 5: // metadata: tolerated, not used by the detector
+		case 5: // metadata: only its type is used
 			if f.wire != wireLen {
 				return f.wireErr(wireLen, "TimeSeries", "metadata")
 			}
 			if len(f.data) > 0 {
 				wr.Metadata++
 			}
+			t, err := decodeMetadataType(f.data)
+			if err != nil {
+				return err
+			}
+			s.Type = t
 		}
 	}
 
@@ -485,6 +493,46 @@ func (wr *WriteRequest) decodeSeriesV2(b []byte, lim Limits) error {
 	wr.finishSeries(s, labelsStart, samplesStart, nLabels, lim, false)
 	return nil
 }
+
+// decodeMetadataType reads the type of a v2 Metadata message as the
+// detector needs it: counters, and gauges (a gauge named like a counter is
+// not scored on its rate). A classic histogram's or summary's series are
+// left to their names: _bucket, _sum and _count count, a summary's
+// quantiles do not.
+func decodeMetadataType(b []byte) (detector.MetricType, error) {
+	t := detector.MetricTypeUnknown
+	for len(b) > 0 {
+		f, rest, err := nextField(b)
+		if err != nil {
+			return t, fmt.Errorf("cannot decode Metadata: %w", err)
+		}
+		b = rest
+		if f.num != 1 {
+			continue
+		}
+		if f.wire != wireVarint {
+			return t, f.wireErr(wireVarint, "Metadata", "type")
+		}
+		switch f.num64 {
+		case metricTypeCounter:
+			t = detector.MetricTypeCounter
+		case metricTypeGauge, metricTypeGaugeHistogram, metricTypeInfo, metricTypeStateset:
+			t = detector.MetricTypeGauge
+		default:
+			t = detector.MetricTypeUnknown
+		}
+	}
+	return t, nil
+}
+
+// io.prometheus.write.v2.Metadata.MetricType values.
+const (
+	metricTypeCounter        = 1
+	metricTypeGauge          = 2
+	metricTypeGaugeHistogram = 4
+	metricTypeInfo           = 6
+	metricTypeStateset       = 7
+)
 
 // appendRef stores a labels_refs entry; refs that do not fit uint32 are
 // clamped to MaxUint32 so they fail the range check instead of wrapping.

@@ -152,6 +152,45 @@ func TestDecodeV2SymbolsAfterTimeseries(t *testing.T) {
 	require.Equal(t, "up", wr.Series[0].Labels.Get("__name__"))
 }
 
+// The metadata type reaches the detector for counters and gauges; a
+// classic histogram's or summary's series are left to their names.
+func TestDecodeV2MetadataType(t *testing.T) {
+	for _, tc := range []struct {
+		typ  writev2.Metadata_MetricType
+		want detector.MetricType
+	}{
+		{writev2.Metadata_METRIC_TYPE_UNSPECIFIED, detector.MetricTypeUnknown},
+		{writev2.Metadata_METRIC_TYPE_COUNTER, detector.MetricTypeCounter},
+		{writev2.Metadata_METRIC_TYPE_GAUGE, detector.MetricTypeGauge},
+		{writev2.Metadata_METRIC_TYPE_HISTOGRAM, detector.MetricTypeUnknown},
+		{writev2.Metadata_METRIC_TYPE_SUMMARY, detector.MetricTypeUnknown},
+		{writev2.Metadata_METRIC_TYPE_GAUGEHISTOGRAM, detector.MetricTypeGauge},
+		{writev2.Metadata_METRIC_TYPE_INFO, detector.MetricTypeGauge},
+		{writev2.Metadata_METRIC_TYPE_STATESET, detector.MetricTypeGauge},
+	} {
+		t.Run(tc.typ.String(), func(t *testing.T) {
+			b, err := (&writev2.Request{
+				Symbols: []string{"", "__name__", "jobs_count", "help"},
+				Timeseries: []writev2.TimeSeries{{
+					LabelsRefs: []uint32{1, 2},
+					Samples:    []writev2.Sample{{Value: 1, Timestamp: 2}},
+					Metadata:   writev2.Metadata{Type: tc.typ, HelpRef: 3},
+				}},
+			}).Marshal()
+			require.NoError(t, err)
+			var wr WriteRequest
+			require.NoError(t, wr.DecodeV2(b, DefaultConfig().limits()))
+			require.Len(t, wr.Series, 1)
+			require.Equal(t, ProblemNone, wr.Series[0].Problem)
+			require.Equal(t, tc.want, wr.Series[0].Type)
+		})
+	}
+	var wr WriteRequest
+	// Metadata whose type is not a varint is malformed.
+	bad := []byte{0x22, 0, 0x2a, 4, 0x2a, 2, 0x0a, 0}
+	require.Error(t, wr.DecodeV2(bad, DefaultConfig().limits()))
+}
+
 func TestDecodeV2UnpackedRefs(t *testing.T) {
 	// labels_refs as individual varint fields (non-packed): legal proto3.
 	var b []byte

@@ -334,7 +334,7 @@ func (h *Handler) appendAll(app detector.Appender, res result, wr *WriteRequest)
 		switch {
 		case len(s.Samples) == 0:
 		case many != nil:
-			wr.many = append(wr.many, detector.SeriesSamples{Labels: s.Labels, Samples: s.Samples})
+			wr.many = append(wr.many, detector.SeriesSamples{Labels: s.Labels, Samples: s.Samples, Type: s.Type})
 		default:
 			st.Add(app.Append(res.tenant, s.Labels, s.Samples))
 		}
