@@ -30,6 +30,8 @@ type Series struct {
 	Times    []time.Time
 	Values   []float64
 	Windows  []Window
+	// Metric is the __name__ the rows are fed under; nab_value when empty.
+	Metric string
 }
 
 // Corpus is every data file of a NAB-style folder.

@@ -64,18 +64,23 @@ type Output struct {
 // seriesLabel names the label that carries a series' path.
 const seriesLabel = "nab_file"
 
-// seriesLabels returns the labels a corpus file is fed with: its path, and
-// for a file named <category>/<instance>__<metric>.csv (the operations
-// corpora's server metrics) job=<category> and instance=<instance>, the
-// labels a scrape gives every metric of one target, so the detector sees
-// which series belong to one entity (detector.entity_labels).
-func seriesLabels(path string) detector.Labels {
-	category, file := filepath.Split(path)
+// seriesLabels returns the labels a corpus file is fed with: its metric
+// name (nab_value unless the series says), its path, and for a file named
+// <category>/<instance>__<metric>.csv (the operations corpora's server
+// metrics) job=<category> and instance=<instance>, the labels a scrape gives
+// every metric of one target, so the detector sees which series belong to
+// one entity (detector.entity_labels).
+func seriesLabels(s *Series) detector.Labels {
+	name := s.Metric
+	if name == "" {
+		name = "nab_value"
+	}
+	category, file := filepath.Split(s.Path)
 	category = filepath.Base(filepath.Clean(category))
 	if instance, _, ok := strings.Cut(strings.TrimSuffix(file, ".csv"), "__"); ok && instance != "" {
-		return detector.FromStrings(detector.MetricNameLabel, "nab_value", seriesLabel, path, "job", category, "instance", instance)
+		return detector.FromStrings(detector.MetricNameLabel, name, seriesLabel, s.Path, "job", category, "instance", instance)
 	}
-	return detector.FromStrings(detector.MetricNameLabel, "nab_value", seriesLabel, path)
+	return detector.FromStrings(detector.MetricNameLabel, name, seriesLabel, s.Path)
 }
 
 // eventSink records the score and cause of every EventOpen of the current
@@ -116,7 +121,7 @@ func Run(c *Corpus, d Detector) (*Output, error) {
 	out := &Output{Detector: d.Name, ModelVersion: d.Model.Version(), Mode: d.Mode, Scores: make([][]float64, len(c.Series)), Raw: make([][]float64, len(c.Series)), Causes: make([][]detector.Cause, len(c.Series))}
 	steps := 0
 	for i, s := range c.Series {
-		labels[i] = seriesLabels(s.Path)
+		labels[i] = seriesLabels(s)
 		sink.byPath[s.Path] = i
 		out.Scores[i] = make([]float64, len(s.Values))
 		out.Raw[i] = make([]float64, len(s.Values))
