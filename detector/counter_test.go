@@ -109,3 +109,45 @@ func TestCounterStartsAfreshAfterAStaleMarker(t *testing.T) {
 	feed(t, d, ls, 5000, 9)
 	require.Equal(t, 2.0, testutil.ToFloat64(d.metrics.unscoredCounterStart))
 }
+
+// A sample the deviation knobs ignore (gated out) still teaches the level
+// tails how common its surprise is. Taught only the samples that pass the
+// knobs, the tails had seen too few to know any of them is ordinary: error
+// counters that move by one every two hours, with min_abs_deviation at one
+// increment per scrape, opened 28 anomalies in 60 series-days (0 without
+// the knob).
+func TestGatedOutSamplesTeachTheLevelTails(t *testing.T) {
+	minAbs := 1.0 / 15
+	match, err := NewMatcher(MatchEqual, MetricNameLabel, "errors_total")
+	require.NoError(t, err)
+	sink := &recordingSink{}
+	d, _ := newTestDetector(t, func(c *Config) {
+		c.AnomalyCloseAfter = DefaultConfig.AnomalyCloseAfter
+		c.DeviationOverrides = []DeviationOverride{{Selector: `{__name__="errors_total"}`, MinAbsDeviation: &minAbs, Match: Selector{match}}}
+	}, sink)
+	rng := rand.New(rand.NewPCG(1, 2))
+	const step, days = 15_000, 5
+	totals := make([]float64, 10)
+	for j := range days * 86400_000 / step {
+		ts := int64(1_700_000_000_000) + int64(j)*step
+		if j == 2*86400_000/step {
+			sink.events = nil // the first two days may surprise
+		}
+		for i := range totals {
+			for range 5 {
+				if rng.Float64() < step/7200_000.0/5 {
+					totals[i]++
+				}
+			}
+			d.Append("", lbls("__name__", "errors_total", "series", string(rune('a'+i))), []Sample{{TimestampMs: ts, Value: totals[i]}})
+		}
+		require.NoError(t, d.Flush())
+	}
+	opens := 0
+	for _, ev := range sink.events {
+		if ev.Kind == EventOpen {
+			opens++
+		}
+	}
+	require.Zero(t, opens, "anomalies opened in 30 series-days")
+}

@@ -422,7 +422,7 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv, lw float64, tsMs, 
 		ptScored = float64(p.ptShort)
 	}
 	p.ptShort = float32(ptShort)
-	if m := warmSamples(cfg, p.n); gated && m > 0 {
+	if m := warmSamples(cfg, p.n); m > 0 {
 		// Only once the profile covers a day: the residuals of a half-learnt
 		// profile would teach the tails that huge surprises are common, for
 		// as long as the series' memory lasts.
@@ -433,6 +433,11 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv, lw float64, tsMs, 
 		if cfg.SeasonalPoint && p.cycle {
 			sPt = levelSurprise(ptScored, 0, sdp, (2-aPt)/aPt)
 			sPt = bounded(&p.cycleTails().pt, cfg, sPt, math.Log2(max(sPt, 1e-12)), m, lw)
+		}
+		if !gated {
+			// Learnt above, as every sample is, so that the tails know how
+			// common such surprises are; not scored.
+			s, sPt = 0, 0
 		}
 	}
 	hasCycle := float64(p.resVar) <= cfg.DailyProfileRatio*vv
@@ -722,10 +727,16 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 		if cfg.VarianceWindow > 0 {
 			sVar = c.varianceDrop(cfg, v, vm, lw, m, gated)
 		}
-		if gated && m > 0 {
+		if m > 0 {
 			vs := max(math.Sqrt(vv), 1e-6+1e-3*math.Abs(vm))
 			sLvl = levelSurprise(lvl, vm, vs, float64(cfg.LevelWindow))
+			// Every sample teaches the tail, a gated-out one too: a tail
+			// taught only the deviations that pass the knobs has seen too
+			// few samples and makes every one of them rare.
 			sLvl = bounded(&c.lvlTail, cfg, sLvl, math.Log2(max(sLvl, 1e-12)), m, lw)
+			if !gated {
+				sLvl = 0
+			}
 		}
 		if cfg.DailyProfileRatio > 0 {
 			// The larger of the two level surprises: each is bounded by its
