@@ -39,17 +39,19 @@ type evalFlags struct {
 	ablation   bool
 	noise      float64
 	injected   int
+	counters   int
 }
 
 func setupEval(cmd *kingpin.CmdClause) func(ctx context.Context, stdout io.Writer) error {
 	f := &evalFlags{}
-	cmd.Flag("data", "Labelled corpus folder: data/<category>/<file>.csv and combined_windows.json. Repeatable; required unless --noise or --injected.").StringsVar(&f.data)
+	cmd.Flag("data", "Labelled corpus folder: data/<category>/<file>.csv and combined_windows.json. Repeatable; required unless --noise, --injected or --counters.").StringsVar(&f.data)
 	cmd.Flag("out", "Folder for the NAB results files and scores.json.").Required().StringVar(&f.out)
 	cmd.Flag("model", "Model to evaluate: embedded (the default model), baseline (window mean: detector.WindowMeanModel), a model directory, or crossfold:<dir> (<dir>/A, trained on fold A, scores fold B and <dir>/B fold A). Repeatable.").Default("embedded", "baseline").StringsVar(&f.models)
 	cmd.Flag("config.file", "sentinel-mesh configuration file whose detector and model sections are used; empty uses the server defaults.").Default("").StringVar(&f.configFile)
 	cmd.Flag("docs", "Markdown file whose generated tables (between "+nab.DocBegin+" and "+nab.DocEnd+") are replaced.").Default("").StringVar(&f.docs)
 	cmd.Flag("noise", "Instead, count the anomalies each model opens on this many series-days of pure Gaussian noise sampled every 15 s (100 series).").Float64Var(&f.noise)
 	cmd.Flag("injected", "Instead, measure detection power: this many series per kind of injected anomaly and base (flat or daily), at 15 s and at 5 minutes (docs: the injected-anomalies table).").IntVar(&f.injected)
+	cmd.Flag("counters", "Instead, measure detection on Prometheus counters: this many request counters per kind of traffic anomaly over 5 days, at 15 s and 1 minute, scored on their rate (detector.counter_rate) and on their raw values (docs: the counters table).").IntVar(&f.counters)
 	cmd.Flag("ablation", "Instead, evaluate the first model with each scoring term switched off and each constant moved (docs: the ablation table).").BoolVar(&f.ablation)
 	return func(ctx context.Context, stdout io.Writer) error { return runEval(ctx, f, stdout) }
 }
@@ -71,8 +73,11 @@ func runEval(ctx context.Context, f *evalFlags, stdout io.Writer) error {
 	if f.injected > 0 {
 		return runInjected(ctx, f, cfg, stdout)
 	}
+	if f.counters > 0 {
+		return runCounters(ctx, f, cfg, stdout)
+	}
 	if len(f.data) == 0 {
-		return fmt.Errorf("--data is required unless --noise or --injected is given")
+		return fmt.Errorf("--data is required unless --noise, --injected or --counters is given")
 	}
 	if f.ablation {
 		table, err := runAblation(ctx, f.data, f.models[0], cfg, stdout)
@@ -249,6 +254,58 @@ func runInjected(ctx context.Context, f *evalFlags, cfg *config.Config, stdout i
 	table := nab.InjectedMarkdown(cols, results, falseAlarms) + "\n" + nab.InjectedCauseMarkdown(cols, results)
 	if f.docs != "" {
 		if err := nab.UpdateDocSection(f.docs, nab.InjectedDocBegin, nab.InjectedDocEnd, table); err != nil {
+			return err
+		}
+	}
+	fmt.Fprint(stdout, table)
+	return nil
+}
+
+// counterSteps are the scrape intervals of the counters table.
+var counterSteps = []time.Duration{15 * time.Second, time.Minute}
+
+// runCounters scores the first model on CounterCorpus at each of
+// counterSteps, on counters' rates and on their raw values, the runs
+// concurrently.
+func runCounters(ctx context.Context, f *evalFlags, cfg *config.Config, stdout io.Writer) error {
+	type run struct {
+		step time.Duration
+		rate bool
+	}
+	var runs []run
+	for _, step := range counterSteps {
+		runs = append(runs, run{step, true}, run{step, false})
+	}
+	cols := make([]string, len(runs))
+	results := make([]nab.CounterResult, len(runs))
+	var g errgroup.Group
+	for i, r := range runs {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			c := nab.CounterCorpus(f.counters, 5, r.step, 9)
+			dcfg := cfg.Detector
+			dcfg.CounterRate = r.rate
+			o, err := runModel(c, f.models[0], "A", dcfg, cfg.Model)
+			if err != nil {
+				return err
+			}
+			scored := "raw values (`counter_rate: false`)"
+			if r.rate {
+				scored = "the rate (`counter_rate: true`)"
+			}
+			cols[i] = fmt.Sprintf("every %s, %s, %s", nab.DurationText(r.step), o.Detector, scored)
+			results[i] = nab.ScoreCounters(c, o, r.step)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	table := nab.CounterMarkdown(cols, results)
+	if f.docs != "" {
+		if err := nab.UpdateDocSection(f.docs, nab.CountersDocBegin, nab.CountersDocEnd, table); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"time"
 )
 
@@ -65,4 +66,52 @@ func CounterCorpus(perKind, days int, step time.Duration, seed uint64) *Corpus {
 		}
 	}
 	return c
+}
+
+// CounterResult is one detector's detection on a CounterCorpus.
+type CounterResult struct {
+	Series, Detected int
+	// FalseOpens are the opens after the second day outside the anomaly
+	// (and its grace of incidentMerge samples), over SeriesDays.
+	FalseOpens int
+	SeriesDays float64
+}
+
+// ScoreCounters counts, on an output of ModeEvents over c, the counters
+// whose anomaly opened on its own samples (or within incidentMerge after
+// it) and the opens elsewhere after the second day.
+func ScoreCounters(c *Corpus, o *Output, step time.Duration) CounterResult {
+	var r CounterResult
+	skip := int(48 * time.Hour / step)
+	for i, s := range c.Series {
+		r.Series++
+		r.SeriesDays += float64(len(s.Values)-skip) * step.Hours() / 24
+		w := s.Windows[0]
+		found := false
+		for j := skip; j < len(s.Values); j++ {
+			if o.Scores[i][j] <= 0 {
+				continue
+			}
+			if j >= w.Start && j <= w.End+incidentMerge {
+				found = true
+			} else {
+				r.FalseOpens++
+			}
+		}
+		if found {
+			r.Detected++
+		}
+	}
+	return r
+}
+
+// CounterMarkdown is the counters table: a row per scrape interval and way
+// of scoring (cols names them).
+func CounterMarkdown(cols []string, results []CounterResult) string {
+	var b strings.Builder
+	b.WriteString("| scrape interval, detector, scored on | anomalies detected | false alarms (restarts included) |\n|---|---:|---:|\n")
+	for i, r := range results {
+		fmt.Fprintf(&b, "| %s | %d / %d | %d in %.0f series-days |\n", cols[i], r.Detected, r.Series, r.FalseOpens, r.SeriesDays)
+	}
+	return b.String()
 }

@@ -247,6 +247,8 @@ const (
 	AblationDocEnd   = "<!-- ablation:end -->"
 	InjectedDocBegin = "<!-- injected:begin -->"
 	InjectedDocEnd   = "<!-- injected:end -->"
+	CountersDocBegin = "<!-- counters:begin -->"
+	CountersDocEnd   = "<!-- counters:end -->"
 )
 
 // UpdateDoc replaces the text between DocBegin and DocEnd in the file at path.
