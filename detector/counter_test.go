@@ -151,3 +151,21 @@ func TestGatedOutSamplesTeachTheLevelTails(t *testing.T) {
 	}
 	require.Zero(t, opens, "anomalies opened in 30 series-days")
 }
+
+// What the input says wins over the name: a counter without _total, and a
+// gauge named like a counter.
+func TestAppendTypedSaysWhatASeriesIs(t *testing.T) {
+	d, _ := newTestDetector(t, nil)
+	served := lbls("__name__", "served")
+	for i, v := range []float64{100, 130, 190} {
+		d.AppendTyped("", served, []Sample{{TimestampMs: int64(i+1) * 15_000, Value: v}}, MetricTypeCounter)
+	}
+	require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.unscoredCounterStart), "a counter's first value only sets the base")
+	require.Equal(t, []float64{2, 4}, d.series(t, "", served).window(nil), "per-second increases")
+
+	active := lbls("__name__", "pg_stat_activity_count")
+	for i, v := range []float64{7, 5, 6} {
+		d.AppendTyped("", active, []Sample{{TimestampMs: int64(i+1) * 15_000, Value: v}}, MetricTypeGauge)
+	}
+	require.Equal(t, []float64{7, 5, 6}, d.series(t, "", active).window(nil), "a gauge is scored as sent")
+}

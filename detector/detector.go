@@ -154,8 +154,15 @@ func hashSeries(tenant string, lbls Labels) uint64 {
 // timestamp order; older ones are dropped and counted. lbls and samples are
 // not retained. Inputs with many series per request use Begin instead.
 func (d *Detector) Append(tenant string, lbls Labels, samples []Sample) AppendStats {
-	b := d.Begin()
-	st := b.Append(tenant, lbls, samples)
+	return d.AppendTyped(tenant, lbls, samples, MetricTypeUnknown)
+}
+
+// AppendTyped is Append for an input that says what the series is (a
+// counter is scored on its rate, counter_rate).
+func (d *Detector) AppendTyped(tenant string, lbls Labels, samples []Sample, typ MetricType) AppendStats {
+	b := d.Begin().(*appendBatch)
+	st := d.appendSeries(b, tenant, lbls, samples, typ)
+	b.stats.Add(st)
 	_ = b.Commit(context.Background()) // never fails
 	return st
 }
@@ -199,7 +206,7 @@ const maxPooledScratch = 1 << 16
 const maxPooledEvents = 1024
 
 func (b *appendBatch) Append(tenant string, lbls Labels, samples []Sample) AppendStats {
-	st := b.d.appendSeries(b, tenant, lbls, samples)
+	st := b.d.appendSeries(b, tenant, lbls, samples, MetricTypeUnknown)
 	b.stats.Add(st)
 	return st
 }
@@ -234,8 +241,9 @@ func (b *appendBatch) Commit(context.Context) error {
 	return nil
 }
 
-// appendSeries is Append for one series within batch b.
-func (d *Detector) appendSeries(b *appendBatch, tenant string, lbls Labels, samples []Sample) AppendStats {
+// appendSeries is Append for one series within batch b; typ is what the
+// input says it is.
+func (d *Detector) appendSeries(b *appendBatch, tenant string, lbls Labels, samples []Sample, typ MetricType) AppendStats {
 	var st AppendStats
 	if len(samples) == 0 {
 		return st
@@ -247,7 +255,7 @@ func (d *Detector) appendSeries(b *appendBatch, tenant string, lbls Labels, samp
 	h := hashSeries(tenant, lbls)
 	sh := &d.shards[h%numShards]
 	sh.mu.Lock()
-	st = d.appendLocked(b, sh, h, tenant, lbls, samples, MetricTypeUnknown)
+	st = d.appendLocked(b, sh, h, tenant, lbls, samples, typ)
 	sh.mu.Unlock()
 	return st
 }

@@ -29,7 +29,7 @@ func BenchmarkDecode(b *testing.B) {
 			d := NewDecoder(&cfg, remotewrite.DefaultConfig().DecodeLimits(), 0)
 			rec := &kgo.Record{Topic: "t", Value: tc.value}
 			n := 0
-			fn := func(string, detector.Labels, []detector.Sample) { n++ }
+			fn := func(string, detector.Labels, []detector.Sample, detector.MetricType) { n++ }
 			b.ReportAllocs()
 			b.SetBytes(int64(len(tc.value)))
 			for b.Loop() {

@@ -18,7 +18,9 @@ import (
 
 // Target is what the consumer feeds: *detector.Detector.
 type Target interface {
-	detector.Appender
+	// AppendTyped is detector.Appender's Append with what the payload
+	// says the series is (Remote-Write 2.0 metadata).
+	AppendTyped(tenant string, lbls detector.Labels, samples []detector.Sample, typ detector.MetricType) detector.AppendStats
 	Flush() error
 	ExportState(filter func(tenant string, ls detector.Labels) bool, fn func(detector.SeriesState) bool)
 	ImportState(detector.SeriesState) bool
@@ -260,7 +262,7 @@ func (c *Consumer) processBatch(ctx context.Context, fetches kgo.Fetches) {
 	fetches.EachRecord(func(r *kgo.Record) {
 		records++
 		k := topicPartition{r.Topic, r.Partition}
-		inv, err := c.dec.Decode(r, func(tenant string, ls detector.Labels, s []detector.Sample) {
+		inv, err := c.dec.Decode(r, func(tenant string, ls detector.Labels, s []detector.Sample, typ detector.MetricType) {
 			if len(s) == 0 {
 				return
 			}
@@ -277,7 +279,7 @@ func (c *Consumer) processBatch(ctx context.Context, fetches kgo.Fetches) {
 					}
 					clear(c.batchSeen)
 				}
-				as.Add(c.o.Target.Append(tenant, ls, s[i:i+1]))
+				as.Add(c.o.Target.AppendTyped(tenant, ls, s[i:i+1], typ))
 				c.batchSeen[h] = struct{}{}
 			}
 			st.Add(as)

@@ -72,7 +72,7 @@ func NewDecoder(cfg *Config, lim remotewrite.Limits, maxDecoded int64) *Decoder 
 // passed to fn are only valid during the call. It returns the number of
 // samples of invalid series, and a *badRecord error when the record as a
 // whole cannot be decoded.
-func (d *Decoder) Decode(rec *kgo.Record, fn func(tenant string, ls detector.Labels, s []detector.Sample)) (invalidSamples int, err error) {
+func (d *Decoder) Decode(rec *kgo.Record, fn func(tenant string, ls detector.Labels, s []detector.Sample, typ detector.MetricType)) (invalidSamples int, err error) {
 	tenant := d.cfg.DefaultTenant
 	format := d.cfg.formatFor(rec.Topic)
 	var ct, ver string
@@ -122,7 +122,7 @@ func (d *Decoder) Decode(rec *kgo.Record, fn func(tenant string, ls detector.Lab
 			continue
 		}
 		if len(s.Samples) > 0 {
-			fn(tenant, s.Labels, s.Samples)
+			fn(tenant, s.Labels, s.Samples, s.Type)
 		}
 	}
 	return invalidSamples, nil
@@ -174,7 +174,7 @@ type adapterSample struct {
 	Labels    map[string]string `json:"labels"`
 }
 
-func (d *Decoder) decodeJSON(b []byte, tenant string, fn func(string, detector.Labels, []detector.Sample)) error {
+func (d *Decoder) decodeJSON(b []byte, tenant string, fn func(string, detector.Labels, []detector.Sample, detector.MetricType)) error {
 	js := &d.js
 	js.Timestamp, js.Value, js.Name = "", "", ""
 	clear(js.Labels)
@@ -209,6 +209,6 @@ func (d *Decoder) decodeJSON(b []byte, tenant string, fn func(string, detector.L
 	}
 	sort.Slice(d.lbls, func(i, j int) bool { return d.lbls[i].Name < d.lbls[j].Name })
 	d.smp[0] = detector.Sample{TimestampMs: ts.UnixMilli(), Value: v}
-	fn(tenant, d.lbls, d.smp[:])
+	fn(tenant, d.lbls, d.smp[:], detector.MetricTypeUnknown)
 	return nil
 }

@@ -59,8 +59,8 @@ func (w *warmProbe) ImportState(st detector.SeriesState) bool {
 	return ok
 }
 
-func (w *warmProbe) Append(tenant string, ls detector.Labels, s []detector.Sample) detector.AppendStats {
-	st := w.countingTarget.Append(tenant, ls, s)
+func (w *warmProbe) AppendTyped(tenant string, ls detector.Labels, s []detector.Sample, typ detector.MetricType) detector.AppendStats {
+	st := w.countingTarget.AppendTyped(tenant, ls, s, typ)
 	k := tenant + ls.String()
 	w.mu.Lock()
 	waiting := w.imported[k]

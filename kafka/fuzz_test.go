@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/golang/snappy"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -40,7 +42,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		d := NewDecoder(&cfg, lim, 1<<16)
 		var samples int
-		invalid, err := d.Decode(rec, func(tenant string, ls detector.Labels, s []detector.Sample) {
+		invalid, err := d.Decode(rec, func(tenant string, ls detector.Labels, s []detector.Sample, _ detector.MetricType) {
 			require.NotEmpty(t, tenant)
 			require.NotEmpty(t, s, "a series without samples")
 			require.LessOrEqual(t, len(ls), lim.MaxLabelsPerSeries, "a series over the label limit")
@@ -54,4 +56,27 @@ func FuzzDecode(f *testing.F) {
 		}
 		require.LessOrEqual(t, samples+invalid, lim.MaxSamplesPerRequest+1)
 	})
+}
+
+// A Remote-Write 2.0 payload's metadata type reaches the target, so a
+// counter named without _total is scored on its rate (detector.counter_rate).
+func TestDecodeV2PassesTheMetadataType(t *testing.T) {
+	b, err := (&writev2.Request{
+		Symbols: []string{"", "__name__", "served"},
+		Timeseries: []writev2.TimeSeries{{
+			LabelsRefs: []uint32{1, 2},
+			Samples:    []writev2.Sample{{Value: 1, Timestamp: 2}},
+			Metadata:   writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_COUNTER},
+		}},
+	}).Marshal()
+	require.NoError(t, err)
+	cfg := DefaultConfig()
+	cfg.Consumer.Format = FormatRemoteWriteV2
+	d := NewDecoder(&cfg, remotewrite.DefaultConfig().DecodeLimits(), 1<<16)
+	var got []detector.MetricType
+	_, err = d.Decode(&kgo.Record{Topic: "t", Value: snappy.Encode(nil, b)}, func(_ string, _ detector.Labels, _ []detector.Sample, typ detector.MetricType) {
+		got = append(got, typ)
+	})
+	require.NoError(t, err)
+	require.Equal(t, []detector.MetricType{detector.MetricTypeCounter}, got)
 }

@@ -69,7 +69,7 @@ func newCountingTarget(d *detector.Detector) *countingTarget {
 	return &countingTarget{Detector: d, seen: map[string]map[int64]int{}}
 }
 
-func (c *countingTarget) Append(tenant string, ls detector.Labels, s []detector.Sample) detector.AppendStats {
+func (c *countingTarget) AppendTyped(tenant string, ls detector.Labels, s []detector.Sample, typ detector.MetricType) detector.AppendStats {
 	k := tenant + ls.String()
 	c.mu.Lock()
 	m := c.seen[k]
@@ -81,7 +81,7 @@ func (c *countingTarget) Append(tenant string, ls detector.Labels, s []detector.
 		m[x.TimestampMs]++
 	}
 	c.mu.Unlock()
-	return c.Detector.Append(tenant, ls, s)
+	return c.Detector.AppendTyped(tenant, ls, s, typ)
 }
 
 func (c *countingTarget) samples() int {
