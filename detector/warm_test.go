@@ -39,24 +39,7 @@ func TestWarmMatchesLiveScoring(t *testing.T) {
 	hist := history(1, 6500, 1_700_000_000_000) // 27 h: the daily terms take part
 	next := history(2, 50, 1_700_000_000_000+50*15_000)
 
-	live, _ := newTestDetector(t, nil)
-	for _, s := range hist {
-		feed(t, live, ls, s.TimestampMs, s.Value)
-	}
-	warmed, _ := newTestDetector(t, nil)
-	require.Equal(t, WarmInstalled, warmOne(t, warmed, "", ls, hist))
-	_, scored := latest(warmed, ls)
-	require.False(t, scored, "history yields no result")
-
-	for _, s := range next {
-		feed(t, live, ls, s.TimestampMs, s.Value)
-		feed(t, warmed, ls, s.TimestampMs, s.Value)
-		want, ok := latest(live, ls)
-		require.True(t, ok)
-		got, ok := latest(warmed, ls)
-		require.True(t, ok, "the first live sample after the history is scored")
-		require.Equal(t, want, got)
-	}
+	live, warmed := warmAndLive(t, ls, hist, next, nil)
 	ws := warmed.series(t, "", ls)
 	ls2 := live.series(t, "", ls)
 	require.True(t, ws.cal.daily.cycle, "the history must reach the seasonal terms")
@@ -232,12 +215,24 @@ func TestWarmMatchesLiveScoringForACounter(t *testing.T) {
 		next[i].Value = hist[len(hist)-1].Value + float64(i+1)*1500
 	}
 
-	live, _ := newTestDetector(t, nil)
+	warmAndLive(t, ls, hist, next, func(got Result) {
+		require.InDelta(t, 100, got.Value, 1e-9, "a rate, spanning from the history's last value")
+	})
+}
+
+// warmAndLive feeds hist to one detector live and warms another with it,
+// then feeds both next and requires the same result after every sample
+// (check, if set, sees each).
+func warmAndLive(t *testing.T, ls Labels, hist, next []Sample, check func(Result)) (live, warmed *Detector) {
+	t.Helper()
+	live, _ = newTestDetector(t, nil)
 	for _, s := range hist {
 		feed(t, live, ls, s.TimestampMs, s.Value)
 	}
-	warmed, _ := newTestDetector(t, nil)
+	warmed, _ = newTestDetector(t, nil)
 	require.Equal(t, WarmInstalled, warmOne(t, warmed, "", ls, hist))
+	_, scored := latest(warmed, ls)
+	require.False(t, scored, "history yields no result")
 	for _, s := range next {
 		feed(t, live, ls, s.TimestampMs, s.Value)
 		feed(t, warmed, ls, s.TimestampMs, s.Value)
@@ -246,8 +241,11 @@ func TestWarmMatchesLiveScoringForACounter(t *testing.T) {
 		got, ok := latest(warmed, ls)
 		require.True(t, ok, "the first live sample after the history is scored")
 		require.Equal(t, want, got)
-		require.InDelta(t, 100, got.Value, 1e-9, "a rate, spanning from the history's last value")
+		if check != nil {
+			check(got)
+		}
 	}
+	return live, warmed
 }
 
 // A counter whose first live value (only its base) arrived before its
