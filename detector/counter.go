@@ -1,6 +1,9 @@
 package detector
 
-import "strings"
+import (
+	"math"
+	"strings"
+)
 
 // Counters. Prometheus counters only go up, and reset to 0 when their
 // process restarts; their raw values say nothing about anomalies (an outage
@@ -40,6 +43,19 @@ func isCounter(lbls Labels, t MetricType) bool {
 		}
 	}
 	return false
+}
+
+// toRate turns a counter's raw value at ms into its per-second increase
+// since the previous value, at prevMs, and keeps the raw value for the next
+// one; ok is false for the first value (after a stale marker or a restart
+// too), which only sets the base.
+func (s *series) toRate(raw float64, prevMs, ms int64) (rate float64, ok bool) {
+	prev := s.prevRaw
+	s.prevRaw = raw
+	if math.IsNaN(prev) {
+		return 0, false
+	}
+	return counterRate(prev, raw, prevMs, ms), true
 }
 
 // counterRate is a counter's per-second increase from prev at prevMs to v

@@ -161,8 +161,7 @@ func (d *Detector) Append(tenant string, lbls Labels, samples []Sample) AppendSt
 // counter is scored on its rate, counter_rate).
 func (d *Detector) AppendTyped(tenant string, lbls Labels, samples []Sample, typ MetricType) AppendStats {
 	b := d.Begin().(*appendBatch)
-	st := d.appendSeries(b, tenant, lbls, samples, typ)
-	b.stats.Add(st)
+	st := b.appendTyped(tenant, lbls, samples, typ)
 	_ = b.Commit(context.Background()) // never fails
 	return st
 }
@@ -206,7 +205,11 @@ const maxPooledScratch = 1 << 16
 const maxPooledEvents = 1024
 
 func (b *appendBatch) Append(tenant string, lbls Labels, samples []Sample) AppendStats {
-	st := b.d.appendSeries(b, tenant, lbls, samples, MetricTypeUnknown)
+	return b.appendTyped(tenant, lbls, samples, MetricTypeUnknown)
+}
+
+func (b *appendBatch) appendTyped(tenant string, lbls Labels, samples []Sample, typ MetricType) AppendStats {
+	st := b.d.appendSeries(b, tenant, lbls, samples, typ)
 	b.stats.Add(st)
 	return st
 }
@@ -363,12 +366,11 @@ func (d *Detector) appendLocked(b *appendBatch, sh *shard, h uint64, tenant stri
 			}
 			st.Accepted++
 			if counter {
-				raw := smp.Value
-				if math.IsNaN(s.prevRaw) {
+				rate, ok := s.toRate(smp.Value, last, smp.TimestampMs)
+				if !ok {
 					// The first value only sets where the counter stands:
 					// its timestamp is the newest accepted, in the backlog
 					// when one is waiting, so the next rate spans from it.
-					s.prevRaw = raw
 					if bl != nil && bl.len() > 0 {
 						bl.newest = smp.TimestampMs
 					} else {
@@ -377,8 +379,7 @@ func (d *Detector) appendLocked(b *appendBatch, sh *shard, h uint64, tenant stri
 					b.counts.counterStart++
 					continue
 				}
-				smp.Value = counterRate(s.prevRaw, raw, last, smp.TimestampMs)
-				s.prevRaw = raw
+				smp.Value = rate
 			}
 		}
 		if s.awaiting(bl) {

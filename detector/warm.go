@@ -199,13 +199,12 @@ func (d *Detector) warmSample(s *series, smp Sample, counter bool) bool {
 		return false
 	}
 	if counter {
-		raw := smp.Value
-		if math.IsNaN(s.prevRaw) {
-			s.prevRaw, s.lastTs = raw, smp.TimestampMs
+		rate, ok := s.toRate(smp.Value, s.lastTs, smp.TimestampMs)
+		if !ok {
+			s.lastTs = smp.TimestampMs
 			return false
 		}
-		smp.Value = counterRate(s.prevRaw, raw, s.lastTs, smp.TimestampMs)
-		s.prevRaw = raw
+		smp.Value = rate
 	}
 	gapMs := smp.TimestampMs - s.lastTs
 	s.lastTs = smp.TimestampMs
