@@ -82,24 +82,18 @@ type CounterResult struct {
 // it) and the opens elsewhere after the second day.
 func ScoreCounters(c *Corpus, o *Output, step time.Duration) CounterResult {
 	var r CounterResult
-	skip := int(48 * time.Hour / step)
+	skip := int(injectedFrom / step)
 	for i, s := range c.Series {
 		r.Series++
-		r.SeriesDays += float64(len(s.Values)-skip) * step.Hours() / 24
+		n, days := opensOutsideWindow(s, o.Scores[i], skip, step)
+		r.FalseOpens += n
+		r.SeriesDays += days
 		w := s.Windows[0]
-		found := false
-		for j := skip; j < len(s.Values); j++ {
-			if o.Scores[i][j] <= 0 {
-				continue
+		for j := max(skip, w.Start); j <= min(w.End+incidentMerge, len(s.Values)-1); j++ {
+			if o.Scores[i][j] > 0 {
+				r.Detected++
+				break
 			}
-			if j >= w.Start && j <= w.End+incidentMerge {
-				found = true
-			} else {
-				r.FalseOpens++
-			}
-		}
-		if found {
-			r.Detected++
 		}
 	}
 	return r

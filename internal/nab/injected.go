@@ -151,19 +151,28 @@ func InjectedFalseAlarms(c *Corpus, o *Output, step time.Duration) []float64 {
 	days := make([]float64, len(InjectedBases))
 	for i, s := range c.Series {
 		b := slices.Index(InjectedBases, s.Category)
-		w := s.Windows[0]
-		for j := skip; j < len(s.Values); j++ {
-			if o.Scores[i][j] > 0 && (j < w.Start || j > w.End+incidentMerge) {
-				opens[b]++
-			}
-		}
-		days[b] += float64(len(s.Values)-skip) * step.Hours() / 24
+		n, d := opensOutsideWindow(s, o.Scores[i], skip, step)
+		opens[b] += n
+		days[b] += d
 	}
 	out := make([]float64, len(InjectedBases))
 	for b := range out {
 		out[b] = float64(opens[b]) / days[b]
 	}
 	return out
+}
+
+// opensOutsideWindow counts the opens (scores of an output of ModeEvents)
+// of a series with one labelled window from row skip on, outside the
+// window and the incidentMerge rows after it, and the series-days from skip.
+func opensOutsideWindow(s *Series, scores []float64, skip int, step time.Duration) (opens int, days float64) {
+	w := s.Windows[0]
+	for j := skip; j < len(s.Values); j++ {
+		if scores[j] > 0 && (j < w.Start || j > w.End+incidentMerge) {
+			opens++
+		}
+	}
+	return opens, float64(len(s.Values)-skip) * step.Hours() / 24
 }
 
 // ScoreInjected counts, per base and kind, the series whose anomaly opened
