@@ -2,6 +2,7 @@ package detector
 
 import (
 	"errors"
+	"math"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -163,24 +164,51 @@ func (s *series) awaiting(bl *backlog) bool {
 func (d *Detector) queueWindow(sh *shard, s *series, ms *modelState, nowNano int64) {
 	if ms != nil && int(s.count) >= ms.model.Window() && int(s.count) == len(s.ring) && !s.pending {
 		s.pending = true
-		s.enqueuedNano = nowNano
+		s.enqueuedMicros = wallMicros(nowNano)
 		sh.pending = append(sh.pending, s)
 	}
 }
+
+// kindChangeNaN marks, in order with a series' samples, where it changed
+// what it is scored as (a counter on its rate or a gauge as sent,
+// resolveKind). A NaN payload no input carries: appendLocked drops NaNs
+// other than Prometheus' stale marker.
+const kindChangeNaN = 0x7ff0000000000003
+
+// isRestart reports whether v is a stale marker or a kind change: the
+// series' window starts afresh there.
+func isRestart(v float64) bool {
+	b := math.Float64bits(v)
+	return b == staleNaN || b == kindChangeNaN
+}
+
+// restart handles a stale marker or kind change smp: the target is gone
+// or the series now measures something else, so the run ends, an open
+// anomaly closes, and the next sample starts a fresh window. seq moves on
+// so an inference already running for the old window is not taken for the
+// new one. After a kind change the calibration restarts too: rates and raw
+// values share no statistics.
+func (d *Detector) restart(s *series, smp Sample, ms *modelState, events *[]Event) {
+	if s.anomalyOpen() {
+		*events = append(*events, d.closeAnomaly(s, smp.TimestampMs, ms))
+	}
+	s.reset()
+	s.seq++
+	if math.Float64bits(smp.Value) == kindChangeNaN {
+		s.cal = calibration{}
+	}
+}
+
+// wallMicros is a wall clock in microseconds, modulo 2^32: the difference of
+// two, as uint32, is right for spans under 71 minutes.
+func wallMicros(nano int64) uint32 { return uint32(nano / 1000) }
 
 // ingest routes one accepted sample (or stale marker) into s: scores it
 // against the pending prediction, pushes it into the window and queues the
 // window for inference. Called with the shard lock held.
 func (d *Detector) ingest(sh *shard, s *series, smp Sample, ms *modelState, nowNano int64, counts *scoreCounts, events *[]Event) {
-	if IsStaleNaN(smp.Value) {
-		// The target is gone: the run ends, an open anomaly closes, and the
-		// next sample starts a fresh window. seq moves on so an inference
-		// already running for the old window is not taken for the new one.
-		if s.anomalyOpen() {
-			*events = append(*events, d.closeAnomaly(s, smp.TimestampMs, ms))
-		}
-		s.reset()
-		s.seq++
+	if isRestart(smp.Value) {
+		d.restart(s, smp, ms, events)
 		return
 	}
 	gapMs := smp.TimestampMs - s.lastTs
@@ -263,12 +291,8 @@ func (d *Detector) queue(sh *shard, s *series, bl *backlog, smp Sample, ms *mode
 
 // skip pushes smp into the window without scoring it.
 func (d *Detector) skip(s *series, smp Sample, ms *modelState, counts *scoreCounts, events *[]Event) {
-	if IsStaleNaN(smp.Value) {
-		if s.anomalyOpen() {
-			*events = append(*events, d.closeAnomaly(s, smp.TimestampMs, ms))
-		}
-		s.reset()
-		s.seq++
+	if isRestart(smp.Value) {
+		d.restart(s, smp, ms, events)
 		return
 	}
 	counts.lag++

@@ -59,6 +59,10 @@ type Config struct {
 	// _total, _sum, _count or _bucket. Its expected value and band are then
 	// per-second rates too.
 	CounterRate bool `yaml:"counter_rate"`
+	// MaxMetricFamilies caps the metric family types kept from senders'
+	// metadata (Remote-Write 1.0 metadata requests, metadata.go), over all
+	// tenants; families past it are counted and their series typed by name.
+	MaxMetricFamilies int `yaml:"max_metric_families"`
 	// CatchUp bounds the backlogs through which samples arriving faster
 	// than inference are still scored, in order (catchup.go).
 	CatchUp CatchUpConfig `yaml:"catch_up"`
@@ -87,6 +91,7 @@ var DefaultConfig = Config{
 	HistoryPoints:     120,
 	EntityLabels:      []string{"job", "instance"},
 	CounterRate:       true,
+	MaxMetricFamilies: 100_000,
 	Scoring:           DefaultScoringConfig,
 	CatchUp:           DefaultCatchUpConfig,
 }
@@ -182,6 +187,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.MaxSeries <= 0 {
 		errs = append(errs, errors.New("detector.max_series must be > 0"))
+	}
+	if c.MaxMetricFamilies <= 0 {
+		errs = append(errs, errors.New("detector.max_metric_families must be > 0"))
 	}
 	if c.SeriesIdleTimeout <= 0 {
 		errs = append(errs, errors.New("detector.series_idle_timeout must be > 0"))

@@ -59,6 +59,7 @@ type Detector struct {
 	model     atomic.Pointer[modelState]
 	inferMu   sync.Mutex // one inference pass at a time
 	numSeries atomic.Int64
+	families  *familyTypes // metric family types from senders' metadata
 	nextID    atomic.Uint64
 	shards    [numShards]shard
 
@@ -72,7 +73,7 @@ type Detector struct {
 	input   []float32
 	output  []float32
 	winBuf  []float64
-	enqueue []int64
+	enqueue []uint32
 }
 
 // New returns a detector. The model can be set later with SetModel; until
@@ -94,6 +95,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, sinks ...Ev
 	if cfg.corroborates() {
 		d.entities = newEntityMarks()
 	}
+	d.families = newFamilyTypes(cfg.MaxMetricFamilies)
 	d.metrics = newMetrics(reg, d)
 	d.registerCatchUpMetrics(reg)
 	d.registerTenantMetrics(reg)
@@ -346,7 +348,18 @@ func (d *Detector) appendLocked(b *appendBatch, sh *shard, h uint64, tenant stri
 	}
 	now := b.now.UnixNano()
 	bl := s.bl // nil unless s lags
-	counter := d.cfg.CounterRate && isCounter(lbls, typ)
+	counter, changed := d.resolveKind(s, tenant, lbls, typ)
+	if changed && len(samples) > 0 {
+		// The series now measures something else: its window and
+		// calibration restart, in order with the samples it has waiting.
+		s.prevRaw = math.NaN()
+		restart := Sample{TimestampMs: samples[0].TimestampMs, Value: math.Float64frombits(kindChangeNaN)}
+		if s.awaiting(bl) {
+			bl = d.queue(sh, s, bl, restart, ms, now, b)
+		} else {
+			d.ingest(sh, s, restart, ms, now, &b.counts, &b.events)
+		}
+	}
 	for _, smp := range samples {
 		if IsStaleNaN(smp.Value) {
 			st.Stale++
@@ -716,7 +729,7 @@ func (d *Detector) infer(ms *modelState, batch []*series) error {
 		d.winBuf = s.window(d.winBuf)
 		d.offsets[valid] = d.deseasonalise(s, d.winBuf)
 		d.seqs[valid] = s.seq
-		d.enqueue[valid] = s.enqueuedNano
+		d.enqueue[valid] = s.enqueuedMicros
 		sh.mu.Unlock()
 		d.means[valid], d.scales[valid] = ms.norm.normaliseWindow(d.input[valid*w:(valid+1)*w], d.winBuf)
 		batch[valid] = s
@@ -779,7 +792,7 @@ func (d *Detector) infer(ms *modelState, batch []*series) error {
 		}
 		d.drain(sh, s, ms, nowNano)
 		sh.mu.Unlock()
-		d.metrics.predictionLatency.Observe(float64(nowNano-d.enqueue[i]) / 1e9)
+		d.metrics.predictionLatency.Observe(float64(wallMicros(nowNano)-d.enqueue[i]) / 1e6)
 	}
 	return nil
 }

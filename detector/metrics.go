@@ -30,6 +30,7 @@ type metrics struct {
 	resultLogDropped     prometheus.Counter
 	corroborated         prometheus.Counter
 	uncorroborated       prometheus.Counter
+	familiesRefused      prometheus.Counter
 	lastSampleUnix       atomic.Int64 // wall clock of the newest accepted sample
 }
 
@@ -94,6 +95,10 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 			Name: "sentinel_mesh_samples_uncorroborated_total",
 			Help: "Samples just over the threshold whose score was lowered because no other series of their entity was surprising at the same time, although others have been before (detector.scoring.corroboration_lift).",
 		}),
+		familiesRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_mesh_metric_families_refused_total",
+			Help: "Metric family types from senders' metadata not kept because detector.max_metric_families was reached; their series are typed by name.",
+		}),
 		resultLogDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_mesh_result_log_dropped_total",
 			Help: "Scored results not kept for the remote-write output because the result log was full.",
@@ -123,6 +128,7 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 			m.seriesCreated, m.seriesExpired, m.seriesLimitReached, m.samplesDropped,
 			m.samplesScored, m.samplesUnscored, m.batchSize, m.inferenceDuration,
 			m.inferenceErrors, m.predictionLatency, m.anomaliesOpen, m.events, m.modelInfo, m.resultLogDropped, m.corroborated, m.uncorroborated,
+			m.familiesRefused,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "sentinel_mesh_series_active",
 				Help: "Series the detector holds state for.",
@@ -131,6 +137,10 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 				Name: "sentinel_mesh_last_sample_timestamp_seconds",
 				Help: "When the detector last accepted a sample (wall clock); 0 before the first.",
 			}, func() float64 { return float64(m.lastSampleUnix.Load()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "sentinel_mesh_metric_families",
+				Help: "Metric family types kept from senders' metadata (over all tenants), by which series are scored on their rate or as sent (detector.counter_rate).",
+			}, func() float64 { return float64(d.families.len()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "sentinel_mesh_series_limit",
 				Help: "The configured detector.max_series.",

@@ -109,21 +109,32 @@ func TestScoringVarianceDrop(t *testing.T) {
 	require.True(t, opened, "a series going flat must open an anomaly")
 }
 
-// SeriesState carries the whole calibration (format 6) and still decodes
-// format 5, whose series restart the point term's short mean, format 4,
+// SeriesState carries the whole calibration, what the series is scored as
+// and a counter's base (format 7), and still decodes format 6, whose series
+// resolve their kind again and restart a counter's base, format 5, whose series restart the point term's short mean, format 4,
 // whose series restart the profile's spread, format 3, whose series restart the daily profile, format 2, whose range
 // comes from the value moments, and format 1, whose series restart the value
 // statistics and tails.
 func TestSeriesStateCarriesCalibration(t *testing.T) {
 	c := noisyCalibration(1000, 13)
 	require.NotZero(t, c.daily.visited)
-	s := &series{cal: c}
+	s := &series{cal: c, kind: MetricTypeCounter, kindDeclared: true, prevRaw: 1234.5}
 	st := exportSeries(s)
-	b, err := st.MarshalBinary()
+	require.Equal(t, SeriesState{Kind: MetricTypeCounter, KindDeclared: true, HasCounterBase: true, CounterBase: 1234.5},
+		SeriesState{Kind: st.Kind, KindDeclared: st.KindDeclared, HasCounterBase: st.HasCounterBase, CounterBase: st.CounterBase})
+	b7, err := st.MarshalBinary()
 	require.NoError(t, err)
-	require.Equal(t, byte(stateFormatV6), b[0])
+	require.Equal(t, byte(stateFormatV7), b7[0])
 	var got SeriesState
+	require.NoError(t, got.UnmarshalBinary(b7))
+	require.Equal(t, st, got)
+
+	// Format 6: the same bytes without the kind, cause and counter base.
+	b := append([]byte(nil), b7[:len(b7)-2-8]...)
+	b[0] = stateFormatV6
+	got = SeriesState{}
 	require.NoError(t, got.UnmarshalBinary(b))
+	st.Kind, st.KindDeclared, st.HasCounterBase, st.CounterBase = MetricTypeUnknown, false, false, 0
 	require.Equal(t, st, got)
 
 	require.Equal(t, c, restoreCalibration(&got))
@@ -170,7 +181,7 @@ func TestSeriesStateCarriesCalibration(t *testing.T) {
 	noDaily.CalPointShort = 0
 	b, err = noDaily.MarshalBinary()
 	require.NoError(t, err)
-	b3 := append([]byte(nil), b[:len(b)-1]...)
+	b3 := append([]byte(nil), b[:len(b)-1-2]...) // CalResN 0, kind, cause
 	b3[0] = stateFormatV3
 	var got3 SeriesState
 	require.NoError(t, got3.UnmarshalBinary(b3))
@@ -199,7 +210,7 @@ func TestSeriesStateCarriesCalibration(t *testing.T) {
 	v1 := SeriesState{Tenant: "t", CalN: 7, CalErrMean: 1, CalErrVar: 2, CalShortErr: 3, Value: 4, LastAboveTs: 9}
 	b, err = v1.MarshalBinary()
 	require.NoError(t, err)
-	b = b[:len(b)-1] // CalVN 0
+	b = b[:len(b)-1-2] // CalVN 0, kind, cause
 	b[0] = stateFormatV1
 	got = SeriesState{}
 	require.NoError(t, got.UnmarshalBinary(b))

@@ -24,12 +24,22 @@ type series struct {
 	count    int16  // values in ring, up to len(ring)
 	lastSeen uint32 // wall clock of the last sample (Unix seconds), for expiry
 
-	seq          uint32 // bumped on every accepted sample; detects stale predictions
-	pending      bool   // queued for inference
-	predValid    bool   // pred is the prediction for the next sample
-	gate         uint16 // index in Detector.gates: direction and minimum deviations
-	lastTs       int64  // newest sample timestamp (ms)
-	enqueuedNano int64  // wall clock when queued for inference
+	seq       uint32 // bumped on every accepted sample; detects stale predictions
+	pending   bool   // queued for inference
+	predValid bool   // pred is the prediction for the next sample
+	gate      uint16 // index in Detector.gates: direction and minimum deviations
+	// kind is what the series is scored as (counter_rate): MetricTypeCounter
+	// on its rate, MetricTypeGauge as sent, MetricTypeUnknown before its
+	// first sample. kindDeclared: metadata said so, not the name.
+	// kindEpoch is the familyTypes epoch it was resolved at (metadata.go),
+	// in 16 bits: the struct must stay in its size class.
+	kind         MetricType
+	kindDeclared bool
+	kindEpoch    uint16
+	// enqueuedMicros is the wall clock when queued for inference
+	// (wallMicros: wraps every 71 minutes, far beyond any latency).
+	enqueuedMicros uint32
+	lastTs         int64 // newest sample timestamp (ms)
 	// prevRaw is a counter's previous raw value (counter_rate, counter.go);
 	// NaN before its first sample and for other series.
 	prevRaw float64

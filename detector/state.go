@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -66,12 +67,27 @@ type SeriesState struct {
 	OpenedAt    int64
 	LastAboveTs int64
 	Peak        float64
+	// Cause is the open anomaly's (format 7; CauseUnknown before).
+	Cause Cause
+
+	// What the series is scored as (counter_rate, format 7): Kind is
+	// MetricTypeUnknown when not resolved yet (and in older records: the
+	// series resolves again at its next sample); KindDeclared says metadata
+	// declared it, not the name. CounterBase is a counter's last raw value,
+	// if HasCounterBase (older records: its next sample only sets the base
+	// again).
+	Kind           MetricType
+	KindDeclared   bool
+	HasCounterBase bool
+	CounterBase    float64
 }
 
 // Format versions: 1 has the error statistics only; 2 appends the value
 // statistics and empirical tails; 3 appends the running range of the
 // values; 4 the daily profile; 5 the spread around the profile, the point
-// term's tail and the sampling interval. All decode.
+// term's tail and the sampling interval; 6 the point residual's short
+// mean; 7 what the series is scored as, a counter's last raw value and the
+// open anomaly's cause. All decode.
 const (
 	stateFormatV1 = 1
 	stateFormatV2 = 2
@@ -79,6 +95,13 @@ const (
 	stateFormatV4 = 4
 	stateFormatV5 = 5
 	stateFormatV6 = 6
+	stateFormatV7 = 7
+)
+
+// Format 7's kind byte: the MetricType in the low bits, and flags.
+const (
+	kindDeclaredBit = 0x80
+	kindBaseBit     = 0x40 // a counter base (8 bytes) follows the cause
 )
 
 // rangeFromMoments is the range a format 2 record restores: mean ± 3
@@ -92,7 +115,7 @@ func (s *SeriesState) MarshalBinary() ([]byte, error) {
 
 // AppendBinary appends the encoding of s to b.
 func (s *SeriesState) AppendBinary(b []byte) ([]byte, error) {
-	b = append(b, stateFormatV6)
+	b = append(b, stateFormatV7)
 	b = appendString(b, s.Tenant)
 	b = binary.AppendUvarint(b, uint64(len(s.Labels)))
 	for _, l := range s.Labels {
@@ -140,6 +163,17 @@ func (s *SeriesState) AppendBinary(b []byte) ([]byte, error) {
 			b = append(b, cycle)
 			b = appendFloat32s(b, s.CalPointShort)
 		}
+	}
+	kind := byte(s.Kind)
+	if s.KindDeclared {
+		kind |= kindDeclaredBit
+	}
+	if s.HasCounterBase {
+		kind |= kindBaseBit
+	}
+	b = append(b, kind, byte(s.Cause))
+	if s.HasCounterBase {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.CounterBase))
 	}
 	return b, nil
 }
@@ -237,7 +271,7 @@ const maxStateItems = 1 << 16
 
 // UnmarshalBinary decodes data produced by MarshalBinary. s does not alias data.
 func (s *SeriesState) UnmarshalBinary(data []byte) error {
-	if len(data) == 0 || data[0] < stateFormatV1 || data[0] > stateFormatV6 {
+	if len(data) == 0 || data[0] < stateFormatV1 || data[0] > stateFormatV7 {
 		return fmt.Errorf("cannot decode series state: unknown format version")
 	}
 	r := stateReader{b: data[1:]}
@@ -309,6 +343,21 @@ func (s *SeriesState) UnmarshalBinary(data []byte) error {
 			}
 		}
 	}
+	if data[0] >= stateFormatV7 {
+		if f := r.fixed(2); f != nil {
+			s.Kind, s.Cause = MetricType(f[0]&^(kindDeclaredBit|kindBaseBit)), Cause(f[1])
+			s.KindDeclared, s.HasCounterBase = f[0]&kindDeclaredBit != 0, f[0]&kindBaseBit != 0
+			if s.Kind > MetricTypeCounter {
+				return fmt.Errorf("cannot decode series state: unknown kind %d", s.Kind)
+			}
+			if !slices.Contains(Causes, s.Cause) {
+				s.Cause = CauseUnknown
+			}
+		}
+		if s.HasCounterBase {
+			s.CounterBase = r.f64()
+		}
+	}
 	if r.err != nil {
 		return fmt.Errorf("cannot decode series state: %w", r.err)
 	}
@@ -376,6 +425,13 @@ func exportSeries(s *series) SeriesState {
 	if a := s.an; a != nil {
 		st.AnomalyOpen = a.id != 0
 		st.OpenedAt, st.LastAboveTs, st.Peak = a.openedAt, a.lastAboveTs, a.peak
+		if st.AnomalyOpen {
+			st.Cause = a.cause
+		}
+	}
+	st.Kind, st.KindDeclared = s.kind, s.kindDeclared
+	if !math.IsNaN(s.prevRaw) {
+		st.HasCounterBase, st.CounterBase = true, s.prevRaw
 	}
 	return st
 }
@@ -436,10 +492,18 @@ func (d *Detector) ImportState(st SeriesState) bool {
 	}
 	if a := s.an; a != nil {
 		a.openedAt, a.lastAboveTs, a.peak = st.OpenedAt, st.LastAboveTs, st.Peak
+		a.cause = st.Cause
+	}
+	// The kind resolves again at the next sample (metadata may have moved
+	// on); a counter continues from its last raw value.
+	s.kind, s.kindDeclared, s.kindEpoch = st.Kind, st.KindDeclared, 0
+	s.prevRaw = math.NaN()
+	if st.HasCounterBase {
+		s.prevRaw = st.CounterBase
 	}
 	if ms != nil && int(s.count) == len(s.ring) && !s.pending {
 		s.pending = true
-		s.enqueuedNano = time.Now().UnixNano()
+		s.enqueuedMicros = wallMicros(time.Now().UnixNano())
 		sh.pending = append(sh.pending, s)
 	}
 	return true

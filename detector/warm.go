@@ -125,8 +125,9 @@ func (d *Detector) Warm(ctx context.Context, hs []WarmSeries, out []WarmOutcome)
 			// restored from a checkpoint costs no inference.
 			out[i] = WarmHasState
 		default:
-			ws = append(ws, warming{i: i, s: d.newSeries(hashSeries(h.Tenant, h.Labels), h.Tenant, h.Labels),
-				counter: d.cfg.CounterRate && isCounter(h.Labels, MetricTypeUnknown)})
+			s := d.newSeries(hashSeries(h.Tenant, h.Labels), h.Tenant, h.Labels)
+			counter, _ := d.resolveKind(s, h.Tenant, h.Labels, MetricTypeUnknown)
+			ws = append(ws, warming{i: i, s: s, counter: counter})
 		}
 	}
 	batch := make([]*series, 0, len(ws))
@@ -151,7 +152,7 @@ func (d *Detector) Warm(ctx context.Context, hs []WarmSeries, out []WarmOutcome)
 			break
 		}
 		for _, s := range batch {
-			s.enqueuedNano = time.Now().UnixNano()
+			s.enqueuedMicros = wallMicros(time.Now().UnixNano())
 		}
 		d.inferMu.Lock()
 		if d.model.Load() != ms {
@@ -253,6 +254,7 @@ func (d *Detector) install(w *series, ms *modelState, counts *scoreCounts, event
 	live.cal = w.cal
 	live.pred, live.predScale, live.predValid = w.pred, w.predScale, true
 	live.lastTs, live.prevRaw = w.lastTs, w.prevRaw
+	live.kind, live.kindDeclared, live.kindEpoch = w.kind, w.kindDeclared, w.kindEpoch
 	// An inference in flight for the old window must not land on this one.
 	live.seq++
 	if scoreNewest {

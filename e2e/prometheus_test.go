@@ -18,9 +18,10 @@ import (
 )
 
 // signalTarget serves one gauge, e2e_signal, that follows a noisy sine and
-// jumps far above it while spiking is set, and two counters that grow by
-// about 50 a scrape: e2e_handled_total, a counter by its name, and
-// e2e_served, one only by its metadata.
+// jumps far above it while spiking is set, two counters that grow by about
+// 50 a scrape: e2e_handled_total, a counter by its name, and e2e_served, one
+// only by its metadata, and a gauge named like a counter, e2e_queue_count,
+// around 20.
 type signalTarget struct {
 	mu      sync.Mutex
 	rng     *rand.Rand
@@ -39,11 +40,13 @@ func (s *signalTarget) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	}
 	s.count += 50 + s.rng.NormFloat64()
 	count := s.count
+	queued := math.Round(20 + 2*s.rng.NormFloat64())
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	fmt.Fprintf(w, "# TYPE e2e_signal gauge\ne2e_signal{series=\"a\"} %g\n", v)
 	fmt.Fprintf(w, "# TYPE e2e_handled_total counter\ne2e_handled_total %g\n", count)
 	fmt.Fprintf(w, "# TYPE e2e_served counter\ne2e_served %g\n", count)
+	fmt.Fprintf(w, "# TYPE e2e_queue_count gauge\ne2e_queue_count %g\n", queued)
 }
 
 func (s *signalTarget) spike() time.Time {
@@ -107,6 +110,9 @@ remote_write:
     url: %s/api/v1/write
     headers: {X-Scope-OrgID: v1}
     queue_config: {batch_send_deadline: 500ms, min_backoff: 100ms}
+    # Remote-Write 1.0 sends the families' types in requests of their own,
+    # every minute by default.
+    metadata_config: {send_interval: 1s}
     write_relabel_configs:
       - {source_labels: [__name__], regex: e2e_.*, action: keep}
   - name: v2
@@ -175,15 +181,24 @@ remote_write:
 	band := promVector(t, storeURL, `count(anomaly_lower{metric="e2e_signal"} < anomaly_expected{metric="e2e_signal"} < anomaly_upper{metric="e2e_signal"})`, before, "")
 	require.Equal(t, 2.0, band[""], "expected value lies inside its bounds for both tenants")
 
-	// Counters are scored on their rate (about 50 a second): by name over
-	// both versions, by Remote-Write 2.0's metadata where the name does not
-	// say; without either (e2e_served over 1.0) on the raw, growing value.
-	handled := promVector(t, promURL, `anomaly_expected{metric="e2e_handled_total"}`, time.Now(), "tenant")
-	require.Len(t, handled, 2)
-	for tenant, v := range handled {
-		require.InDelta(t, 50, v, 10, "tenant %s: expected rate of e2e_handled_total", tenant)
+	// Counters are scored on their rate (about 50 a second) and gauges as
+	// sent, whatever their names say, as the metadata says: Remote-Write
+	// 2.0's per series, 1.0's in metadata requests (sentinel_mesh_metric_families).
+	for _, tc := range []struct {
+		metric string
+		want   float64
+		why    string
+	}{
+		{"e2e_handled_total", 50, "a counter by its name and its metadata: scored on its rate"},
+		{"e2e_served", 50, "a counter by its metadata only: scored on its rate"},
+		{"e2e_queue_count", 20, "a gauge named like a counter: scored as sent"},
+	} {
+		got := promVector(t, promURL, fmt.Sprintf(`anomaly_expected{metric=%q}`, tc.metric), time.Now(), "tenant")
+		require.Len(t, got, 2, tc.metric)
+		for tenant, v := range got {
+			require.InDelta(t, tc.want, v, 10, "tenant %s, %s: %s", tenant, tc.metric, tc.why)
+		}
 	}
-	served := promVector(t, promURL, `anomaly_expected{metric="e2e_served"}`, time.Now(), "tenant")
-	require.InDelta(t, 50, served["v2"], 10, "Remote-Write 2.0 metadata makes e2e_served a counter")
-	require.Greater(t, served["v1"], 1000.0, "over Remote-Write 1.0 e2e_served is scored as sent")
+	families := promVector(t, promURL, `sentinel_mesh_metric_families`, time.Now(), "")
+	require.GreaterOrEqual(t, families[""], 4.0, "the families of Remote-Write 1.0's metadata requests")
 }

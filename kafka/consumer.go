@@ -21,6 +21,9 @@ type Target interface {
 	// AppendTyped is detector.Appender's Append with what the payload
 	// says the series is (Remote-Write 2.0 metadata).
 	AppendTyped(tenant string, lbls detector.Labels, samples []detector.Sample, typ detector.MetricType) detector.AppendStats
+	// AppendMetadata takes the metric family types of Remote-Write 1.0
+	// payloads (detector.MetadataAppender).
+	AppendMetadata(tenant string, families []detector.MetricFamily)
 	Flush() error
 	ExportState(filter func(tenant string, ls detector.Labels) bool, fn func(detector.SeriesState) bool)
 	ImportState(detector.SeriesState) bool
@@ -106,6 +109,7 @@ func NewConsumer(cfg Config, o ConsumerOptions) (*Consumer, error) {
 		batchSeen: make(map[uint64]struct{}),
 		owned:     make(map[topicPartition]struct{}),
 	}
+	c.dec.Metadata = o.Target.AppendMetadata
 	cc := cfg.Consumer
 	start := kgo.NewOffset().AtStart()
 	if cc.StartOffset == "latest" {

@@ -50,6 +50,11 @@ func bad(reason string, err error) error { return &badRecord{reason, err} }
 // Decoder turns records into series. It reuses its buffers and is not safe
 // for concurrent use; one per consumer goroutine.
 type Decoder struct {
+	// Metadata, when set, is called with the metric family types of each
+	// Remote-Write 1.0 payload that carries them, before its series; the
+	// slice is only valid during the call.
+	Metadata func(tenant string, families []detector.MetricFamily)
+
 	cfg          *ConsumerConfig
 	tenantHeader string
 	lim          remotewrite.Limits
@@ -114,6 +119,9 @@ func (d *Decoder) Decode(rec *kgo.Record, fn func(tenant string, ls detector.Lab
 		default:
 			return 0, bad(reasonBadProtobuf, err)
 		}
+	}
+	if len(d.wr.Families) > 0 && d.Metadata != nil {
+		d.Metadata(tenant, d.wr.Families)
 	}
 	for i := range d.wr.Series {
 		s := &d.wr.Series[i]

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -79,4 +80,27 @@ func TestDecodeV2PassesTheMetadataType(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.Equal(t, []detector.MetricType{detector.MetricTypeCounter}, got)
+}
+
+// A Remote-Write 1.0 payload's metadata reaches the target with the
+// record's tenant, before the payload's series.
+func TestDecodeV1PassesTheMetadata(t *testing.T) {
+	b, err := (&prompb.WriteRequest{
+		Metadata:   []prompb.MetricMetadata{{MetricFamilyName: "served", Type: prompb.MetricMetadata_COUNTER}},
+		Timeseries: []prompb.TimeSeries{{Labels: []prompb.Label{{Name: "__name__", Value: "served"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: 2}}}},
+	}).Marshal()
+	require.NoError(t, err)
+	cfg := DefaultConfig()
+	d := NewDecoder(&cfg, remotewrite.DefaultConfig().DecodeLimits(), 1<<16)
+	var calls []string
+	d.Metadata = func(tenant string, fams []detector.MetricFamily) {
+		require.Equal(t, []detector.MetricFamily{{Name: "served", Type: detector.FamilyTypeCounter}}, fams)
+		calls = append(calls, "metadata "+tenant)
+	}
+	rec := &kgo.Record{Topic: "t", Value: snappy.Encode(nil, b), Headers: []kgo.RecordHeader{{Key: cfg.TenantHeader, Value: []byte("team-a")}}}
+	_, err = d.Decode(rec, func(tenant string, _ detector.Labels, _ []detector.Sample, _ detector.MetricType) {
+		calls = append(calls, "series "+tenant)
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"metadata team-a", "series team-a"}, calls)
 }

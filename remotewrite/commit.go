@@ -21,6 +21,12 @@ type Batch = detector.Batch
 // appendRequest appends wr through a per-request Batch when the Appender
 // supports it, and directly otherwise.
 func (h *Handler) appendRequest(ctx context.Context, res result, wr *WriteRequest) result {
+	if len(wr.Families) > 0 {
+		// Before the samples: a request carrying both types its series.
+		if ma, ok := h.app.(detector.MetadataAppender); ok {
+			ma.AppendMetadata(res.tenant, wr.Families)
+		}
+	}
 	ba, ok := h.app.(BatchAppender)
 	if !ok {
 		return h.appendAll(h.app, res, wr)

@@ -127,6 +127,11 @@ type WriteRequest struct {
 	// Symbols is the v2 symbol table; empty for v1.
 	Symbols []string
 
+	// Families holds the metric family types of a v1 request's metadata
+	// (Prometheus sends them in requests of their own); names alias the
+	// buffer. Entries without a valid name are left out.
+	Families []detector.MetricFamily
+
 	// Totals over all series, valid or not.
 	Samples    int
 	Histograms int
@@ -162,6 +167,8 @@ func (wr *WriteRequest) Reset() {
 	wr.many = wr.many[:0]
 	clear(wr.v2Series)
 	wr.v2Series = wr.v2Series[:0]
+	clear(wr.Families)
+	wr.Families = wr.Families[:0]
 	wr.Samples, wr.Histograms, wr.Exemplars, wr.Metadata = 0, 0, 0, 0
 }
 
@@ -189,6 +196,9 @@ func (wr *WriteRequest) checkSampleLimit(lim Limits) error {
 	if len(wr.Series) > lim.MaxSamplesPerRequest {
 		return fmt.Errorf("%w: more than %d series (remote_write.max_samples_per_request bounds series too)", ErrTooManySamples, lim.MaxSamplesPerRequest)
 	}
+	if wr.Metadata > lim.MaxSamplesPerRequest {
+		return fmt.Errorf("%w: more than %d metadata entries (remote_write.max_samples_per_request bounds them too)", ErrTooManySamples, lim.MaxSamplesPerRequest)
+	}
 	return nil
 }
 
@@ -215,11 +225,21 @@ func (wr *WriteRequest) DecodeV1(buf []byte, lim Limits) error {
 			if err := wr.checkSampleLimit(lim); err != nil {
 				return err
 			}
-		case 3: // metadata: tolerated, not used by the detector
+		case 3: // metadata: the metric family types (detector.MetadataAppender)
 			if f.wire != wireLen {
 				return f.wireErr(wireLen, "WriteRequest", "metadata")
 			}
 			wr.Metadata++
+			fam, err := decodeMetadataV1(f.data)
+			if err != nil {
+				return fmt.Errorf("cannot decode metadata %d: %w", wr.Metadata-1, err)
+			}
+			if fam.Name != "" && utf8.ValidString(fam.Name) {
+				wr.Families = append(wr.Families, fam)
+			}
+			if err := wr.checkSampleLimit(lim); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -494,6 +514,54 @@ func (wr *WriteRequest) decodeSeriesV2(b []byte, lim Limits) error {
 	return nil
 }
 
+// decodeMetadataV1 decodes a prometheus.MetricMetadata: the family's type
+// (1) and name (2); help (4) and unit (5) are skipped. The name aliases b.
+func decodeMetadataV1(b []byte) (detector.MetricFamily, error) {
+	var fam detector.MetricFamily
+	for len(b) > 0 {
+		f, rest, err := nextField(b)
+		if err != nil {
+			return fam, fmt.Errorf("cannot decode MetricMetadata: %w", err)
+		}
+		b = rest
+		switch f.num {
+		case 1:
+			if f.wire != wireVarint {
+				return fam, f.wireErr(wireVarint, "MetricMetadata", "type")
+			}
+			fam.Type = familyType(f.num64)
+		case 2:
+			if f.wire != wireLen {
+				return fam, f.wireErr(wireLen, "MetricMetadata", "metric_family_name")
+			}
+			fam.Name = unsafeString(f.data)
+		}
+	}
+	return fam, nil
+}
+
+// familyType maps a MetricType of either version (they share values) to
+// the detector's; values it does not know are unknown.
+func familyType(v uint64) detector.FamilyType {
+	switch v {
+	case metricTypeCounter:
+		return detector.FamilyTypeCounter
+	case metricTypeGauge:
+		return detector.FamilyTypeGauge
+	case metricTypeHistogram:
+		return detector.FamilyTypeHistogram
+	case metricTypeGaugeHistogram:
+		return detector.FamilyTypeGaugeHistogram
+	case metricTypeSummary:
+		return detector.FamilyTypeSummary
+	case metricTypeInfo:
+		return detector.FamilyTypeInfo
+	case metricTypeStateset:
+		return detector.FamilyTypeStateSet
+	}
+	return detector.FamilyTypeUnknown
+}
+
 // decodeMetadataType reads the type of a v2 Metadata message as the
 // detector needs it: counters, and gauges (a gauge named like a counter is
 // not scored on its rate). A classic histogram's or summary's series are
@@ -525,11 +593,14 @@ func decodeMetadataType(b []byte) (detector.MetricType, error) {
 	return t, nil
 }
 
-// io.prometheus.write.v2.Metadata.MetricType values.
+// prometheus.MetricMetadata.MetricType and
+// io.prometheus.write.v2.Metadata.MetricType values (the same).
 const (
 	metricTypeCounter        = 1
 	metricTypeGauge          = 2
+	metricTypeHistogram      = 3
 	metricTypeGaugeHistogram = 4
+	metricTypeSummary        = 5
 	metricTypeInfo           = 6
 	metricTypeStateset       = 7
 )

@@ -299,3 +299,48 @@ func TestDecodeV2ClientGolangTypes(t *testing.T) {
 		})
 	}
 }
+
+// A v1 request's metadata gives the detector its metric families' types;
+// entries without a valid name are left out, and metadata counts against
+// max_samples_per_request like series do.
+func TestDecodeV1Metadata(t *testing.T) {
+	lim := DefaultConfig().limits()
+	req := &prompb.WriteRequest{Metadata: []prompb.MetricMetadata{
+		{MetricFamilyName: "http_requests_total", Type: prompb.MetricMetadata_COUNTER, Help: "h", Unit: "requests"},
+		{MetricFamilyName: "pg_stat_activity_count", Type: prompb.MetricMetadata_GAUGE},
+		{MetricFamilyName: "rpc_seconds", Type: prompb.MetricMetadata_HISTOGRAM},
+		{MetricFamilyName: "queue_seconds", Type: prompb.MetricMetadata_GAUGEHISTOGRAM},
+		{MetricFamilyName: "latency_seconds", Type: prompb.MetricMetadata_SUMMARY},
+		{MetricFamilyName: "build_info", Type: prompb.MetricMetadata_INFO},
+		{MetricFamilyName: "feature_state", Type: prompb.MetricMetadata_STATESET},
+		{MetricFamilyName: "untyped", Type: prompb.MetricMetadata_UNKNOWN},
+		{MetricFamilyName: "", Type: prompb.MetricMetadata_COUNTER},
+		{MetricFamilyName: "bad\xff", Type: prompb.MetricMetadata_COUNTER},
+		{MetricFamilyName: "future", Type: 42},
+	}}
+	b, err := req.Marshal()
+	require.NoError(t, err)
+	var wr WriteRequest
+	require.NoError(t, wr.DecodeV1(b, lim))
+	require.Equal(t, 11, wr.Metadata)
+	require.Equal(t, []detector.MetricFamily{
+		{Name: "http_requests_total", Type: detector.FamilyTypeCounter},
+		{Name: "pg_stat_activity_count", Type: detector.FamilyTypeGauge},
+		{Name: "rpc_seconds", Type: detector.FamilyTypeHistogram},
+		{Name: "queue_seconds", Type: detector.FamilyTypeGaugeHistogram},
+		{Name: "latency_seconds", Type: detector.FamilyTypeSummary},
+		{Name: "build_info", Type: detector.FamilyTypeInfo},
+		{Name: "feature_state", Type: detector.FamilyTypeStateSet},
+		{Name: "untyped", Type: detector.FamilyTypeUnknown},
+		{Name: "future", Type: detector.FamilyTypeUnknown},
+	}, wr.Families)
+	wr.Reset()
+	require.Empty(t, wr.Families)
+
+	lim.MaxSamplesPerRequest = 10
+	require.ErrorIs(t, wr.DecodeV1(b, lim), ErrTooManySamples)
+
+	// A type that is not a varint is malformed.
+	bad := []byte{0x1a, 0x02, 0x0a, 0x00} // metadata { type: (bytes) "" }
+	require.ErrorContains(t, wr.DecodeV1(bad, DefaultConfig().limits()), "MetricMetadata")
+}

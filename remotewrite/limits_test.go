@@ -196,3 +196,43 @@ func TestTenantLimitsIsolateTenants(t *testing.T) {
 	require.Zero(t, metrictest.Value(t, reg, "sentinel_mesh_remote_write_tenant_samples_rate_limited_total", "tenant", "quiet"))
 	require.Zero(t, metrictest.Value(t, reg, "sentinel_mesh_tenant_samples_dropped_total", "tenant", "quiet", "reason", "series_limit"))
 }
+
+// Prometheus sends a family's type in Remote-Write 1.0 metadata requests
+// of their own (queue_config's send_metadata, on by default): through the
+// real handler they type the series of later requests for the detector. A
+// gauge named like a counter is then scored as sent, not as a rate.
+func TestV1MetadataTypesLaterSeries(t *testing.T) {
+	d, h, reg := liveDetector(t, detector.DefaultConfig, DefaultConfig())
+	meta, err := (&prompb.WriteRequest{Metadata: []prompb.MetricMetadata{
+		{MetricFamilyName: "pg_stat_activity_count", Type: prompb.MetricMetadata_GAUGE, Help: "connections"},
+		{MetricFamilyName: "db_queries", Type: prompb.MetricMetadata_COUNTER},
+	}}).Marshal()
+	require.NoError(t, err)
+	rec := post(t, h, ctV1, snap(meta), "X-Scope-OrgID", "db-team")
+	require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
+	require.Equal(t, 2.0, metrictest.Value(t, reg, "sentinel_mesh_metric_families"))
+
+	gauge := lbls("__name__", "pg_stat_activity_count", "job", "db")
+	counter := lbls("__name__", "db_queries", "job", "db") // a counter without _total
+	t0 := int64(1_700_000_000_000)
+	for i := range 200 {
+		ts := t0 + int64(i)*15_000
+		conns := float64(50 + i%7 - 3) // up and down by a few
+		rec := post(t, h, ctV1, snap(marshalV1(t,
+			v1Series(gauge, prompb.Sample{Value: conns, Timestamp: ts}),
+			v1Series(counter, prompb.Sample{Value: float64(1500 * i), Timestamp: ts}),
+		)), "X-Scope-OrgID", "db-team")
+		require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
+		require.NoError(t, d.Flush())
+	}
+	got := map[string]detector.Result{}
+	d.Results(func(r *detector.Result) bool {
+		got[r.Labels.Get("__name__")] = *r
+		return true
+	})
+	require.Contains(t, got, "pg_stat_activity_count")
+	require.Contains(t, got, "db_queries")
+	require.InDelta(t, 50, got["pg_stat_activity_count"].Expected, 5, "the gauge is scored as sent")
+	require.InDelta(t, 100, got["db_queries"].Value, 1e-9, "the counter is scored on its rate")
+	require.Less(t, got["pg_stat_activity_count"].Score, 0.5, "a gauge moving by a few connections is not surprising")
+}
