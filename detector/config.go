@@ -55,8 +55,9 @@ type Config struct {
 	EntityLabels []string `yaml:"entity_labels,omitempty"`
 	// CounterRate scores a counter on its per-second increase instead of its
 	// raw value (counter.go): a series its input says is a counter
-	// (Remote-Write 2.0 metadata) or, without that, whose name ends in
-	// _total, _sum, _count or _bucket. Its expected value and band are then
+	// (Remote-Write 2.0 metadata, or its family's type in Remote-Write 1.0
+	// metadata, metadata.go) or, without that, whose name ends in _total,
+	// _sum, _count or _bucket. Its expected value and band are then
 	// per-second rates too.
 	CounterRate bool `yaml:"counter_rate"`
 	// MaxMetricFamilies caps the metric family types kept from senders'
