@@ -59,7 +59,7 @@ type Detector struct {
 	model     atomic.Pointer[modelState]
 	inferMu   sync.Mutex // one inference pass at a time
 	numSeries atomic.Int64
-	families  *familyTypes // metric family types from senders' metadata
+	families  *FamilyTypes // metric family types from senders' metadata
 	nextID    atomic.Uint64
 	shards    [numShards]shard
 
@@ -95,7 +95,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, sinks ...Ev
 	if cfg.corroborates() {
 		d.entities = newEntityMarks()
 	}
-	d.families = newFamilyTypes(cfg.MaxMetricFamilies)
+	d.families = NewFamilyTypes(cfg.MaxMetricFamilies)
 	d.metrics = newMetrics(reg, d)
 	d.registerCatchUpMetrics(reg)
 	d.registerTenantMetrics(reg)
@@ -163,7 +163,7 @@ func (d *Detector) Append(tenant string, lbls Labels, samples []Sample) AppendSt
 // counter is scored on its rate, counter_rate).
 func (d *Detector) AppendTyped(tenant string, lbls Labels, samples []Sample, typ MetricType) AppendStats {
 	b := d.Begin().(*appendBatch)
-	st := b.appendTyped(tenant, lbls, samples, typ)
+	st := b.AppendTyped(tenant, lbls, samples, typ)
 	_ = b.Commit(context.Background()) // never fails
 	return st
 }
@@ -195,8 +195,10 @@ type appendBatch struct {
 var batchPool = sync.Pool{New: func() any { return new(appendBatch) }}
 
 var (
-	_ Batch        = (*appendBatch)(nil)
-	_ ManyAppender = (*appendBatch)(nil)
+	_ Batch         = (*appendBatch)(nil)
+	_ ManyAppender  = (*appendBatch)(nil)
+	_ TypedAppender = (*appendBatch)(nil)
+	_ TypedAppender = (*Detector)(nil)
 )
 
 // maxPooledScratch bounds the AppendMany scratch a pooled batch keeps.
@@ -207,10 +209,10 @@ const maxPooledScratch = 1 << 16
 const maxPooledEvents = 1024
 
 func (b *appendBatch) Append(tenant string, lbls Labels, samples []Sample) AppendStats {
-	return b.appendTyped(tenant, lbls, samples, MetricTypeUnknown)
+	return b.AppendTyped(tenant, lbls, samples, MetricTypeUnknown)
 }
 
-func (b *appendBatch) appendTyped(tenant string, lbls Labels, samples []Sample, typ MetricType) AppendStats {
+func (b *appendBatch) AppendTyped(tenant string, lbls Labels, samples []Sample, typ MetricType) AppendStats {
 	st := b.d.appendSeries(b, tenant, lbls, samples, typ)
 	b.stats.Add(st)
 	return st

@@ -44,24 +44,28 @@ var _ MetadataAppender = (*Detector)(nil)
 
 type familyKey struct{ tenant, name string }
 
-// familyTypes holds the metric family types of every tenant, up to limit
-// families in all. epoch moves on whenever a family is added or changes
-// type, so that series resolved against an earlier state look again.
-type familyTypes struct {
+// FamilyTypes holds the metric family types of every tenant, up to limit
+// families in all; safe for concurrent use. The detector resolves its
+// series against one, and so does the Kafka producer of --target=receiver,
+// which forwards the types with the samples. epoch moves on whenever a
+// family is added or changes type, so that series resolved against an
+// earlier state look again.
+type FamilyTypes struct {
 	mu    sync.RWMutex
 	types map[familyKey]FamilyType
 	limit int
 	epoch atomic.Uint32
 }
 
-func newFamilyTypes(limit int) *familyTypes {
-	return &familyTypes{types: map[familyKey]FamilyType{}, limit: limit}
+// NewFamilyTypes returns an empty FamilyTypes for up to limit families.
+func NewFamilyTypes(limit int) *FamilyTypes {
+	return &FamilyTypes{types: map[familyKey]FamilyType{}, limit: limit}
 }
 
-// set records families for tenant and returns how many new ones did not fit
+// Set records families for tenant and returns how many new ones did not fit
 // under the limit. Prometheus resends every family each minute: an
 // unchanged family takes only the read lock.
-func (f *familyTypes) set(tenant string, families []MetricFamily) (refused int) {
+func (f *FamilyTypes) Set(tenant string, families []MetricFamily) (refused int) {
 	changed := families[:0:0]
 	f.mu.RLock()
 	for i, fam := range families {
@@ -104,17 +108,18 @@ func (f *familyTypes) set(tenant string, families []MetricFamily) (refused int) 
 	return refused
 }
 
-func (f *familyTypes) len() int {
+// Len is the number of families held.
+func (f *FamilyTypes) Len() int {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return len(f.types)
 }
 
-// seriesType resolves the series named name against its tenant's families:
+// SeriesType resolves the series named name against its tenant's families:
 // the family of that name, or, for the series of a classic histogram or
 // summary and for an OpenMetrics counter, the family the suffix belongs to.
 // MetricTypeUnknown when no family says (the name decides then).
-func (f *familyTypes) seriesType(tenant, name string) MetricType {
+func (f *FamilyTypes) SeriesType(tenant, name string) MetricType {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if len(f.types) == 0 {
@@ -156,7 +161,7 @@ func (d *Detector) AppendMetadata(tenant string, families []MetricFamily) {
 	if len(families) == 0 {
 		return
 	}
-	if refused := d.families.set(tenant, families); refused > 0 {
+	if refused := d.families.Set(tenant, families); refused > 0 {
 		d.metrics.familiesRefused.Add(float64(refused))
 	}
 }
@@ -177,7 +182,7 @@ func (d *Detector) resolveKind(s *series, tenant string, lbls Labels, typ Metric
 		kind, declared = typ, true
 	case kind == MetricTypeUnknown || s.kindEpoch != epoch:
 		s.kindEpoch = epoch
-		if t := d.families.seriesType(tenant, lbls.Get(MetricNameLabel)); t != MetricTypeUnknown {
+		if t := d.families.SeriesType(tenant, lbls.Get(MetricNameLabel)); t != MetricTypeUnknown {
 			kind, declared = t, true
 		} else if !declared {
 			kind = MetricTypeGauge

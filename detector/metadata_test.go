@@ -10,8 +10,8 @@ import (
 )
 
 func TestFamilyTypesResolveSeries(t *testing.T) {
-	f := newFamilyTypes(100)
-	require.Zero(t, f.set("t", []MetricFamily{
+	f := NewFamilyTypes(100)
+	require.Zero(t, f.Set("t", []MetricFamily{
 		{"http_requests_total", FamilyTypeCounter},
 		{"pg_stat_activity_count", FamilyTypeGauge},
 		{"request_duration_seconds", FamilyTypeHistogram},
@@ -40,26 +40,26 @@ func TestFamilyTypesResolveSeries(t *testing.T) {
 		{"t", "unknown_total", MetricTypeUnknown},
 		{"other", "pg_stat_activity_count", MetricTypeUnknown}, // per tenant
 	} {
-		require.Equal(t, tc.want, f.seriesType(tc.tenant, tc.name), "%s/%s", tc.tenant, tc.name)
+		require.Equal(t, tc.want, f.SeriesType(tc.tenant, tc.name), "%s/%s", tc.tenant, tc.name)
 	}
 
 	// Resending the same types does not move the epoch; a change does.
 	e := f.epoch.Load()
-	f.set("t", []MetricFamily{{"http_requests_total", FamilyTypeCounter}})
+	f.Set("t", []MetricFamily{{"http_requests_total", FamilyTypeCounter}})
 	require.Equal(t, e, f.epoch.Load())
-	f.set("t", []MetricFamily{{"http_requests_total", FamilyTypeGauge}})
+	f.Set("t", []MetricFamily{{"http_requests_total", FamilyTypeGauge}})
 	require.Equal(t, e+1, f.epoch.Load())
-	require.Equal(t, MetricTypeGauge, f.seriesType("t", "http_requests_total"))
+	require.Equal(t, MetricTypeGauge, f.SeriesType("t", "http_requests_total"))
 }
 
 func TestMetadataIsBoundedByMaxMetricFamilies(t *testing.T) {
 	d, _ := newTestDetector(t, func(c *Config) { c.MaxMetricFamilies = 2 })
 	d.AppendMetadata("t", []MetricFamily{{"a", FamilyTypeGauge}, {"b", FamilyTypeGauge}, {"c_total", FamilyTypeGauge}})
-	require.Equal(t, 2, d.families.len())
+	require.Equal(t, 2, d.families.Len())
 	require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.familiesRefused))
 	// A known family may still change type at the limit.
 	d.AppendMetadata("t", []MetricFamily{{"a", FamilyTypeCounter}})
-	require.Equal(t, MetricTypeCounter, d.families.seriesType("t", "a"))
+	require.Equal(t, MetricTypeCounter, d.families.SeriesType("t", "a"))
 	require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.familiesRefused))
 	require.Error(t, (&Config{MaxMetricFamilies: 0}).Validate())
 }

@@ -140,7 +140,7 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "sentinel_mesh_metric_families",
 				Help: "Metric family types kept from senders' metadata (over all tenants), by which series are scored on their rate or as sent (detector.counter_rate).",
-			}, func() float64 { return float64(d.families.len()) }),
+			}, func() float64 { return float64(d.families.Len()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "sentinel_mesh_series_limit",
 				Help: "The configured detector.max_series.",

@@ -113,6 +113,13 @@ type Appender interface {
 	Append(tenant string, lbls Labels, samples []Sample) AppendStats
 }
 
+// TypedAppender is an Appender that also takes what the input says a series
+// is (a counter is scored on its rate, counter_rate); inputs use it when it
+// is there.
+type TypedAppender interface {
+	AppendTyped(tenant string, lbls Labels, samples []Sample, typ MetricType) AppendStats
+}
+
 // BatchAppender is an Appender that can also take many series as one batch,
 // as an input does with one request: per-batch work (the clock, self-metrics,
 // handing events to the sinks, or forwarding somewhere durable) happens once

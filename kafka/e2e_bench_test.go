@@ -73,7 +73,7 @@ func buildLoad(series, senders, perSender int) *e2eLoad {
 			ts := t0 + int64(r)*15_000
 			for i := range series {
 				v := 1000 + float64(r)*0.5 + float64((i*7+r*3)%11)
-				raw = appendWriteRequestV1(raw, labels[i], []detector.Sample{{TimestampMs: ts, Value: v}})
+				raw = appendWriteRequestV1(raw, labels[i], []detector.Sample{{TimestampMs: ts, Value: v}}, detector.MetricTypeUnknown)
 			}
 			l.payloads[s][r] = snappy.Encode(nil, raw)
 		}

@@ -10,8 +10,11 @@ import (
 )
 
 // appendWriteRequestV1 appends a prometheus.WriteRequest (Remote-Write 1.0)
-// holding one series to b, in protobuf wire format.
-func appendWriteRequestV1(b []byte, lbls detector.Labels, samples []detector.Sample) []byte {
+// holding one series to b, in protobuf wire format. A known typ adds a
+// metadata entry naming the series' own name as the family (a counter's or
+// gauge's series is named as its family in the Prometheus text format), so
+// the consuming detector types it (detector.MetadataAppender).
+func appendWriteRequestV1(b []byte, lbls detector.Labels, samples []detector.Sample, typ detector.MetricType) []byte {
 	tsLen := 0
 	for _, l := range lbls {
 		n := labelLen(l)
@@ -39,6 +42,21 @@ func appendWriteRequestV1(b []byte, lbls detector.Labels, samples []detector.Sam
 		b = append(b, 2<<3|0) // Sample.timestamp, varint
 		b = binary.AppendUvarint(b, uint64(s.TimestampMs))
 	}
+	var metaType byte
+	switch typ {
+	case detector.MetricTypeCounter:
+		metaType = 1 // prometheus.MetricMetadata.COUNTER
+	case detector.MetricTypeGauge:
+		metaType = 2 // GAUGE
+	}
+	if name := lbls.Get(detector.MetricNameLabel); metaType != 0 && name != "" {
+		b = append(b, 3<<3|2) // WriteRequest.metadata
+		b = binary.AppendUvarint(b, uint64(2+1+uvarintLen(uint64(len(name)))+len(name)))
+		b = append(b, 1<<3|0, metaType) // MetricMetadata.type
+		b = append(b, 2<<3|2)           // MetricMetadata.metric_family_name
+		b = binary.AppendUvarint(b, uint64(len(name)))
+		b = append(b, name...)
+	}
 	return b
 }
 
@@ -62,6 +80,12 @@ func uvarintLen(v uint64) int {
 // request, the payload the producer writes. scratch is reused for the
 // uncompressed protobuf and returned.
 func EncodeSeriesV1(lbls detector.Labels, samples []detector.Sample, scratch []byte) (payload, newScratch []byte) {
-	scratch = appendWriteRequestV1(scratch[:0], lbls, samples)
+	return EncodeTypedSeriesV1(lbls, samples, detector.MetricTypeUnknown, scratch)
+}
+
+// EncodeTypedSeriesV1 is EncodeSeriesV1 for a series of a known type, which
+// the request's metadata then carries.
+func EncodeTypedSeriesV1(lbls detector.Labels, samples []detector.Sample, typ detector.MetricType, scratch []byte) (payload, newScratch []byte) {
+	scratch = appendWriteRequestV1(scratch[:0], lbls, samples, typ)
 	return snappy.Encode(nil, scratch), scratch
 }

@@ -33,7 +33,17 @@ type Producer struct {
 	m       *Metrics
 	logger  *slog.Logger
 	scratch sync.Pool
+	// families holds the metric family types of the Remote-Write 1.0
+	// metadata requests this receiver took, so that each series' record
+	// says what the series is (detector.counter_rate) to the detector that
+	// consumes it.
+	families *detector.FamilyTypes
 }
+
+var (
+	_ detector.MetadataAppender = (*Producer)(nil)
+	_ detector.TypedAppender    = (*produceBatch)(nil)
+)
 
 // ProducerOptions are the code-level settings of NewProducer.
 type ProducerOptions struct {
@@ -42,6 +52,9 @@ type ProducerOptions struct {
 	Selection detector.Selection
 	Metrics   *Metrics
 	Logger    *slog.Logger
+	// MaxMetricFamilies bounds the metric family types kept from metadata
+	// (detector.max_metric_families); 0 takes the detector's default.
+	MaxMetricFamilies int
 	// ExtraOpts are appended to the kgo options (tests).
 	ExtraOpts []kgo.Opt
 }
@@ -81,7 +94,17 @@ func NewProducer(cfg Config, o ProducerOptions) (*Producer, error) {
 		timeout: time.Duration(cfg.Producer.Timeout), sel: o.Selection, m: o.Metrics, logger: o.Logger,
 	}
 	p.scratch.New = func() any { return new([]byte) }
+	if o.MaxMetricFamilies <= 0 {
+		o.MaxMetricFamilies = detector.DefaultConfig.MaxMetricFamilies
+	}
+	p.families = detector.NewFamilyTypes(o.MaxMetricFamilies)
 	return p, nil
+}
+
+// AppendMetadata keeps the metric family types of a metadata request: the
+// records of later series of those families carry their type.
+func (p *Producer) AppendMetadata(tenant string, families []detector.MetricFamily) {
+	p.families.Set(tenant, families)
 }
 
 // Close flushes nothing (every batch is synchronous) and closes the client.
@@ -94,7 +117,7 @@ func (p *Producer) Begin() remotewrite.Batch { return &produceBatch{p: p} }
 // is for other callers of a plain detector.Appender.
 func (p *Producer) Append(tenant string, lbls detector.Labels, samples []detector.Sample) detector.AppendStats {
 	b := produceBatch{p: p}
-	st := b.Append(tenant, lbls, samples)
+	st := b.AppendTyped(tenant, lbls, samples, detector.MetricTypeUnknown)
 	if err := b.Commit(context.Background()); err != nil {
 		p.logger.Warn("cannot produce series", "err", err)
 		return detector.AppendStats{SeriesCap: len(samples)}
@@ -102,11 +125,16 @@ func (p *Producer) Append(tenant string, lbls detector.Labels, samples []detecto
 	return st
 }
 
-// record encodes one series; it copies everything it needs from lbls and samples.
-func (p *Producer) record(tenant string, lbls detector.Labels, samples []detector.Sample) *kgo.Record {
+// record encodes one series of type typ (as its input or its family's
+// metadata says; unknown: the consuming detector goes by its name); it
+// copies everything it needs from lbls and samples.
+func (p *Producer) record(tenant string, lbls detector.Labels, samples []detector.Sample, typ detector.MetricType) *kgo.Record {
+	if typ == detector.MetricTypeUnknown {
+		typ = p.families.SeriesType(tenant, lbls.Get(detector.MetricNameLabel))
+	}
 	sp := p.scratch.Get().(*[]byte)
 	var payload []byte
-	payload, *sp = EncodeSeriesV1(lbls, samples, *sp)
+	payload, *sp = EncodeTypedSeriesV1(lbls, samples, typ, *sp)
 	p.scratch.Put(sp)
 	key := binary.BigEndian.AppendUint64(make([]byte, 0, 8), detector.SeriesHash(tenant, lbls))
 	return &kgo.Record{
@@ -130,13 +158,18 @@ type produceBatch struct {
 
 // Append encodes the series into a record; nothing is sent before Commit.
 func (b *produceBatch) Append(tenant string, lbls detector.Labels, samples []detector.Sample) detector.AppendStats {
+	return b.AppendTyped(tenant, lbls, samples, detector.MetricTypeUnknown)
+}
+
+// AppendTyped is Append for a series its input says the type of.
+func (b *produceBatch) AppendTyped(tenant string, lbls detector.Labels, samples []detector.Sample, typ detector.MetricType) detector.AppendStats {
 	if len(samples) == 0 {
 		return detector.AppendStats{}
 	}
 	if !b.p.sel.Matches(lbls) {
 		return detector.AppendStats{Unselected: len(samples)}
 	}
-	b.recs = append(b.recs, b.p.record(tenant, lbls, samples))
+	b.recs = append(b.recs, b.p.record(tenant, lbls, samples, typ))
 	b.samples += len(samples)
 	return detector.AppendStats{Accepted: len(samples)}
 }

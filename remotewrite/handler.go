@@ -320,6 +320,7 @@ func (h *Handler) appendAll(app detector.Appender, res result, wr *WriteRequest)
 	res.series = len(wr.Series)
 	res.exemplars = wr.Exemplars
 	many, _ := app.(detector.ManyAppender)
+	typed, _ := app.(detector.TypedAppender)
 	for i := range wr.Series {
 		s := &wr.Series[i]
 		if s.Problem != ProblemNone {
@@ -335,6 +336,8 @@ func (h *Handler) appendAll(app detector.Appender, res result, wr *WriteRequest)
 		case len(s.Samples) == 0:
 		case many != nil:
 			wr.many = append(wr.many, detector.SeriesSamples{Labels: s.Labels, Samples: s.Samples, Type: s.Type})
+		case typed != nil:
+			st.Add(typed.AppendTyped(res.tenant, s.Labels, s.Samples, s.Type))
 		default:
 			st.Add(app.Append(res.tenant, s.Labels, s.Samples))
 		}

@@ -42,9 +42,10 @@ func (a *App) remoteWriteAppender() (detector.Appender, func() bool, error) {
 			return nil, nil, errors.New("--target=receiver needs kafka.brokers and kafka.producer.topic")
 		}
 		p, err := kafka.NewProducer(a.cfg.Kafka, kafka.ProducerOptions{
-			Selection: a.cfg.Detector.Selection,
-			Metrics:   a.kafkaMetrics(),
-			Logger:    a.logger.With("component", "kafka-producer"),
+			Selection:         a.cfg.Detector.Selection,
+			MaxMetricFamilies: a.cfg.Detector.MaxMetricFamilies,
+			Metrics:           a.kafkaMetrics(),
+			Logger:            a.logger.With("component", "kafka-producer"),
 		})
 		if err != nil {
 			return nil, nil, err
