@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sentinel-mesh/sentinel-mesh/detector"
@@ -47,6 +49,32 @@ func (s *signalTarget) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintf(w, "# TYPE e2e_handled_total counter\ne2e_handled_total %g\n", count)
 	fmt.Fprintf(w, "# TYPE e2e_served counter\ne2e_served %g\n", count)
 	fmt.Fprintf(w, "# TYPE e2e_queue_count gauge\ne2e_queue_count %g\n", queued)
+}
+
+// nativeHistogramTarget serves e2e_latency_seconds, a native histogram
+// (protobuf exposition) that observes 20 latencies of about 100 ms before
+// each scrape: 20 observations a second at a 1 s scrape.
+func nativeHistogramTarget(t *testing.T) *httptest.Server {
+	reg := prometheus.NewRegistry()
+	latency := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:                        "e2e_latency_seconds",
+		Help:                        "Request latency.",
+		NativeHistogramBucketFactor: 1.1,
+	})
+	reg.MustRegister(latency)
+	rng := rand.New(rand.NewPCG(9, 9))
+	var mu sync.Mutex
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		for range 20 {
+			latency.Observe(0.1 + 0.01*rng.NormFloat64())
+		}
+		mu.Unlock()
+		metrics.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 func (s *signalTarget) spike() time.Time {
@@ -92,6 +120,7 @@ remote_write_out:
 	target := &signalTarget{rng: rand.New(rand.NewPCG(7, 7))}
 	targetSrv := httptest.NewServer(target)
 	t.Cleanup(targetSrv.Close)
+	histSrv := nativeHistogramTarget(t)
 
 	promAddr := freePort(t)
 	dir := t.TempDir()
@@ -101,6 +130,9 @@ global:
   evaluation_interval: 1s
 scrape_configs:
   - job_name: signal
+    static_configs: [{targets: [%q]}]
+  - job_name: native-histogram
+    scrape_native_histograms: true
     static_configs: [{targets: [%q]}]
   - job_name: sentinel-mesh
     honor_labels: true
@@ -113,6 +145,7 @@ remote_write:
     # Remote-Write 1.0 sends the families' types in requests of their own,
     # every minute by default.
     metadata_config: {send_interval: 1s}
+    send_native_histograms: true
     write_relabel_configs:
       - {source_labels: [__name__], regex: e2e_.*, action: keep}
   - name: v2
@@ -120,9 +153,10 @@ remote_write:
     protobuf_message: io.prometheus.write.v2.Request
     headers: {X-Scope-OrgID: v2}
     queue_config: {batch_send_deadline: 500ms, min_backoff: 100ms}
+    send_native_histograms: true
     write_relabel_configs:
       - {source_labels: [__name__], regex: e2e_.*, action: keep}
-`, targetSrv.Listener.Addr().String(), sentinelURL[len("http://"):], sentinelURL, sentinelURL)
+`, targetSrv.Listener.Addr().String(), histSrv.Listener.Addr().String(), sentinelURL[len("http://"):], sentinelURL, sentinelURL)
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(promCfg), 0o644))
 	startProcess(t, prom,
@@ -192,11 +226,15 @@ remote_write:
 		{"e2e_handled_total", 50, "a counter by its name and its metadata: scored on its rate"},
 		{"e2e_served", 50, "a counter by its metadata only: scored on its rate"},
 		{"e2e_queue_count", 20, "a gauge named like a counter: scored as sent"},
+		// A native histogram is scored as histogram_count() and
+		// histogram_sum(): 20 observations a second of about 100 ms.
+		{"e2e_latency_seconds_count", 20, "a native histogram's observation rate"},
+		{"e2e_latency_seconds_sum", 2, "the rate of a native histogram's sum"},
 	} {
 		got := promVector(t, promURL, fmt.Sprintf(`anomaly_expected{metric=%q}`, tc.metric), time.Now(), "tenant")
 		require.Len(t, got, 2, tc.metric)
 		for tenant, v := range got {
-			require.InDelta(t, tc.want, v, 10, "tenant %s, %s: %s", tenant, tc.metric, tc.why)
+			require.InEpsilon(t, tc.want, v, 0.3, "tenant %s, %s: %s", tenant, tc.metric, tc.why)
 		}
 	}
 	families := promVector(t, promURL, `sentinel_mesh_metric_families`, time.Now(), "")

@@ -34,13 +34,14 @@ type Config struct {
 	// DefaultTenant is used when the tenant header is absent or empty.
 	DefaultTenant string `yaml:"default_tenant"`
 	// AcceptNativeHistograms decides what happens to native histogram
-	// samples, which the detector cannot score. false (default): they are
+	// samples. true (default): they are accepted and scored as the two
+	// series PromQL's histogram_count() and histogram_sum() give, named
+	// <name>_count and <name>_sum (counters, scored on their rates; a gauge
+	// histogram's are gauges), and reported in
+	// X-Prometheus-Remote-Write-Histograms-Written. false: they are
 	// rejected, counted, and the response is 400 naming how many were
 	// rejected, after the float series of the same request were appended
-	// (a partial write per the 2.0 spec). true: they are accepted and
-	// ignored: counted in samples_dropped_total{reason="histogram_ignored"}
-	// and reported in X-Prometheus-Remote-Write-Histograms-Written, so the
-	// sender does not retry or log them as failures.
+	// (a partial write per the 2.0 spec).
 	AcceptNativeHistograms bool `yaml:"accept_native_histograms"`
 	// MaxErrorsInResponse bounds how many individual problems a 400 response
 	// body lists; the counts of all problems are always included.
@@ -77,16 +78,17 @@ const (
 // left out.
 func DefaultConfig() Config {
 	return Config{
-		MaxBodyBytes:          DefaultMaxBodyBytes,
-		MaxDecodedBytes:       DefaultMaxDecodedBytes,
-		MaxLabelsPerSeries:    DefaultMaxLabelsPerSeries,
-		MaxLabelNameLength:    DefaultMaxLabelNameLength,
-		MaxLabelValueLength:   DefaultMaxLabelValueLength,
-		MaxSamplesPerRequest:  DefaultMaxSamplesPerRequest,
-		TenantHeader:          DefaultTenantHeader,
-		DefaultTenant:         DefaultTenant,
-		MaxErrorsInResponse:   DefaultMaxErrorsInResponse,
-		MaxConcurrentRequests: DefaultMaxConcurrentRequests,
+		MaxBodyBytes:           DefaultMaxBodyBytes,
+		MaxDecodedBytes:        DefaultMaxDecodedBytes,
+		MaxLabelsPerSeries:     DefaultMaxLabelsPerSeries,
+		MaxLabelNameLength:     DefaultMaxLabelNameLength,
+		MaxLabelValueLength:    DefaultMaxLabelValueLength,
+		MaxSamplesPerRequest:   DefaultMaxSamplesPerRequest,
+		TenantHeader:           DefaultTenantHeader,
+		DefaultTenant:          DefaultTenant,
+		MaxErrorsInResponse:    DefaultMaxErrorsInResponse,
+		MaxConcurrentRequests:  DefaultMaxConcurrentRequests,
+		AcceptNativeHistograms: true,
 	}
 }
 

@@ -70,6 +70,10 @@ type Limits struct {
 	MaxLabelNameLength   int
 	MaxLabelValueLength  int
 	MaxSamplesPerRequest int
+	// NativeHistograms derives from each series of native histograms the
+	// two float series the detector scores (accept_native_histograms,
+	// deriveHistogramSeries); false leaves the histograms undecoded.
+	NativeHistograms bool
 }
 
 func (c Config) limits() Limits {
@@ -78,6 +82,7 @@ func (c Config) limits() Limits {
 		MaxLabelNameLength:   c.MaxLabelNameLength,
 		MaxLabelValueLength:  c.MaxLabelValueLength,
 		MaxSamplesPerRequest: c.MaxSamplesPerRequest,
+		NativeHistograms:     c.AcceptNativeHistograms,
 	}
 }
 
@@ -96,9 +101,17 @@ type Series struct {
 	// counters are scored on their rate (detector.counter_rate).
 	Type detector.MetricType
 	// Histograms and Exemplars count the native histogram samples and
-	// exemplars of the series; neither is decoded further.
+	// exemplars of the series. Exemplars are not decoded further; with
+	// Limits.NativeHistograms a histogram's count, sum and timestamp are,
+	// into the series derived from it (FromHistogram).
 	Histograms int
 	Exemplars  int
+	// FromHistogram marks a float series derived from the native
+	// histograms of the series before it in Series: their count or sum
+	// (deriveHistogramSeries). Its samples are the histograms' and are
+	// reported as histograms, not as float samples.
+	FromHistogram bool
+	histograms    []histogramSample
 
 	Problem Problem
 	// Detail locates the problem: the offending label name (or value for
@@ -140,6 +153,7 @@ type WriteRequest struct {
 
 	labelsPool  []detector.Label
 	samplesPool []detector.Sample
+	histPool    []histogramSample
 	refs        []uint32
 	// symbolValid[i] says whether Symbols[i] is valid UTF-8. v2 series
 	// share symbols, so each is checked once per request instead of once
@@ -161,6 +175,7 @@ func (wr *WriteRequest) Reset() {
 	clear(wr.labelsPool)
 	wr.labelsPool = wr.labelsPool[:0]
 	wr.samplesPool = wr.samplesPool[:0]
+	wr.histPool = wr.histPool[:0]
 	wr.refs = wr.refs[:0]
 	wr.symbolValid = wr.symbolValid[:0]
 	clear(wr.many)
@@ -242,6 +257,7 @@ func (wr *WriteRequest) DecodeV1(buf []byte, lim Limits) error {
 			}
 		}
 	}
+	wr.deriveHistogramSeries(lim)
 	return nil
 }
 
@@ -300,8 +316,9 @@ func (wr *WriteRequest) decodeSeriesV1(b []byte, lim Limits) error {
 			if f.wire != wireLen {
 				return f.wireErr(wireLen, "TimeSeries", "histograms")
 			}
-			s.Histograms++
-			wr.Histograms++
+			if err := wr.decodeHistogram(s, f.data, lim); err != nil {
+				return err
+			}
 		}
 	}
 	wr.finishSeries(s, labelsStart, samplesStart, nLabels, lim, true)
@@ -406,6 +423,7 @@ func (wr *WriteRequest) DecodeV2(buf []byte, lim Limits) error {
 			return err
 		}
 	}
+	wr.deriveHistogramSeries(lim)
 	return nil
 }
 
@@ -456,8 +474,9 @@ func (wr *WriteRequest) decodeSeriesV2(b []byte, lim Limits) error {
 			if f.wire != wireLen {
 				return f.wireErr(wireLen, "TimeSeries", "histograms")
 			}
-			s.Histograms++
-			wr.Histograms++
+			if err := wr.decodeHistogram(s, f.data, lim); err != nil {
+				return err
+			}
 		case 4: // exemplars
 			if f.wire != wireLen {
 				return f.wireErr(wireLen, "TimeSeries", "exemplars")
@@ -512,6 +531,119 @@ func (wr *WriteRequest) decodeSeriesV2(b []byte, lim Limits) error {
 	}
 	wr.finishSeries(s, labelsStart, samplesStart, nLabels, lim, false)
 	return nil
+}
+
+// histogramSample is what the detector scores of one native histogram
+// sample: its observation count and sum, cumulative unless gauge.
+type histogramSample struct {
+	timestampMs int64
+	count, sum  float64
+	gauge       bool // a gauge histogram (reset hint GAUGE)
+}
+
+// decodeHistogram counts one native histogram sample of s and, with
+// lim.NativeHistograms, decodes its count, sum, reset hint and timestamp
+// (v1's prometheus.Histogram and v2's io.prometheus.write.v2.Histogram
+// share these field numbers); the buckets are skipped.
+func (wr *WriteRequest) decodeHistogram(s *Series, b []byte, lim Limits) error {
+	s.Histograms++
+	wr.Histograms++
+	if wr.Samples+wr.Histograms > lim.MaxSamplesPerRequest {
+		return wr.checkSampleLimit(lim)
+	}
+	if !lim.NativeHistograms {
+		return nil
+	}
+	var h histogramSample
+	for len(b) > 0 {
+		f, rest, err := nextField(b)
+		if err != nil {
+			return fmt.Errorf("cannot decode Histogram: %w", err)
+		}
+		b = rest
+		switch f.num {
+		case 1: // count_int
+			if f.wire != wireVarint {
+				return f.wireErr(wireVarint, "Histogram", "count_int")
+			}
+			h.count = float64(f.num64)
+		case 2: // count_float
+			if f.wire != wireI64 {
+				return f.wireErr(wireI64, "Histogram", "count_float")
+			}
+			h.count = math.Float64frombits(f.num64)
+		case 3: // sum
+			if f.wire != wireI64 {
+				return f.wireErr(wireI64, "Histogram", "sum")
+			}
+			h.sum = math.Float64frombits(f.num64)
+		case 14: // reset_hint
+			if f.wire != wireVarint {
+				return f.wireErr(wireVarint, "Histogram", "reset_hint")
+			}
+			h.gauge = f.num64 == histogramResetHintGauge
+		case 15: // timestamp
+			if f.wire != wireVarint {
+				return f.wireErr(wireVarint, "Histogram", "timestamp")
+			}
+			h.timestampMs = int64(f.num64)
+		}
+	}
+	start := len(wr.histPool) - len(s.histograms)
+	wr.histPool = append(wr.histPool, h)
+	end := len(wr.histPool)
+	s.histograms = wr.histPool[start:end:end]
+	return nil
+}
+
+// histogramResetHintGauge is Histogram.ResetHint GAUGE (both versions).
+const histogramResetHintGauge = 3
+
+// deriveHistogramSeries appends, for every valid series with decoded native
+// histograms, the two float series PromQL's histogram_count() and
+// histogram_sum() give: its name with _count and _sum, the classic
+// histogram's names, with the series' other labels. They are counters (a
+// gauge histogram's are gauges), so the detector scores the histogram's
+// observation rate and the rate of its sum. The derived names are the
+// only allocations.
+func (wr *WriteRequest) deriveHistogramSeries(lim Limits) {
+	n := len(wr.Series)
+	for i := range n {
+		if len(wr.Series[i].histograms) == 0 || wr.Series[i].Problem != ProblemNone {
+			continue
+		}
+		for _, suffix := range [...]string{"_count", "_sum"} {
+			src := &wr.Series[i] // appending may move wr.Series
+			typ := detector.MetricTypeCounter
+			labelsStart, samplesStart := len(wr.labelsPool), len(wr.samplesPool)
+			for _, l := range src.Labels {
+				if l.Name == detector.MetricNameLabel {
+					l.Value += suffix
+				}
+				wr.labelsPool = append(wr.labelsPool, l)
+			}
+			for _, h := range src.histograms {
+				v := h.count
+				if suffix == "_sum" || detector.IsStaleNaN(h.sum) {
+					// A stale histogram is marked by its sum: both
+					// series go stale.
+					v = h.sum
+				}
+				if h.gauge {
+					typ = detector.MetricTypeGauge
+				}
+				wr.samplesPool = append(wr.samplesPool, detector.Sample{TimestampMs: h.timestampMs, Value: v})
+			}
+			d := wr.nextSeries()
+			d.FromHistogram, d.Type = true, typ
+			end := len(wr.labelsPool)
+			d.Labels = wr.labelsPool[labelsStart:end:end]
+			end = len(wr.samplesPool)
+			d.Samples = wr.samplesPool[samplesStart:end:end]
+			// The suffix may take the name past max_label_value_length.
+			d.Problem, d.Detail = validateLabels(d.Labels, lim, false)
+		}
+	}
 }
 
 // decodeMetadataV1 decodes a prometheus.MetricMetadata: the family's type

@@ -344,3 +344,77 @@ func TestDecodeV1Metadata(t *testing.T) {
 	bad := []byte{0x1a, 0x02, 0x0a, 0x00} // metadata { type: (bytes) "" }
 	require.ErrorContains(t, wr.DecodeV1(bad, DefaultConfig().limits()), "MetricMetadata")
 }
+
+// Native histograms become the two float series PromQL's histogram_count()
+// and histogram_sum() give, with the histograms' timestamps: counters, or
+// gauges for a gauge histogram; a stale histogram makes both stale.
+func TestDecodeDerivesHistogramSeries(t *testing.T) {
+	lim := DefaultConfig().limits()
+	require.True(t, lim.NativeHistograms, "scored by default")
+	staleSum := staleNaN
+	v1 := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: []prompb.Label{{Name: "__name__", Value: "rpc_seconds"}, {Name: "job", Value: "api"}}, Histograms: []prompb.Histogram{
+			{Count: &prompb.Histogram_CountInt{CountInt: 10}, Sum: 2.5, Timestamp: 1000, Schema: 3, PositiveSpans: []prompb.BucketSpan{{Offset: 0, Length: 1}}, PositiveDeltas: []int64{10}},
+			{Count: &prompb.Histogram_CountFloat{CountFloat: 12.5}, Sum: 3, Timestamp: 2000},
+			{Count: &prompb.Histogram_CountFloat{}, Sum: staleSum, Timestamp: 3000},
+		}},
+		{Labels: []prompb.Label{{Name: "__name__", Value: "queue_size"}}, Histograms: []prompb.Histogram{
+			{Count: &prompb.Histogram_CountInt{CountInt: 4}, Sum: 40, Timestamp: 1000, ResetHint: prompb.Histogram_GAUGE},
+		}},
+		{Labels: []prompb.Label{{Name: "__name__", Value: "up"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: 1000}}},
+	}}
+	b, err := v1.Marshal()
+	require.NoError(t, err)
+	var wr WriteRequest
+	require.NoError(t, wr.DecodeV1(b, lim))
+	type derived struct {
+		Labels  detector.Labels
+		Samples []detector.Sample
+		Type    detector.MetricType
+	}
+	var got []derived
+	for _, s := range wr.Series {
+		require.Equal(t, ProblemNone, s.Problem)
+		if s.FromHistogram {
+			got = append(got, derived{s.Labels, s.Samples, s.Type})
+		}
+	}
+	want := []derived{
+		{detector.FromStrings("__name__", "rpc_seconds_count", "job", "api"), []detector.Sample{{TimestampMs: 1000, Value: 10}, {TimestampMs: 2000, Value: 12.5}, {TimestampMs: 3000, Value: staleSum}}, detector.MetricTypeCounter},
+		{detector.FromStrings("__name__", "rpc_seconds_sum", "job", "api"), []detector.Sample{{TimestampMs: 1000, Value: 2.5}, {TimestampMs: 2000, Value: 3}, {TimestampMs: 3000, Value: staleSum}}, detector.MetricTypeCounter},
+		{detector.FromStrings("__name__", "queue_size_count"), []detector.Sample{{TimestampMs: 1000, Value: 4}}, detector.MetricTypeGauge},
+		{detector.FromStrings("__name__", "queue_size_sum"), []detector.Sample{{TimestampMs: 1000, Value: 40}}, detector.MetricTypeGauge},
+	}
+	require.Empty(t, cmp.Diff(want, got, floatBits))
+	require.Equal(t, 4, wr.Histograms)
+	require.Equal(t, 1, wr.Samples)
+
+	// Remote-Write 2.0 carries the same fields.
+	b2 := newV2Builder()
+	ts := b2.add([]string{"__name__", "rpc_seconds"})
+	ts.Histograms = []writev2.Histogram{{Count: &writev2.Histogram_CountInt{CountInt: 7}, Sum: 1.25, Timestamp: 5000}}
+	require.NoError(t, wr.DecodeV2(b2.marshal(t), lim))
+	require.Len(t, wr.Series, 3)
+	require.Equal(t, detector.FromStrings("__name__", "rpc_seconds_count"), wr.Series[1].Labels)
+	require.Equal(t, []detector.Sample{{TimestampMs: 5000, Value: 7}}, wr.Series[1].Samples)
+	require.Equal(t, []detector.Sample{{TimestampMs: 5000, Value: 1.25}}, wr.Series[2].Samples)
+
+	// Without accept_native_histograms nothing is derived.
+	lim.NativeHistograms = false
+	require.NoError(t, wr.DecodeV1(b, lim))
+	require.Len(t, wr.Series, 3)
+	require.Equal(t, 4, wr.Histograms)
+
+	// A name the suffix takes past max_label_value_length makes the
+	// derived series invalid, and says so.
+	lim = DefaultConfig().limits()
+	lim.MaxLabelValueLength = len("rpc_seconds") + 4
+	require.NoError(t, wr.DecodeV1(b, lim))
+	require.Equal(t, ProblemLabelValueTooLong, wr.Series[3].Problem)
+	require.True(t, wr.Series[3].FromHistogram)
+
+	// Histograms count against max_samples_per_request as they are read.
+	lim = DefaultConfig().limits()
+	lim.MaxSamplesPerRequest = 3
+	require.ErrorIs(t, wr.DecodeV1(b, lim), ErrTooManySamples)
+}

@@ -307,6 +307,33 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, bufs *requestBuf
 	return h.appendRequest(r.Context(), res, wr)
 }
 
+// appendDerived hands the valid series derived from native histograms to
+// app. What the detector refuses of them it counts itself; the response
+// reports the histograms.
+func (h *Handler) appendDerived(app detector.Appender, tenant string, wr *WriteRequest) {
+	many, _ := app.(detector.ManyAppender)
+	typed, _ := app.(detector.TypedAppender)
+	clear(wr.many)
+	wr.many = wr.many[:0]
+	for i := range wr.Series {
+		s := &wr.Series[i]
+		if !s.FromHistogram || s.Problem != ProblemNone {
+			continue
+		}
+		switch {
+		case many != nil:
+			wr.many = append(wr.many, detector.SeriesSamples{Labels: s.Labels, Samples: s.Samples, Type: s.Type})
+		case typed != nil:
+			typed.AppendTyped(tenant, s.Labels, s.Samples, s.Type)
+		default:
+			app.Append(tenant, s.Labels, s.Samples)
+		}
+	}
+	if len(wr.many) > 0 {
+		many.AppendMany(tenant, wr.many)
+	}
+}
+
 // appendAll hands every valid series to the Appender and builds the
 // response: 204 when everything was written, otherwise 400 with a summary
 // (the valid series are kept: a partial write per the 2.0 spec, which
@@ -316,13 +343,16 @@ func (h *Handler) appendAll(app detector.Appender, res result, wr *WriteRequest)
 		st       detector.AppendStats
 		problems [numProblems]int
 		first    []int // indexes of the first invalid series, for the body
+		derived  int   // series derived from native histograms
 	)
-	res.series = len(wr.Series)
 	res.exemplars = wr.Exemplars
 	many, _ := app.(detector.ManyAppender)
 	typed, _ := app.(detector.TypedAppender)
 	for i := range wr.Series {
 		s := &wr.Series[i]
+		if s.FromHistogram {
+			derived++
+		}
 		if s.Problem != ProblemNone {
 			res.invalidSeries++
 			res.invalidSamples += len(s.Samples) + s.Histograms
@@ -334,6 +364,9 @@ func (h *Handler) appendAll(app detector.Appender, res result, wr *WriteRequest)
 		}
 		switch {
 		case len(s.Samples) == 0:
+		case s.FromHistogram:
+			// After the float series, and not in the written count: the
+			// histograms are reported as histograms.
 		case many != nil:
 			wr.many = append(wr.many, detector.SeriesSamples{Labels: s.Labels, Samples: s.Samples, Type: s.Type})
 		case typed != nil:
@@ -352,6 +385,10 @@ func (h *Handler) appendAll(app detector.Appender, res result, wr *WriteRequest)
 	if len(wr.many) > 0 {
 		st.Add(many.AppendMany(res.tenant, wr.many))
 	}
+	res.series = len(wr.Series) - derived
+	if derived > 0 {
+		h.appendDerived(app, res.tenant, wr)
+	}
 	// NaN, stale markers and unselected series were consumed as the detector
 	// defines them, so the sender must not count them as failed.
 	res.written = st.Accepted + st.NaN + st.Stale + st.Unselected
@@ -367,9 +404,6 @@ func (h *Handler) appendAll(app detector.Appender, res result, wr *WriteRequest)
 	}
 	if res.histogramsRejected > 0 {
 		h.m.dropped[idxHistogram].Add(float64(res.histogramsRejected))
-	}
-	if res.histogramsWritten > 0 {
-		h.m.dropped[idxHistogramIgnored].Add(float64(res.histogramsWritten))
 	}
 	if res.exemplars > 0 {
 		h.m.exemplars.Add(float64(res.exemplars))

@@ -270,9 +270,11 @@ func TestHandlerHistograms(t *testing.T) {
 		}
 		return snap(b.marshal(t))
 	}
-	t.Run("rejected by default", func(t *testing.T) {
+	reject := DefaultConfig()
+	reject.AcceptNativeHistograms = false
+	t.Run("rejected", func(t *testing.T) {
 		app := &recordingAppender{}
-		h, reg := newTestHandler(t, DefaultConfig(), app)
+		h, reg := newTestHandler(t, reject, app)
 		rec := post(t, h, ctV2, build(t))
 		require.Equal(t, http.StatusBadRequest, rec.Code)
 		require.Contains(t, rec.Body.String(), "2 native histogram samples rejected (remote_write.accept_native_histograms is false)")
@@ -282,19 +284,23 @@ func TestHandlerHistograms(t *testing.T) {
 		require.Equal(t, 2.0, metrictest.Value(t, reg, "sentinel_mesh_remote_write_samples_dropped_total", "reason", "histogram"))
 		require.Equal(t, 3.0, metrictest.Value(t, reg, "sentinel_mesh_remote_write_samples_received_total", "version", "2"))
 	})
-	t.Run("accepted and ignored", func(t *testing.T) {
+	t.Run("scored by default as their count and sum", func(t *testing.T) {
 		app := &recordingAppender{}
-		cfg := DefaultConfig()
-		cfg.AcceptNativeHistograms = true
-		h, reg := newTestHandler(t, cfg, app)
+		h, reg := newTestHandler(t, DefaultConfig(), app)
 		rec := post(t, h, ctV2, build(t))
 		require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
+		require.Equal(t, "1", rec.Header().Get(HeaderSamplesWritten), "the histograms are not float samples")
 		require.Equal(t, "2", rec.Header().Get(HeaderHistogramsWritten))
-		require.Equal(t, 2.0, metrictest.Value(t, reg, "sentinel_mesh_remote_write_samples_dropped_total", "reason", "histogram_ignored"))
+		require.Zero(t, metrictest.Value(t, reg, "sentinel_mesh_remote_write_samples_dropped_total"))
+		require.Equal(t, []appendCall{
+			{Tenant: "default", Labels: detector.FromStrings("__name__", "up"), Samples: []detector.Sample{{TimestampMs: 10, Value: 1}}},
+			{Tenant: "default", Labels: detector.FromStrings("__name__", "latency_count"), Samples: []detector.Sample{{TimestampMs: 10, Value: 3}, {TimestampMs: 20, Value: 4}}},
+			{Tenant: "default", Labels: detector.FromStrings("__name__", "latency_sum"), Samples: []detector.Sample{{TimestampMs: 10, Value: 1.5}, {TimestampMs: 20, Value: 2}}},
+		}, app.Calls())
 	})
 	t.Run("v1 histograms rejected", func(t *testing.T) {
 		app := &recordingAppender{}
-		h, _ := newTestHandler(t, DefaultConfig(), app)
+		h, _ := newTestHandler(t, reject, app)
 		body := marshalV1(t, prompb.TimeSeries{Labels: lbls("__name__", "h"), Histograms: []prompb.Histogram{{Count: &prompb.Histogram_CountInt{CountInt: 1}, Timestamp: 5}}})
 		rec := post(t, h, ctV1, snap(body))
 		require.Equal(t, http.StatusBadRequest, rec.Code)

@@ -12,18 +12,16 @@ import (
 // itself in sentinel_mesh_samples_dropped_total{reason}; counting it here too
 // would double count and collide with that metric's name.
 const (
-	idxInvalidSeries    = iota // the series failed validation
-	idxHistogram               // native histogram rejected (accept_native_histograms: false)
-	idxHistogramIgnored        // native histogram accepted and ignored (accept_native_histograms: true)
-	idxTooManySamples          // request over max_samples_per_request (lower bound: decoding stops there)
+	idxInvalidSeries  = iota // the series failed validation
+	idxHistogram             // native histogram rejected (accept_native_histograms: false)
+	idxTooManySamples        // request over max_samples_per_request (lower bound: decoding stops there)
 	numDropReasons
 )
 
 var dropReasons = [numDropReasons]string{
-	idxInvalidSeries:    "invalid_series",
-	idxHistogram:        "histogram",
-	idxHistogramIgnored: "histogram_ignored",
-	idxTooManySamples:   "too_many_samples",
+	idxInvalidSeries:  "invalid_series",
+	idxHistogram:      "histogram",
+	idxTooManySamples: "too_many_samples",
 }
 
 // metrics groups all collectors of the handler so they are registered
