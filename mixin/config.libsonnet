@@ -34,7 +34,7 @@
     // Self-monitoring thresholds.
     remoteWriteErrorRatio: 0.05,  // share of remote_write requests answered with 4xx/5xx
     samplesDroppedRatio: 0.01,  // share of received samples dropped (ignoring the reasons below)
-    samplesDroppedIgnoredReasons: ['unselected', 'series_limit', 'stale', 'histogram_ignored'],  // expected or alerted on separately
+    samplesDroppedIgnoredReasons: ['unselected', 'series_limit', 'stale'],  // expected or alerted on separately
     ingestStoppedFor: '10m',  // no samples received for this long
     ingestStaleSeconds: 600,  // newest sample older than this
     kafkaLagThreshold: 100000,  // records behind per topic
