@@ -60,6 +60,11 @@ type Config struct {
 	// _sum, _count or _bucket. Its expected value and band are then
 	// per-second rates too.
 	CounterRate bool `yaml:"counter_rate"`
+	// ChurnLabels name the labels whose values change when a workload's
+	// process is replaced (a pod rolled out, rescheduled or restarted): a
+	// new series that differs from a live one only in these labels starts
+	// from that one's calibration (successor.go). Empty turns it off.
+	ChurnLabels []string `yaml:"churn_labels,omitempty"`
 	// MaxMetricFamilies caps the metric family types kept from senders'
 	// metadata (Remote-Write 1.0 metadata requests, metadata.go), over all
 	// tenants; families past it are counted and their series typed by name.
@@ -91,6 +96,7 @@ var DefaultConfig = Config{
 	AnomalyCloseBelow: 0.15,
 	HistoryPoints:     120,
 	EntityLabels:      []string{"job", "instance"},
+	ChurnLabels:       []string{"pod", "instance"},
 	CounterRate:       true,
 	MaxMetricFamilies: 100_000,
 	Scoring:           DefaultScoringConfig,

@@ -60,6 +60,7 @@ type Detector struct {
 	inferMu   sync.Mutex // one inference pass at a time
 	numSeries atomic.Int64
 	families  *FamilyTypes // metric family types from senders' metadata
+	succ      *successors  // nil without churn_labels
 	nextID    atomic.Uint64
 	shards    [numShards]shard
 
@@ -96,6 +97,9 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, sinks ...Ev
 		d.entities = newEntityMarks()
 	}
 	d.families = NewFamilyTypes(cfg.MaxMetricFamilies)
+	if len(cfg.ChurnLabels) > 0 {
+		d.succ = &successors{newest: map[uint64]*series{}}
+	}
 	d.metrics = newMetrics(reg, d)
 	d.registerCatchUpMetrics(reg)
 	d.registerTenantMetrics(reg)
@@ -341,6 +345,7 @@ func (d *Detector) appendLocked(b *appendBatch, sh *shard, h uint64, tenant stri
 			}
 			return st
 		}
+		d.inherit(sh, s, tenant, lbls)
 		d.seenNew(s, samples) // backfill hook (warm.go)
 	}
 	ms := d.model.Load()
@@ -857,6 +862,9 @@ func (d *Detector) removeSeries(drop func(s *series) bool) int {
 			for s := head; s != nil; {
 				next := s.next
 				if !s.pending && drop(s) {
+					if d.succ != nil {
+						d.forgetSuccessor(s, s.labels.labels())
+					}
 					d.numSeries.Add(-1)
 					d.tenants.release(s.tenant)
 					removed++

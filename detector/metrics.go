@@ -31,6 +31,7 @@ type metrics struct {
 	corroborated         prometheus.Counter
 	uncorroborated       prometheus.Counter
 	familiesRefused      prometheus.Counter
+	seriesInherited      prometheus.Counter
 	lastSampleUnix       atomic.Int64 // wall clock of the newest accepted sample
 }
 
@@ -95,6 +96,10 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 			Name: "sentinel_mesh_samples_uncorroborated_total",
 			Help: "Samples just over the threshold whose score was lowered because no other series of their entity was surprising at the same time, although others have been before (detector.scoring.corroboration_lift).",
 		}),
+		seriesInherited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_mesh_series_inherited_total",
+			Help: "New series that started from the calibration of a live series differing only in detector.churn_labels (a replaced pod's).",
+		}),
 		familiesRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_mesh_metric_families_refused_total",
 			Help: "Metric family types from senders' metadata not kept because detector.max_metric_families was reached; their series are typed by name.",
@@ -128,7 +133,7 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 			m.seriesCreated, m.seriesExpired, m.seriesLimitReached, m.samplesDropped,
 			m.samplesScored, m.samplesUnscored, m.batchSize, m.inferenceDuration,
 			m.inferenceErrors, m.predictionLatency, m.anomaliesOpen, m.events, m.modelInfo, m.resultLogDropped, m.corroborated, m.uncorroborated,
-			m.familiesRefused,
+			m.familiesRefused, m.seriesInherited,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "sentinel_mesh_series_active",
 				Help: "Series the detector holds state for.",

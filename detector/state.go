@@ -457,6 +457,7 @@ func (d *Detector) ImportState(st SeriesState) bool {
 		if s, _ = d.createSeries(sh, h, st.Tenant, st.Labels); s == nil {
 			return false
 		}
+		d.trackRestored(s, st.Tenant, st.Labels)
 	} else if s.lastTs >= st.LastTs || s.bl != nil {
 		// Samples waiting in the backlog are newer than what a state
 		// record carries.

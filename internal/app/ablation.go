@@ -125,7 +125,7 @@ func runAblation(ctx context.Context, dirs []string, model string, cfg *config.C
 		if err := v.det.Validate(); err != nil {
 			return "", fmt.Errorf("ablation %q: %w", v.name, err)
 		}
-		reports, err := evalFolds(ctx, dirs, []string{v.model}, v.det, cfg.Model, "", io.Discard)
+		reports, err := evalFolds(ctx, dirs, []string{v.model}, v.det, cfg.Model, "", 0, io.Discard)
 		if err != nil {
 			return "", fmt.Errorf("ablation %q: %w", v.name, err)
 		}

@@ -40,6 +40,7 @@ type evalFlags struct {
 	noise      float64
 	injected   int
 	counters   int
+	churn      time.Duration
 }
 
 func setupEval(cmd *kingpin.CmdClause) func(ctx context.Context, stdout io.Writer) error {
@@ -52,6 +53,7 @@ func setupEval(cmd *kingpin.CmdClause) func(ctx context.Context, stdout io.Write
 	cmd.Flag("noise", "Instead, count the anomalies each model opens on this many series-days of pure Gaussian noise sampled every 15 s (100 series).").Float64Var(&f.noise)
 	cmd.Flag("injected", "Instead, measure detection power: this many series per kind of injected anomaly and base (flat or daily), at 15 s and at 5 minutes (docs: the injected-anomalies table).").IntVar(&f.injected)
 	cmd.Flag("counters", "Instead, measure detection on Prometheus counters: this many request counters per kind of traffic anomaly over 5 days, at 15 s and 1 minute, scored on their rate (detector.counter_rate) and on their raw values (docs: the counters table).").IntVar(&f.counters)
+	cmd.Flag("churn", "Feed each --data series as a workload whose pod is replaced every this much sample time (new pod and instance labels: detector.churn_labels); 0 feeds each as one series.").DurationVar(&f.churn)
 	cmd.Flag("ablation", "Instead, evaluate the first model with each scoring term switched off and each constant moved (docs: the ablation table).").BoolVar(&f.ablation)
 	return func(ctx context.Context, stdout io.Writer) error { return runEval(ctx, f, stdout) }
 }
@@ -92,7 +94,10 @@ func runEval(ctx context.Context, f *evalFlags, stdout io.Writer) error {
 		fmt.Fprint(stdout, table)
 		return nil
 	}
-	reports, err := evalFolds(ctx, f.data, f.models, cfg.Detector, cfg.Model, f.out, stdout)
+	if f.churn > 0 && f.docs != "" {
+		return fmt.Errorf("--churn does not update --docs: the tables there are without churn")
+	}
+	reports, err := evalFolds(ctx, f.data, f.models, cfg.Detector, cfg.Model, f.out, f.churn, stdout)
 	if err != nil {
 		return err
 	}
@@ -111,13 +116,14 @@ func runEval(ctx context.Context, f *evalFlags, stdout io.Writer) error {
 
 // evalFolds runs each model on both folds of each corpus, the two folds
 // concurrently. With out set, NAB results files go to out/<corpus>/.
-func evalFolds(ctx context.Context, dirs, models []string, dcfg detector.Config, mcfg config.ModelConfig, out string, stdout io.Writer) ([]*nab.FoldReport, error) {
+func evalFolds(ctx context.Context, dirs, models []string, dcfg detector.Config, mcfg config.ModelConfig, out string, churn time.Duration, stdout io.Writer) ([]*nab.FoldReport, error) {
 	var reports []*nab.FoldReport
 	for _, dir := range dirs {
 		corpus, err := nab.LoadCorpus(dir)
 		if err != nil {
 			return nil, err
 		}
+		corpus.Churn = churn
 		name := nab.CorpusName(dir)
 		fmt.Fprintf(stdout, "corpus %s: %d files, %d rows, %d labelled windows\n", name, len(corpus.Series), corpus.Rows(), corpus.Windows())
 		for _, spec := range models {

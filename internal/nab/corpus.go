@@ -38,6 +38,10 @@ type Series struct {
 type Corpus struct {
 	Dir    string    // the folder it was loaded from
 	Series []*Series // sorted by Path
+	// Churn, when set, feeds each series as a workload whose pod is
+	// replaced every Churn of sample time: its pod and instance labels
+	// change, so the detector sees a new series (detector.churn_labels).
+	Churn time.Duration
 }
 
 // Rows returns the total number of rows.
@@ -211,7 +215,7 @@ func (c *Corpus) Fold(fold string) (*Corpus, error) {
 	default:
 		return nil, fmt.Errorf("unknown fold %q (want A or B)", fold)
 	}
-	out := &Corpus{Dir: c.Dir}
+	out := &Corpus{Dir: c.Dir, Churn: c.Churn}
 	index := map[string]int{}    // position of the next file within its category
 	for _, s := range c.Series { // sorted by path, so by name within a category
 		if index[s.Category]%2 == parity {

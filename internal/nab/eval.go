@@ -83,6 +83,24 @@ func seriesLabels(s *Series) detector.Labels {
 	return detector.FromStrings(detector.MetricNameLabel, name, seriesLabel, s.Path)
 }
 
+// withPod gives a series' labels the pod and instance labels of its pod
+// number pod, as a Kubernetes scrape gives a replaced pod's series; the
+// series of one instance (a server's metrics) stay one entity per pod.
+func withPod(ls detector.Labels, pod int64) detector.Labels {
+	kv := make([]string, 0, 2*len(ls)+4)
+	instance := "workload"
+	for _, l := range ls {
+		if l.Name == "instance" {
+			instance = l.Value
+		} else {
+			kv = append(kv, l.Name, l.Value)
+		}
+	}
+	id := strconv.FormatInt(pod, 10)
+	kv = append(kv, "pod", instance+"-"+id, "instance", instance+"-"+id+":9100")
+	return detector.FromStrings(kv...)
+}
+
 // eventSink records the score and cause of every EventOpen of the current
 // step.
 type eventSink struct {
@@ -132,6 +150,7 @@ func Run(c *Corpus, d Detector) (*Output, error) {
 	// by the detector, as the server drops it: scored 0 and counted.
 	sample := make([]detector.Sample, 1)
 	rowMs := make([]int64, len(c.Series)) // timestamp fed for the current step
+	pods := make([]int64, len(c.Series))  // the current pod of each series (Churn)
 	for step := 0; step < steps; step++ {
 		for i := range sink.opened {
 			sink.opened[i] = -1
@@ -141,6 +160,12 @@ func Run(c *Corpus, d Detector) (*Output, error) {
 				continue
 			}
 			rowMs[i] = s.Times[step].UnixMilli()
+			if c.Churn > 0 {
+				if pod := int64(s.Times[step].Sub(s.Times[0]) / c.Churn); step == 0 || pod != pods[i] {
+					pods[i] = pod
+					labels[i] = withPod(seriesLabels(s), pod)
+				}
+			}
 			sample[0] = detector.Sample{TimestampMs: rowMs[i], Value: s.Values[step]}
 			st := det.Append("nab", labels[i], sample)
 			switch {

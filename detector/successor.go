@@ -1,0 +1,127 @@
+package detector
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Successors. A workload's series change identity whenever its process is
+// replaced: a Kubernetes rollout, a rescheduled or restarted pod gives every
+// series a new pod (and instance) label. Started cold, each would need a
+// window and warm-up before it is scored, and then judge its first days
+// against tails and a daily profile learnt from minutes of data, which is
+// when a new series raises most of its false alarms. A new series that has
+// every one of detector.churn_labels and differs from a live one only in
+// them is that series' successor: it starts from its calibration (error and
+// value statistics, tails, range, daily profile), so it is scored as soon
+// as its own window is full, against what the workload has been doing.
+
+// successors maps a churn key (the tenant and the labels other than the
+// churn labels) to the newest live series of that key. Only series with
+// all the churn labels are in it.
+type successors struct {
+	mu     sync.Mutex
+	newest map[uint64]*series
+}
+
+// churnKey hashes tenant and lbls without the churn labels; ok is false
+// unless lbls has every one of them: a pod's series has both pod and
+// instance, a host's or a probe target's only instance, and distinct hosts
+// or targets are not one workload.
+func churnKey(tenant string, lbls Labels, churn []string) (key uint64, ok bool) {
+	var d xxhash.Digest
+	d.Reset()
+	_, _ = d.WriteString(tenant)
+	found := 0
+	for _, l := range lbls {
+		if slices.Contains(churn, l.Name) {
+			found++
+			continue
+		}
+		_, _ = d.WriteString("\xff")
+		_, _ = d.WriteString(l.Name)
+		_, _ = d.WriteString("\xfe")
+		_, _ = d.WriteString(l.Value)
+	}
+	return d.Sum64(), found == len(churn)
+}
+
+// inherit makes the new series s, created in shard sh (whose lock the
+// caller holds), the newest of its churn key and starts it from the
+// calibration of the one before, if that is live. A predecessor in another
+// shard whose lock is taken is skipped rather than waited for: shard locks
+// are not ordered. Reports whether s inherited.
+func (d *Detector) inherit(sh *shard, s *series, tenant string, lbls Labels) bool {
+	if d.succ == nil {
+		return false
+	}
+	key, ok := churnKey(tenant, lbls, d.cfg.ChurnLabels)
+	if !ok {
+		return false
+	}
+	prev := d.succ.track(key, s)
+	if prev == nil {
+		return false
+	}
+	psh := &d.shards[prev.hash%numShards]
+	if psh != sh {
+		if !psh.mu.TryLock() {
+			return false
+		}
+		defer psh.mu.Unlock()
+	}
+	if prev.cal.n == 0 {
+		return false
+	}
+	s.cal = prev.cal
+	if t := prev.cal.daily.tails; t != nil {
+		c := *t
+		s.cal.daily.tails = &c
+	}
+	d.metrics.seriesInherited.Inc()
+	return true
+}
+
+// track makes s the newest series of key and returns the one before.
+func (m *successors) track(key uint64, s *series) (prev *series) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	prev = m.newest[key]
+	m.newest[key] = s
+	return prev
+}
+
+// trackRestored makes a series restored from a checkpoint or handed over
+// the newest of its key (unless a newer one is), so that its successors
+// inherit from it.
+func (d *Detector) trackRestored(s *series, tenant string, lbls Labels) {
+	if d.succ == nil {
+		return
+	}
+	if key, ok := churnKey(tenant, lbls, d.cfg.ChurnLabels); ok {
+		d.succ.mu.Lock()
+		if d.succ.newest[key] == nil {
+			d.succ.newest[key] = s
+		}
+		d.succ.mu.Unlock()
+	}
+}
+
+// forgetSuccessor drops s from the successors map when it is the newest of
+// its key. Called when s is removed, with its shard lock held.
+func (d *Detector) forgetSuccessor(s *series, lbls Labels) {
+	if d.succ == nil {
+		return
+	}
+	key, ok := churnKey(s.tenant, lbls, d.cfg.ChurnLabels)
+	if !ok {
+		return
+	}
+	d.succ.mu.Lock()
+	if d.succ.newest[key] == s {
+		delete(d.succ.newest, key)
+	}
+	d.succ.mu.Unlock()
+}

@@ -1,0 +1,88 @@
+package detector
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+// A replaced pod's series starts from the calibration of the series it
+// replaces: scored as soon as its window is full, with the old pod's
+// tails and range, and judged as the workload was.
+func TestSuccessorInheritsTheCalibration(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		churnLabels []string
+		newLabels   Labels
+		inherits    bool
+	}{
+		{"a new pod of the workload", DefaultConfig.ChurnLabels, lbls("__name__", "rps", "instance", "10.0.0.2:80", "job", "api", "pod", "api-2"), true},
+		{"off", nil, lbls("__name__", "rps", "instance", "10.0.0.2:80", "job", "api", "pod", "api-2"), false},
+		{"another workload", DefaultConfig.ChurnLabels, lbls("__name__", "rps", "instance", "10.0.0.2:80", "job", "web", "pod", "web-1"), false},
+		{"a host, not a pod", DefaultConfig.ChurnLabels, lbls("__name__", "rps", "instance", "10.0.0.2:80", "job", "api"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, _ := newTestDetector(t, func(c *Config) { c.ChurnLabels = tc.churnLabels })
+			old := lbls("__name__", "rps", "instance", "10.0.0.1:80", "job", "api", "pod", "api-1")
+			if tc.name == "a host, not a pod" {
+				old = lbls("__name__", "rps", "instance", "10.0.0.1:80", "job", "api")
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			ts := int64(1_700_000_000_000)
+			for range 500 {
+				feed(t, d, old, ts, 100+5*rng.NormFloat64())
+				ts += 15_000
+			}
+			oldCal := d.lookupForTest("", old).cal
+			// The window (16 here) fills, then the next sample is scored
+			// if and only if the calibration came with the series; cold,
+			// it is one of warmup_samples.
+			scored0 := testutil.ToFloat64(d.metrics.samplesScored)
+			for range 17 {
+				feed(t, d, tc.newLabels, ts, 100+5*rng.NormFloat64())
+				ts += 15_000
+			}
+			scored := testutil.ToFloat64(d.metrics.samplesScored) - scored0
+			want := 0.0
+			if tc.inherits {
+				want = 1
+				s := d.lookupForTest("", tc.newLabels)
+				require.Equal(t, oldCal.n+1, s.cal.n, "the old pod's statistics, and the new pod's first error")
+				require.InDelta(t, oldCal.valMax, s.cal.valMax, 0.5, "the old pod's range")
+			}
+			require.Equal(t, want, scored, "samples of the new series scored")
+			require.Equal(t, want, testutil.ToFloat64(d.metrics.seriesInherited))
+		})
+	}
+}
+
+// The successor's cycle tails are its own: what it learns does not change
+// its predecessor's.
+func TestSuccessorCopiesTheCycleTails(t *testing.T) {
+	d, _ := newTestDetector(t, nil)
+	old := lbls("__name__", "rps", "instance", "a:1", "pod", "p1")
+	ts := int64(1_700_000_000_000)
+	feed(t, d, old, ts, 1)
+	s := d.lookupForTest("", old)
+	s.cal.n = 100
+	s.cal.daily.cycleTails().res.learn(1, 0.5, 100, true)
+	feed(t, d, lbls("__name__", "rps", "instance", "b:1", "pod", "p2"), ts, 1)
+	succ := d.lookupForTest("", lbls("__name__", "rps", "instance", "b:1", "pod", "p2"))
+	require.NotNil(t, succ.cal.daily.tails)
+	require.NotSame(t, s.cal.daily.tails, succ.cal.daily.tails)
+	succ.cal.daily.tails.res.learn(5, 0.5, 100, false)
+	require.NotEqual(t, s.cal.daily.tails.res, succ.cal.daily.tails.res)
+}
+
+// A removed series is no one's predecessor: a pod's series deleted (handed
+// to another replica) or expired leaves no trace in the successors map.
+func TestRemovedSeriesHasNoSuccessor(t *testing.T) {
+	d, _ := newTestDetector(t, nil)
+	old := lbls("__name__", "rps", "instance", "a:1", "pod", "p1")
+	feed(t, d, old, 1_000, 1)
+	require.Len(t, d.succ.newest, 1)
+	require.Equal(t, 1, d.DeleteSeries(func(string, Labels) bool { return true }))
+	require.Empty(t, d.succ.newest)
+}
