@@ -7,7 +7,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sentinel-mesh/sentinel-mesh/detector"
-	"github.com/sentinel-mesh/sentinel-mesh/detector/onnxmodel"
 )
 
 // Kubernetes replaces pods, and with them every series' identity. On the
@@ -34,25 +33,10 @@ func TestChurnKeepsDetection(t *testing.T) {
 			c, err := LoadCorpus("testdata/quality/" + tc.corpus)
 			require.NoError(t, err)
 			c.Churn = churn
-			worse := func(cfg detector.Config) Worst {
-				var pair [2]*FoldReport
-				for i, fold := range Folds {
-					fc, err := c.Fold(fold)
-					require.NoError(t, err)
-					m, err := onnxmodel.LoadDefault(onnxmodel.Options{IntraOpThreads: 1})
-					require.NoError(t, err)
-					o, err := Run(fc, Detector{Name: "default", Config: cfg, Model: m, Mode: ModeEvents})
-					require.NoError(t, m.Close())
-					require.NoError(t, err)
-					pair[i] = EvaluateFold(tc.corpus, fold, fc, o)
-				}
-				SetTransfer(pair[0], pair[1])
-				return WorstFolds(pair[:])[0]
-			}
-			inherited := worse(detector.DefaultConfig)
+			inherited := worseFold(t, tc.corpus, c, detector.DefaultConfig)
 			cold := detector.DefaultConfig
 			cold.ChurnLabels = nil
-			coldReport := worse(cold)
+			coldReport := worseFold(t, tc.corpus, c, cold)
 			t.Logf("%s, a new pod every %s: event F1 %.3f (precision %.3f) inherited, %.3f (%.3f) cold", tc.corpus, churn, inherited.F1, inherited.Precision, coldReport.F1, coldReport.Precision)
 			require.GreaterOrEqual(t, inherited.F1, tc.minInherited)
 			require.GreaterOrEqual(t, inherited.Precision, tc.minInheritedPrecision)
