@@ -159,8 +159,9 @@ type WriteRequest struct {
 	// share symbols, so each is checked once per request instead of once
 	// per reference.
 	symbolValid []bool
-	// many holds the valid series for a detector.ManyAppender (appendAll).
-	many []detector.SeriesSamples
+	// many and derived hold the valid float series and those derived from
+	// native histograms, for the Appender (appendAll).
+	many, derived []detector.SeriesSamples
 	// v2Series holds the timeseries fields DecodeV2's first pass found, so
 	// the second does not walk the message again.
 	v2Series [][]byte
@@ -180,6 +181,8 @@ func (wr *WriteRequest) Reset() {
 	wr.symbolValid = wr.symbolValid[:0]
 	clear(wr.many)
 	wr.many = wr.many[:0]
+	clear(wr.derived)
+	wr.derived = wr.derived[:0]
 	clear(wr.v2Series)
 	wr.v2Series = wr.v2Series[:0]
 	clear(wr.Families)

@@ -307,31 +307,24 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, bufs *requestBuf
 	return h.appendRequest(r.Context(), res, wr)
 }
 
-// appendDerived hands the valid series derived from native histograms to
-// app. What the detector refuses of them it counts itself; the response
-// reports the histograms.
-func (h *Handler) appendDerived(app detector.Appender, tenant string, wr *WriteRequest) {
-	many, _ := app.(detector.ManyAppender)
+// appendSeries hands series to app: all at once to a ManyAppender, else one
+// by one, with their types where app takes them.
+func appendSeries(app detector.Appender, tenant string, series []detector.SeriesSamples) (st detector.AppendStats) {
+	if len(series) == 0 {
+		return st
+	}
+	if many, ok := app.(detector.ManyAppender); ok {
+		return many.AppendMany(tenant, series)
+	}
 	typed, _ := app.(detector.TypedAppender)
-	clear(wr.many)
-	wr.many = wr.many[:0]
-	for i := range wr.Series {
-		s := &wr.Series[i]
-		if !s.FromHistogram || s.Problem != ProblemNone {
-			continue
-		}
-		switch {
-		case many != nil:
-			wr.many = append(wr.many, detector.SeriesSamples{Labels: s.Labels, Samples: s.Samples, Type: s.Type})
-		case typed != nil:
-			typed.AppendTyped(tenant, s.Labels, s.Samples, s.Type)
-		default:
-			app.Append(tenant, s.Labels, s.Samples)
+	for _, s := range series {
+		if typed != nil {
+			st.Add(typed.AppendTyped(tenant, s.Labels, s.Samples, s.Type))
+		} else {
+			st.Add(app.Append(tenant, s.Labels, s.Samples))
 		}
 	}
-	if len(wr.many) > 0 {
-		many.AppendMany(tenant, wr.many)
-	}
+	return st
 }
 
 // appendAll hands every valid series to the Appender and builds the
@@ -340,14 +333,11 @@ func (h *Handler) appendDerived(app detector.Appender, tenant string, wr *WriteR
 // senders must not retry).
 func (h *Handler) appendAll(app detector.Appender, res result, wr *WriteRequest) result {
 	var (
-		st       detector.AppendStats
 		problems [numProblems]int
 		first    []int // indexes of the first invalid series, for the body
 		derived  int   // series derived from native histograms
 	)
 	res.exemplars = wr.Exemplars
-	many, _ := app.(detector.ManyAppender)
-	typed, _ := app.(detector.TypedAppender)
 	for i := range wr.Series {
 		s := &wr.Series[i]
 		if s.FromHistogram {
@@ -367,12 +357,9 @@ func (h *Handler) appendAll(app detector.Appender, res result, wr *WriteRequest)
 		case s.FromHistogram:
 			// After the float series, and not in the written count: the
 			// histograms are reported as histograms.
-		case many != nil:
-			wr.many = append(wr.many, detector.SeriesSamples{Labels: s.Labels, Samples: s.Samples, Type: s.Type})
-		case typed != nil:
-			st.Add(typed.AppendTyped(res.tenant, s.Labels, s.Samples, s.Type))
+			wr.derived = append(wr.derived, detector.SeriesSamples{Labels: s.Labels, Samples: s.Samples, Type: s.Type})
 		default:
-			st.Add(app.Append(res.tenant, s.Labels, s.Samples))
+			wr.many = append(wr.many, detector.SeriesSamples{Labels: s.Labels, Samples: s.Samples, Type: s.Type})
 		}
 		if s.Histograms > 0 {
 			if h.cfg.AcceptNativeHistograms {
@@ -382,13 +369,10 @@ func (h *Handler) appendAll(app detector.Appender, res result, wr *WriteRequest)
 			}
 		}
 	}
-	if len(wr.many) > 0 {
-		st.Add(many.AppendMany(res.tenant, wr.many))
-	}
+	st := appendSeries(app, res.tenant, wr.many)
+	// What the detector refuses of the derived series it counts itself.
+	appendSeries(app, res.tenant, wr.derived)
 	res.series = len(wr.Series) - derived
-	if derived > 0 {
-		h.appendDerived(app, res.tenant, wr)
-	}
 	// NaN, stale markers and unselected series were consumed as the detector
 	// defines them, so the sender must not count them as failed.
 	res.written = st.Accepted + st.NaN + st.Stale + st.Unselected
