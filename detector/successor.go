@@ -93,9 +93,9 @@ func (m *successors) track(key uint64, s *series) (prev *series) {
 	return prev
 }
 
-// trackRestored makes a series restored from a checkpoint or handed over
-// the newest of its key (unless a newer one is), so that its successors
-// inherit from it.
+// trackRestored makes a series restored from a checkpoint, handed over or
+// warmed from history the newest of its key (unless a newer one is), so
+// that its successors inherit from it.
 func (d *Detector) trackRestored(s *series, tenant string, lbls Labels) {
 	if d.succ == nil {
 		return

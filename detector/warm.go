@@ -240,6 +240,7 @@ func (d *Detector) install(w *series, ms *modelState, counts *scoreCounts, event
 		if live, _ = d.createSeries(sh, w.hash, w.tenant, lbls); live == nil {
 			return WarmRefused
 		}
+		d.trackRestored(live, w.tenant, lbls)
 		live.seen(now)
 	} else if hasState(live) || live.pending || live.bl != nil {
 		// Scored live meanwhile, or its first window is being predicted:
