@@ -148,6 +148,10 @@ eval-ablation: ort ## The ablation table of docs/detection.md (each term off, ea
 eval-counters: ort ## The counters table of docs/detection.md (traffic anomalies in Prometheus counters, on rates and raw values; needs no corpus).
 	$(GO) run ./cmd/sentinel-mesh eval --counters 10 --out .cache/eval --model embedded --docs docs/detection.md
 
+.PHONY: eval-churn
+eval-churn: ort ## The pod churn table of docs/detection.md (dev corpora fed as workloads whose pods are replaced; needs ../shared).
+	$(GO) run ./cmd/sentinel-mesh eval --churn-table $(addprefix --data ,$(EVAL_DATA)) --out .cache/eval --model embedded --model baseline --docs docs/detection.md
+
 .PHONY: eval-injected
 eval-injected: ort ## The injected-anomalies table of docs/detection.md (detection power at 15 s and 5 min; needs no corpus).
 	$(GO) run ./cmd/sentinel-mesh eval --injected 20 --out .cache/eval \

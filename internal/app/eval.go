@@ -41,6 +41,7 @@ type evalFlags struct {
 	injected   int
 	counters   int
 	churn      time.Duration
+	churnTable bool
 }
 
 func setupEval(cmd *kingpin.CmdClause) func(ctx context.Context, stdout io.Writer) error {
@@ -54,6 +55,7 @@ func setupEval(cmd *kingpin.CmdClause) func(ctx context.Context, stdout io.Write
 	cmd.Flag("injected", "Instead, measure detection power: this many series per kind of injected anomaly and base (flat or daily), at 15 s and at 5 minutes (docs: the injected-anomalies table).").IntVar(&f.injected)
 	cmd.Flag("counters", "Instead, measure detection on Prometheus counters: this many request counters per kind of traffic anomaly over 5 days, at 15 s and 1 minute, scored on their rate (detector.counter_rate) and on their raw values (docs: the counters table).").IntVar(&f.counters)
 	cmd.Flag("churn", "Feed each --data series as a workload whose pod is replaced every this much sample time (new pod and instance labels: detector.churn_labels); 0 feeds each as one series.").DurationVar(&f.churn)
+	cmd.Flag("churn-table", "Instead, the pod churn table: both --data corpora fed with a new pod every 7 days, 2 days and 1 day, started cold (churn_labels: []) and inheriting (the configuration's), for each --model (docs: the churn table).").BoolVar(&f.churnTable)
 	cmd.Flag("ablation", "Instead, evaluate the first model with each scoring term switched off and each constant moved (docs: the ablation table).").BoolVar(&f.ablation)
 	return func(ctx context.Context, stdout io.Writer) error { return runEval(ctx, f, stdout) }
 }
@@ -93,6 +95,9 @@ func runEval(ctx context.Context, f *evalFlags, stdout io.Writer) error {
 		}
 		fmt.Fprint(stdout, table)
 		return nil
+	}
+	if f.churnTable {
+		return runChurnTable(ctx, f, cfg, stdout)
 	}
 	if f.churn > 0 && f.docs != "" {
 		return fmt.Errorf("--churn does not update --docs: the tables there are without churn")
@@ -345,4 +350,40 @@ func countOpens(c *nab.Corpus, spec string, dcfg detector.Config, mcfg config.Mo
 		opens += nab.OpensAfter(s, o.Scores[k], skip)
 	}
 	return o.Detector, opens, nil
+}
+
+// churnPeriods are the pod lifetimes of the churn table.
+var churnPeriods = []time.Duration{7 * 24 * time.Hour, 48 * time.Hour, 24 * time.Hour}
+
+// runChurnTable scores the --data corpora fed as workloads whose pods are
+// replaced (nab.Corpus.Churn) at each of churnPeriods, with every series
+// started cold and inheriting its predecessor's calibration (the
+// configuration's detector.churn_labels), for every model.
+func runChurnTable(ctx context.Context, f *evalFlags, cfg *config.Config, stdout io.Writer) error {
+	if len(cfg.Detector.ChurnLabels) == 0 {
+		return fmt.Errorf("--churn-table compares inheriting with cold starts: detector.churn_labels is empty")
+	}
+	var rows []nab.ChurnRow
+	for _, period := range churnPeriods {
+		for _, inherit := range []bool{false, true} {
+			dcfg := cfg.Detector
+			if !inherit {
+				dcfg.ChurnLabels = nil
+			}
+			reports, err := evalFolds(ctx, f.data, f.models, dcfg, cfg.Model, "", period, io.Discard)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, nab.ChurnRows(period, inherit, reports)...)
+			fmt.Fprintf(stdout, "churn %s, inherit %t: done\n", period, inherit)
+		}
+	}
+	table := nab.ChurnMarkdown(rows)
+	if f.docs != "" {
+		if err := nab.UpdateDocSection(f.docs, nab.ChurnDocBegin, nab.ChurnDocEnd, table); err != nil {
+			return err
+		}
+	}
+	fmt.Fprint(stdout, table)
+	return nil
 }

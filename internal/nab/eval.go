@@ -274,6 +274,8 @@ const (
 	InjectedDocEnd   = "<!-- injected:end -->"
 	CountersDocBegin = "<!-- counters:begin -->"
 	CountersDocEnd   = "<!-- counters:end -->"
+	ChurnDocBegin    = "<!-- churn:begin -->"
+	ChurnDocEnd      = "<!-- churn:end -->"
 )
 
 // UpdateDoc replaces the text between DocBegin and DocEnd in the file at path.
