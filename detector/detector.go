@@ -478,6 +478,9 @@ func (d *Detector) score(s *series, smp Sample, gapMs int64, ms *modelState, cou
 		return Event{}, false
 	}
 	cfg := &d.cfg.Scoring
+	if s.cal.daily.inherited {
+		s.cal.confirmInherited(cfg, s)
+	}
 	var corroborated bool
 	dev, e, gated := d.deviation(s, smp)
 	// Bounds come from the calibration before this sample updates it.

@@ -259,6 +259,11 @@ type dailyProfile struct {
 	// cycle says the profile explains enough of the variance (see
 	// DailyProfileRatio) and has covered a day since its first value.
 	cycle bool
+	// inherited says the calibration came from a predecessor (a replaced
+	// pod's series, successor.go) and the series' own first window has not
+	// confirmed its level yet (confirmInherited). It belongs to the
+	// calibration and sits here in the padding after cycle.
+	inherited bool
 	// bandMax belongs to the calibration (like gapMs) and sits here in the
 	// padding after cycle: errTail's largest value over the samples that
 	// scored below the threshold, forgotten at the same rate, in 1/256 log2

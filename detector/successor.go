@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"math"
 	"slices"
 	"sync"
 
@@ -76,12 +77,39 @@ func (d *Detector) inherit(sh *shard, s *series, tenant string, lbls Labels) boo
 		return false
 	}
 	s.cal = prev.cal
+	s.cal.daily.inherited = true
 	if t := prev.cal.daily.tails; t != nil {
 		c := *t
 		s.cal.daily.tails = &c
 	}
 	d.metrics.seriesInherited.Inc()
 	return true
+}
+
+// confirmInherited checks an inherited calibration against the series' own
+// first full window: a process that restarted from a different level (a
+// new pod's memory, caches, connections) has a window median (a spike in
+// the window does not move it) beyond what the
+// predecessor's long-term statistics call normal (clipZ standard
+// deviations, the z whose surprise is the threshold's, the same bound
+// robust_updates clips at), and those statistics would score the new level
+// as an anomaly. Then only what the predecessor's prediction errors say
+// (how predictable the workload is, what a format 1 checkpoint carries) is
+// kept and the rest restarts. Called before the first score.
+func (c *calibration) confirmInherited(cfg *ScoringConfig, s *series) {
+	c.daily.inherited = false
+	if s.count == 0 {
+		return
+	}
+	w := slices.Clone(s.ring[:s.count]) // once in a series' life
+	slices.Sort(w)
+	median := s.ringBase + float64(w[len(w)/2])
+	if math.Abs(median-float64(c.valMean)) <= cfg.clipZ()*math.Sqrt(float64(c.valVar)) {
+		return
+	}
+	gap := c.daily.gapMs
+	*c = calibration{n: c.n, errMean: c.errMean, errVar: c.errVar, shortErr: c.shortErr}
+	c.daily.gapMs = gap
 }
 
 // track makes s the newest series of key and returns the one before.

@@ -86,3 +86,35 @@ func TestRemovedSeriesHasNoSuccessor(t *testing.T) {
 	require.Equal(t, 1, d.DeleteSeries(func(string, Labels) bool { return true }))
 	require.Empty(t, d.succ.newest)
 }
+
+// A process that restarts from another level (a new pod's memory starts
+// low) must not open an anomaly for it: its first window's median lies
+// beyond what its predecessor's statistics call normal, so only the
+// predecessor's prediction-error statistics are kept.
+func TestSuccessorOfARestartedProcess(t *testing.T) {
+	sink := &recordingSink{}
+	d, _ := newTestDetector(t, nil, sink)
+	rng := rand.New(rand.NewPCG(5, 6))
+	ts := int64(1_700_000_000_000)
+	memory := func(i int) float64 { // 200 MB at start, 2 GB after an hour
+		return 2e9 - 1.8e9*max(0, 1-float64(i)/240) + 1e7*rng.NormFloat64()
+	}
+	pod1 := lbls("__name__", "process_resident_memory_bytes", "instance", "10.0.0.1:80", "job", "api", "pod", "api-1")
+	for i := range 11520 { // two days
+		feed(t, d, pod1, ts, memory(i))
+		ts += 15_000
+	}
+	before := len(sink.events)
+	errors := d.lookupForTest("", pod1).cal.n
+	pod2 := lbls("__name__", "process_resident_memory_bytes", "instance", "10.0.0.2:80", "job", "api", "pod", "api-2")
+	for i := range 240 { // its first hour
+		feed(t, d, pod2, ts, memory(i))
+		ts += 15_000
+	}
+	require.Empty(t, sink.events[before:], "a restart is not an anomaly")
+	s := d.lookupForTest("", pod2)
+	require.Equal(t, 1.0, testutil.ToFloat64(d.metrics.seriesInherited))
+	require.Greater(t, s.cal.n, errors, "the predecessor's error statistics are kept")
+	require.Less(t, s.cal.vn, uint32(240), "its value statistics restarted with the new level")
+	require.False(t, s.cal.daily.inherited)
+}
