@@ -61,9 +61,10 @@ type Config struct {
 	// per-second rates too.
 	CounterRate bool `yaml:"counter_rate"`
 	// ChurnLabels name the labels whose values change when a workload's
-	// process is replaced (a pod rolled out, rescheduled or restarted): a
-	// new series that differs from a live one only in these labels starts
-	// from that one's calibration (successor.go). Empty turns it off.
+	// process is replaced (a pod rolled out, rescheduled or restarted), the
+	// first the one that names the replica (pod): a new series that has it
+	// and differs from a live one only in these labels starts from that
+	// one's calibration (successor.go). Empty turns it off.
 	ChurnLabels []string `yaml:"churn_labels,omitempty"`
 	// MaxMetricFamilies caps the metric family types kept from senders'
 	// metadata (Remote-Write 1.0 metadata requests, metadata.go), over all

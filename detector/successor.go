@@ -14,31 +14,31 @@ import (
 // window and warm-up before it is scored, and then judge its first days
 // against tails and a daily profile learnt from minutes of data, which is
 // when a new series raises most of its false alarms. A new series that has
-// every one of detector.churn_labels and differs from a live one only in
-// them is that series' successor: it starts from its calibration (error and
+// the first of detector.churn_labels (pod) and differs from a live one only
+// in them is that series' successor: it starts from its calibration (error and
 // value statistics, tails, range, daily profile), so it is scored as soon
 // as its own window is full, against what the workload has been doing.
 
 // successors maps a churn key (the tenant and the labels other than the
 // churn labels) to the newest live series of that key. Only series with
-// all the churn labels are in it.
+// the first churn label are in it.
 type successors struct {
 	mu     sync.Mutex
 	newest map[uint64]*series
 }
 
 // churnKey hashes tenant and lbls without the churn labels; ok is false
-// unless lbls has every one of them: a pod's series has both pod and
-// instance, a host's or a probe target's only instance, and distinct hosts
-// or targets are not one workload.
+// unless lbls has the first of them (pod by default): a pod's series has
+// pod and instance, a host's or a probe target's only instance, and
+// distinct hosts or targets are not one workload. The others are left out
+// of the key where a series has them (cAdvisor's per-container id and name).
 func churnKey(tenant string, lbls Labels, churn []string) (key uint64, ok bool) {
 	var d xxhash.Digest
 	d.Reset()
 	_, _ = d.WriteString(tenant)
-	found := 0
 	for _, l := range lbls {
 		if slices.Contains(churn, l.Name) {
-			found++
+			ok = ok || l.Name == churn[0]
 			continue
 		}
 		_, _ = d.WriteString("\xff")
@@ -46,7 +46,7 @@ func churnKey(tenant string, lbls Labels, churn []string) (key uint64, ok bool) 
 		_, _ = d.WriteString("\xfe")
 		_, _ = d.WriteString(l.Value)
 	}
-	return d.Sum64(), found == len(churn)
+	return d.Sum64(), ok
 }
 
 // inherit makes the new series s, created in shard sh (whose lock the

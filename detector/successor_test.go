@@ -22,12 +22,17 @@ func TestSuccessorInheritsTheCalibration(t *testing.T) {
 		{"off", nil, lbls("__name__", "rps", "instance", "10.0.0.2:80", "job", "api", "pod", "api-2"), false},
 		{"another workload", DefaultConfig.ChurnLabels, lbls("__name__", "rps", "instance", "10.0.0.2:80", "job", "web", "pod", "web-1"), false},
 		{"a host, not a pod", DefaultConfig.ChurnLabels, lbls("__name__", "rps", "instance", "10.0.0.2:80", "job", "api"), false},
+		{"a container, with cAdvisor's per-container labels listed", []string{"pod", "instance", "id", "name"},
+			lbls("__name__", "rps", "id", "/kubepods/web-2/c2", "instance", "node-2", "job", "api", "name", "c2", "pod", "api-2"), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, _ := newTestDetector(t, func(c *Config) { c.ChurnLabels = tc.churnLabels })
 			old := lbls("__name__", "rps", "instance", "10.0.0.1:80", "job", "api", "pod", "api-1")
-			if tc.name == "a host, not a pod" {
+			switch tc.name {
+			case "a host, not a pod":
 				old = lbls("__name__", "rps", "instance", "10.0.0.1:80", "job", "api")
+			case "a container, with cAdvisor's per-container labels listed":
+				old = lbls("__name__", "rps", "id", "/kubepods/web-1/c1", "instance", "node-1", "job", "api", "name", "c1", "pod", "api-1")
 			}
 			rng := rand.New(rand.NewPCG(1, 2))
 			ts := int64(1_700_000_000_000)
