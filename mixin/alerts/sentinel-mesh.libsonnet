@@ -145,6 +145,15 @@ local utils = import '../lib/utils.libsonnet';
             },
           },
           {
+            alert: 'SentinelMeshMetricFamiliesRefused',
+            expr: 'increase(sentinel_mesh_metric_families_refused_total{%s}[10m]) > 0' % sel,
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: 'Sentinel Mesh keeps no more metric family types.',
+              description: 'Sentinel Mesh {{ $labels.instance }} reached detector.max_metric_families; series of new families are typed by their names (counters on their rates) instead of their metadata.',
+            },
+          },
+          {
             alert: 'SentinelMeshLokiPushFailing',
             expr: |||
               sum by (%(by)s) (increase(sentinel_mesh_loki_push_failures_total{%(sel)s}[10m])) > 0
