@@ -22,10 +22,10 @@ const (
 	MetricTypeCounter
 )
 
-// counterSuffixes end the names of counters and of the cumulative series
-// of classic histograms and summaries: the names PromQL's rate() expects
-// (it warns on others).
-var counterSuffixes = [...]string{"_total", "_sum", "_count", "_bucket"}
+// A counter's name ends in _total, and the cumulative series of a classic
+// histogram or summary in one of cumulativeSuffixes: the names PromQL's
+// rate() expects (it warns on others).
+var cumulativeSuffixes = [...]string{"_sum", "_count", "_bucket"}
 
 // isCounter says whether a series is scored on its rate (counter_rate): as
 // the input says, or without that, by its name.
@@ -37,7 +37,10 @@ func isCounter(lbls Labels, t MetricType) bool {
 		return false
 	}
 	name := lbls.Get(MetricNameLabel)
-	for _, suffix := range counterSuffixes {
+	if strings.HasSuffix(name, "_total") {
+		return true
+	}
+	for _, suffix := range cumulativeSuffixes {
 		if strings.HasSuffix(name, suffix) {
 			return true
 		}

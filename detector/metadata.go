@@ -135,7 +135,7 @@ func (f *FamilyTypes) SeriesType(tenant, name string) MetricType {
 		}
 		return MetricTypeUnknown
 	}
-	for _, suffix := range [...]string{"_bucket", "_sum", "_count"} {
+	for _, suffix := range cumulativeSuffixes {
 		if base, ok := strings.CutSuffix(name, suffix); ok {
 			switch f.types[familyKey{tenant, base}] {
 			case FamilyTypeHistogram, FamilyTypeSummary:

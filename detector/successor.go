@@ -53,28 +53,28 @@ func churnKey(tenant string, lbls Labels, churn []string) (key uint64, ok bool) 
 // caller holds), the newest of its churn key and starts it from the
 // calibration of the one before, if that is live. A predecessor in another
 // shard whose lock is taken is skipped rather than waited for: shard locks
-// are not ordered. Reports whether s inherited.
-func (d *Detector) inherit(sh *shard, s *series, tenant string, lbls Labels) bool {
+// are not ordered.
+func (d *Detector) inherit(sh *shard, s *series, tenant string, lbls Labels) {
 	if d.succ == nil {
-		return false
+		return
 	}
 	key, ok := churnKey(tenant, lbls, d.cfg.ChurnLabels)
 	if !ok {
-		return false
+		return
 	}
 	prev := d.succ.track(key, s)
 	if prev == nil {
-		return false
+		return
 	}
 	psh := &d.shards[prev.hash%numShards]
 	if psh != sh {
 		if !psh.mu.TryLock() {
-			return false
+			return
 		}
 		defer psh.mu.Unlock()
 	}
 	if prev.cal.n == 0 {
-		return false
+		return
 	}
 	s.cal = prev.cal
 	s.cal.daily.inherited = true
@@ -83,7 +83,6 @@ func (d *Detector) inherit(sh *shard, s *series, tenant string, lbls Labels) boo
 		s.cal.daily.tails = &c
 	}
 	d.metrics.seriesInherited.Inc()
-	return true
 }
 
 // confirmInherited checks an inherited calibration against the series' own
