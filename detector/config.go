@@ -224,6 +224,9 @@ func (c *Config) Validate() error {
 	if s.WarmupSamples < 0 {
 		errs = append(errs, errors.New("detector.scoring.warmup_samples must be >= 0"))
 	}
+	if s.LearningPeriod < 0 {
+		errs = append(errs, errors.New("detector.scoring.learning_period must be >= 0"))
+	}
 	if s.LongWindow < 1 {
 		errs = append(errs, errors.New("detector.scoring.long_window must be >= 1"))
 	}

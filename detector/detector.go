@@ -486,6 +486,10 @@ func (d *Detector) score(s *series, smp Sample, gapMs int64, ms *modelState, cou
 	// Bounds come from the calibration before this sample updates it.
 	lower, upper := s.cal.bounds(cfg, &d.bandZ, s.pred, s.predScale)
 	score, warm, cause := s.cal.observe(cfg, e, smp.Value, smp.TimestampMs, gapMs, gated)
+	learning := warm && s.cal.learning(cfg, smp.TimestampMs)
+	if learning {
+		score, warm = 0, false
+	}
 	if !gated {
 		// A deviation the knobs ignore never opens an anomaly.
 		score = min(score, cfg.Threshold*0.99)
@@ -499,9 +503,12 @@ func (d *Detector) score(s *series, smp Sample, gapMs int64, ms *modelState, cou
 	s.record(historyPoint{ts: smp.TimestampMs, value: float32(smp.Value), expected: float32(s.pred), lower: float32(lower), upper: float32(upper), score: float32(score)})
 	// A warm-up score is a placeholder, not a comparison the model can stand
 	// behind: count it as unscored only.
-	if warm {
+	switch {
+	case warm:
 		counts.scored++
-	} else {
+	case learning:
+		counts.learning++
+	default:
 		counts.warmup++
 	}
 

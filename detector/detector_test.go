@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -34,6 +35,9 @@ func newTestDetector(t *testing.T, mod func(*Config), sinks ...EventSink) (*Dete
 	t.Helper()
 	cfg := DefaultConfig
 	cfg.AnomalyCloseAfter = 0
+	// The tests' series are minutes long: scored after warm-up, as before
+	// learning_period (TestLearningPeriod).
+	cfg.Scoring.LearningPeriod = 0
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -428,4 +432,59 @@ func TestAppendManyMatchesAppend(t *testing.T) {
 	}
 	require.Equal(t, eventCount(one, "open"), eventCount(many, "open"))
 	require.NotZero(t, eventCount(many, "open"))
+}
+
+// A series is not scored in its learning period, however surprising its
+// samples; its statistics learn meanwhile, and a replaced pod's series
+// inherits its predecessor's age with its calibration.
+func TestLearningPeriod(t *testing.T) {
+	sink := &recordingSink{}
+	d, _ := newTestDetector(t, func(c *Config) { c.Scoring.LearningPeriod = model.Duration(time.Hour) }, sink)
+	const step = 15_000
+	rng := rand.New(rand.NewPCG(1, 2))
+	early := lbls("__name__", "rps", "instance", "10.0.0.1:80", "job", "api", "pod", "api-1")
+	late := lbls("__name__", "rps", "instance", "10.0.0.9:80", "job", "web", "pod", "web-1")
+	ts := int64(1_700_000_000_000)
+	spikeAt := map[int]Labels{120: early, 300: late} // at 30 and 75 minutes
+	var learning float64
+	for i := range 320 {
+		for _, ls := range []Labels{early, late} {
+			v := 100 + 5*rng.NormFloat64()
+			if spikeAt[i].Get("pod") == ls.Get("pod") {
+				v = 400
+			}
+			feed(t, d, ls, ts, v)
+		}
+		ts += step
+		if i == 120 {
+			r, ok := latest(d, early)
+			require.True(t, ok)
+			require.Zero(t, r.Score, "a spike in the learning period scores 0")
+			require.Empty(t, sink.events)
+			learning = testutil.ToFloat64(d.metrics.unscoredLearning)
+			require.Greater(t, learning, 100.0, "the learning period's samples count as unscored")
+			require.Zero(t, testutil.ToFloat64(d.metrics.samplesScored))
+		}
+	}
+	opened := func() (pods []string) {
+		for _, ev := range sink.events {
+			if ev.Kind == EventOpen {
+				pods = append(pods, ev.Labels.Get("pod"))
+			}
+		}
+		return pods
+	}
+	require.Equal(t, []string{"web-1"}, opened(), "the same spike after the learning period opens")
+	learning = testutil.ToFloat64(d.metrics.unscoredLearning)
+
+	// The next pod's series starts from web-1's calibration, age included:
+	// a spike right after its first window opens.
+	next := lbls("__name__", "rps", "instance", "10.0.0.10:80", "job", "web", "pod", "web-2")
+	for range 20 {
+		feed(t, d, next, ts, 100+5*rng.NormFloat64())
+		ts += step
+	}
+	feed(t, d, next, ts, 1000)
+	require.Equal(t, []string{"web-1", "web-2"}, opened())
+	require.Equal(t, learning, testutil.ToFloat64(d.metrics.unscoredLearning), "the successor did not learn again")
 }

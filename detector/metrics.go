@@ -16,6 +16,7 @@ type metrics struct {
 	samplesScored      prometheus.Counter
 	samplesUnscored    *prometheus.CounterVec
 	unscoredWarmup     prometheus.Counter // samplesUnscored{reason="warmup"}
+	unscoredLearning   prometheus.Counter // samplesUnscored{reason="learning"}
 	unscoredLag        prometheus.Counter // samplesUnscored{reason="inference_lag"}
 	// samplesUnscored{reason="counter_start"}: a counter's first value
 	// (counter_rate) only sets where it stands.
@@ -59,7 +60,7 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 		}),
 		samplesUnscored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentinel_mesh_samples_unscored_total",
-			Help: "Accepted samples that got no score (warmup: too little history; inference_lag: prediction not ready; counter_start: a counter's first value, or its first after a stale marker or a restart, only sets the base its rate is taken from).",
+			Help: "Accepted samples that got no score (warmup: too little history; learning: the series is younger than detector.scoring.learning_period; inference_lag: prediction not ready; counter_start: a counter's first value, or its first after a stale marker or a restart, only sets the base its rate is taken from).",
 		}, []string{"reason"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sentinel_mesh_inference_batch_size",
@@ -121,6 +122,7 @@ func newMetrics(reg prometheus.Registerer, d *Detector) *metrics {
 		seriesLimit: m.samplesDropped.WithLabelValues("series_limit"),
 	}
 	m.unscoredWarmup = m.samplesUnscored.WithLabelValues("warmup")
+	m.unscoredLearning = m.samplesUnscored.WithLabelValues("learning")
 	m.unscoredLag = m.samplesUnscored.WithLabelValues("inference_lag")
 	m.unscoredCounterStart = m.samplesUnscored.WithLabelValues("counter_start")
 	for _, k := range []string{"open", "close"} {
@@ -175,7 +177,7 @@ func (m *metrics) countDrops(st AppendStats) {
 // scoreCounts counts one batch's scoring outcomes, so the shared counters
 // are touched once per batch (one request) rather than once per sample.
 type scoreCounts struct {
-	scored, warmup, lag, counterStart int
+	scored, warmup, learning, lag, counterStart int
 }
 
 func (m *metrics) countScores(c scoreCounts) {
@@ -184,6 +186,9 @@ func (m *metrics) countScores(c scoreCounts) {
 	}
 	if c.warmup > 0 {
 		m.unscoredWarmup.Add(float64(c.warmup))
+	}
+	if c.learning > 0 {
+		m.unscoredLearning.Add(float64(c.learning))
 	}
 	if c.lag > 0 {
 		m.unscoredLag.Add(float64(c.lag))

@@ -39,6 +39,7 @@ func TestAlertmanagerEndToEnd(t *testing.T) {
 
 	dcfg := detector.DefaultConfig
 	dcfg.AnomalyCloseAfter = 0
+	dcfg.Scoring.LearningPeriod = 0 // the series is seconds old
 	det, err := detector.New(dcfg, logger, nil, am)
 	require.NoError(t, err)
 	det.SetModel(detector.WindowMeanModel{W: 16})

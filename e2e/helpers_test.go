@@ -92,6 +92,9 @@ func startSentinel(t testing.TB, cfgYAML string) (*app.App, string) {
 	t.Helper()
 	cfg, err := config.Parse([]byte(cfgYAML))
 	require.NoError(t, err)
+	// The tests' series are minutes old: scored after warm-up, as before
+	// learning_period (detector.TestLearningPeriod).
+	cfg.Detector.Scoring.LearningPeriod = 0
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))

@@ -303,6 +303,8 @@ func restartConfig(r *receivers) string {
 detector:
   batch_interval: 10ms
   anomaly_close_after: 10m
+  scoring:
+    learning_period: 0s # the series are minutes old
 loki:
   url: %[1]s/loki/api/v1/push
   format: json

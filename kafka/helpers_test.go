@@ -49,6 +49,7 @@ func newTestDetector(t testing.TB, reg prometheus.Registerer) *detector.Detector
 	t.Helper()
 	cfg := detector.DefaultConfig
 	cfg.Scoring.WarmupSamples = 2
+	cfg.Scoring.LearningPeriod = 0 // the series are seconds old
 	d, err := detector.New(cfg, slog.New(slog.DiscardHandler), reg)
 	if err != nil {
 		t.Fatal(err)

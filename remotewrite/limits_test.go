@@ -52,6 +52,7 @@ func liveDetector(t *testing.T, dcfg detector.Config, hcfg Config, sinks ...dete
 	require.NoError(t, err, "ONNX Runtime is needed: make ort, or set SENTINEL_ORT_LIB")
 	t.Cleanup(func() { _ = m.Close() })
 	reg := prometheus.NewRegistry()
+	dcfg.Scoring.LearningPeriod = 0 // the series are seconds old
 	d, err := detector.New(dcfg, slog.New(slog.DiscardHandler), reg, sinks...)
 	require.NoError(t, err)
 	d.SetModel(m)

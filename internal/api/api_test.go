@@ -59,6 +59,7 @@ func newEnv(t *testing.T, mod func(*api.Config)) *env {
 	// longer: the API, not the calibration, is under test.
 	dcfg.Scoring.Threshold = 0.5
 	dcfg.Scoring.RobustUpdates = false
+	dcfg.Scoring.LearningPeriod = 0 // minutes-long series
 	det, err := detector.New(dcfg, slog.New(slog.DiscardHandler), reg, store)
 	require.NoError(t, err)
 	det.SetModel(detector.WindowMeanModel{W: 8})

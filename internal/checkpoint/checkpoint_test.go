@@ -36,6 +36,7 @@ func newDetector(t testing.TB, sinks ...detector.EventSink) *detector.Detector {
 	t.Helper()
 	cfg := detector.DefaultConfig
 	cfg.AnomalyCloseAfter = 0
+	cfg.Scoring.LearningPeriod = 0 // minutes-long series
 	d, err := detector.New(cfg, slog.New(slog.DiscardHandler), nil, sinks...)
 	require.NoError(t, err)
 	d.SetModel(detector.WindowMeanModel{W: 16})

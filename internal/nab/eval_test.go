@@ -100,9 +100,11 @@ func TestRunAndReport(t *testing.T) {
 	dir := writeCorpus(t)
 	c, err := LoadCorpus(dir)
 	require.NoError(t, err)
+	cfg := detector.DefaultConfig
+	cfg.Scoring.LearningPeriod = 0 // the shift comes on the file's second day
 	for _, mode := range []Mode{ModeScores, ModeEvents} {
 		t.Run(string(mode), func(t *testing.T) {
-			o, err := Run(c, Detector{Name: "det", Config: detector.DefaultConfig, Model: detector.WindowMeanModel{W: 32}, Mode: mode})
+			o, err := Run(c, Detector{Name: "det", Config: cfg, Model: detector.WindowMeanModel{W: 32}, Mode: mode})
 			require.NoError(t, err)
 			require.Len(t, o.Scores, 2)
 			shift := o.Scores[0]
