@@ -149,7 +149,7 @@ func startServer(ctx context.Context, dir string) (func(), error) {
 	}
 	// Fast inference and anomalies that stay open for the whole test.
 	cfgFile := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgFile, []byte("detector:\n  batch_interval: 5ms\n  anomaly_close_after: 1h\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte("detector:\n  batch_interval: 5ms\n  anomaly_close_after: 1h\n  scoring:\n    learning_period: 0s # the series are seconds old\n"), 0o600); err != nil {
 		return nil, err
 	}
 	addr, err := freePort()
