@@ -10,6 +10,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -308,5 +309,27 @@ func TestPointTermDoesNotCountAFastSampleTwice(t *testing.T) {
 			require.Greater(t, perSample, single+0.05, "one outlier, point term per sample")
 			require.GreaterOrEqual(t, held, cfg.Threshold, "the deviation held for a minute")
 		})
+	}
+}
+
+// A process' start-up (memory ramping from 200 MB to 2 GB in its first hour,
+// then flat) is not its daily pattern: the profile learns it on the first
+// day, and the seasonal terms, scoring only once the series has been seen
+// for two days, compare the second day with it only after their tails have
+// learnt that day. Before, the flat 2 GB opened a seasonal anomaly a day
+// after the start, at the ramp's hour.
+func TestStartUpIsNotADailyPattern(t *testing.T) {
+	for seed := range uint64(3) {
+		sink := &recordingSink{}
+		d, _ := newTestDetector(t, func(c *Config) { c.Scoring = DefaultScoringConfig }, sink)
+		rng := rand.New(rand.NewPCG(seed, 6))
+		ls := lbls("__name__", "process_resident_memory_bytes", "job", "api", "instance", "10.0.0.1:80")
+		ts := int64(1_700_000_000_000)
+		for i := range 4 * 5760 { // four days at 15 s
+			feed(t, d, ls, ts, 2e9-1.8e9*max(0, 1-float64(i)/240)+1e7*rng.NormFloat64())
+			ts += 15_000
+		}
+		require.Empty(t, sink.events, "seed %d", seed)
+		require.Greater(t, testutil.ToFloat64(d.metrics.samplesScored), 2*5760.0, "seed %d: scored from its second day", seed)
 	}
 }

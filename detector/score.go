@@ -246,6 +246,9 @@ const (
 	profileDays       = 1
 	profileMinSamples = 12
 	profileLevelSec   = 2 * 3600 // the residual's short-term mean spans at least this
+	// seasonalScoreSec is the age from which the seasonal terms score: a
+	// daily pattern must have been seen on two days.
+	seasonalScoreSec = 2 * 24 * 3600
 )
 
 // dailyProfile is the state of the daily-profile level term: the profile,
@@ -466,7 +469,11 @@ func (p *dailyProfile) observe(cfg *ScoringConfig, v, vm, vv, lw float64, tsMs, 
 	// only from the next day on, and clipping it cost ops-dev 0.01-0.02 F1
 	// on both folds (docs/detection.md).
 	p.learn(v, tsMs, gapMs, h, rp*rp)
-	if !p.cycle {
+	// A cycle is a pattern seen twice: the terms score only from the
+	// series' third day. On its first day the profile learns whatever
+	// the series did (a process' start-up among it); the tails learn the
+	// second day's residuals from that profile before they are scored.
+	if !p.cycle || tsMs/1000-p.startSec < seasonalScoreSec {
 		return 0, 0
 	}
 	return s, sPt

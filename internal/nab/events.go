@@ -28,6 +28,13 @@ type EventScore struct {
 	F1                float64 `json:"f1"`
 	SeriesDays        float64 `json:"series_days"`
 	FalsePerDay       float64 `json:"false_alarms_per_series_day"`
+	// EarlyFalse counts the false opens in the warm-up rows, the part of a
+	// series' life the other figures leave out and a user is paged in for
+	// every new series: opens not within incidentMerge rows of a labelled
+	// run. EarlyFalsePerDay divides them by the warm-up's series-days.
+	EarlyFalse       int     `json:"early_false_opens"`
+	EarlySeriesDays  float64 `json:"early_series_days"`
+	EarlyFalsePerDay float64 `json:"early_false_alarms_per_series_day"`
 	// DelayMean and DelayMedian are rows from an incident's first row to its
 	// first open, over detected incidents.
 	DelayMean   float64 `json:"delay_mean_rows"`
@@ -72,6 +79,14 @@ func ScoreEvents(c *Corpus, o *Output) EventScore {
 			r.SeriesDays += s.Times[len(s.Times)-1].Sub(s.Times[warm]).Hours() / 24
 		}
 		incs := incidents(s.Windows)
+		if warm > 0 {
+			r.EarlySeriesDays += s.Times[min(warm, len(s.Times)-1)].Sub(s.Times[0]).Hours() / 24
+		}
+		for j := range min(warm, len(s.Values)) {
+			if o.Scores[i][j] > 0 && !nearIncident(incs, j) {
+				r.EarlyFalse++
+			}
+		}
 		detected := make([]bool, len(incs))
 		for j := warm; j < len(s.Values); j++ {
 			if o.Scores[i][j] <= 0 {
@@ -133,8 +148,22 @@ func ScoreEvents(c *Corpus, o *Output) EventScore {
 	if r.SeriesDays > 0 {
 		r.FalsePerDay = float64(r.Opens-r.TrueOpens) / r.SeriesDays
 	}
+	if r.EarlySeriesDays > 0 {
+		r.EarlyFalsePerDay = float64(r.EarlyFalse) / r.EarlySeriesDays
+	}
 	r.DelayMean, r.DelayMedian = meanMedian(delays)
 	return r
+}
+
+// nearIncident says whether row j lies within incidentMerge rows of an
+// incident (before or after it).
+func nearIncident(incs []incident, j int) bool {
+	for _, in := range incs {
+		if j >= in.Start-incidentMerge && j <= in.End+incidentMerge {
+			return true
+		}
+	}
+	return false
 }
 
 // meanMedian returns the mean and median of xs (0, 0 when empty); xs is sorted.

@@ -25,7 +25,7 @@ func TestScoreEvents(t *testing.T) {
 		row   int
 		cause detector.Cause
 	}{
-		{100, detector.CauseLevel},      // in the warm-up: not counted
+		{100, detector.CauseLevel},      // in the warm-up: an early false open only
 		{405, detector.CausePrediction}, // detects the first incident after 5 rows
 		{425, detector.CausePrediction}, // reopens inside it (up to 10 rows after its end)
 		{600, detector.CauseSeasonal},   // false
@@ -42,4 +42,7 @@ func TestScoreEvents(t *testing.T) {
 	require.InDelta(t, 0.5, got.Recall, 1e-12)
 	require.Equal(t, 5.0, got.DelayMedian)
 	require.Equal(t, map[string]CauseOpens{"prediction": {Opens: 2, TrueOpens: 2}, "seasonal": {Opens: 1}}, got.ByCause)
+	require.Equal(t, 1, got.EarlyFalse)
+	require.InDelta(t, 150*300.0/86400, got.EarlySeriesDays, 1e-9, "the warm-up's 150 rows of 5 minutes")
+	require.InDelta(t, 1/got.EarlySeriesDays, got.EarlyFalsePerDay, 1e-12)
 }

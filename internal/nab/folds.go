@@ -73,16 +73,16 @@ func CorpusName(dir string) string { return filepath.Base(filepath.Clean(dir)) }
 // FoldMarkdown renders fold reports, grouped as given, as one table.
 func FoldMarkdown(reports []*FoldReport) string {
 	var b strings.Builder
-	b.WriteString("| corpus | fold | detector | model | NAB on scores, transfer: standard / low FP / low FN | NAB on opens, transfer | NAB at the detector's threshold | NAB own optimum: standard | events: precision / recall / F1 | precision, an incident counted once | opens (true) | incidents detected | false alarms per series-day | delay median (rows) |\n")
-	b.WriteString("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| corpus | fold | detector | model | NAB on scores, transfer: standard / low FP / low FN | NAB on opens, transfer | NAB at the detector's threshold | NAB own optimum: standard | events: precision / recall / F1 | precision, an incident counted once | opens (true) | incidents detected | false alarms per series-day | delay median (rows) | warm-up rows: false opens, per series-day |\n")
+	b.WriteString("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range reports {
 		e := r.Events
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f / %.1f / %.1f | %.1f / %.1f / %.1f | %.1f / %.1f / %.1f | %.1f | %.2f / %.2f / %.2f | %.2f | %d (%d) | %d / %d | %.3f | %.0f |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f / %.1f / %.1f | %.1f / %.1f / %.1f | %.1f / %.1f / %.1f | %.1f | %.2f / %.2f / %.2f | %.2f | %d (%d) | %d / %d | %.3f | %.0f | %d, %.3f |\n",
 			r.Corpus, r.Fold, r.Detector, r.ModelVersion,
 			r.ScoresTransfer[0].Normalised, r.ScoresTransfer[1].Normalised, r.ScoresTransfer[2].Normalised,
 			r.Transfer[0].Normalised, r.Transfer[1].Normalised, r.Transfer[2].Normalised,
 			r.AtThreshold[0].Normalised, r.AtThreshold[1].Normalised, r.AtThreshold[2].Normalised, r.NAB[0].Normalised,
-			e.Precision, e.Recall, e.F1, e.IncidentPrecision, e.Opens, e.TrueOpens, e.Detected, e.Incidents, e.FalsePerDay, e.DelayMedian)
+			e.Precision, e.Recall, e.F1, e.IncidentPrecision, e.Opens, e.TrueOpens, e.Detected, e.Incidents, e.FalsePerDay, e.DelayMedian, e.EarlyFalse, e.EarlyFalsePerDay)
 	}
 	return b.String()
 }
