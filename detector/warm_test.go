@@ -265,3 +265,35 @@ func TestWarmKeepsACounterLiveBase(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, 200.0, r.Value, "3000 more in 15 s since the live base")
 }
+
+// A series' history counts towards its learning period: warmed from a
+// day of it, its first live sample is scored; from 6 hours, it is still
+// learning.
+func TestWarmHistoryCountsTowardsTheLearningPeriod(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		hist   int // samples at 15 s
+		scored bool
+	}{
+		{"25 h of history", 6000, true},
+		{"6 h of history", 1440, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, _ := newTestDetector(t, func(c *Config) { c.Scoring.LearningPeriod = DefaultScoringConfig.LearningPeriod })
+			ls := lbls("__name__", "cpu", "job", "api")
+			end := int64(1_700_000_000_000)
+			d.Append("", ls, []Sample{{TimestampMs: end, Value: 400}})
+			require.NoError(t, d.Flush())
+			require.Equal(t, WarmInstalled, warmOne(t, d, "", ls, history(3, tc.hist, end)))
+			r, ok := latest(d, ls)
+			require.True(t, ok)
+			require.Equal(t, tc.scored, r.Score > 0.9, "score %.2f", r.Score)
+			want := 0.0
+			if tc.scored {
+				want = 1
+			}
+			require.Equal(t, want, testutil.ToFloat64(d.metrics.samplesScored))
+			require.Equal(t, 1-want, testutil.ToFloat64(d.metrics.unscoredLearning))
+		})
+	}
+}

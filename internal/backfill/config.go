@@ -34,7 +34,9 @@ type Config struct {
 	URL string `yaml:"url"`
 	// Protocol is query or remote_read.
 	Protocol string `yaml:"protocol"`
-	// Lookback is how much history a series is warmed from.
+	// Lookback is how much history a series is warmed from. The default
+	// covers detector.scoring.learning_period (a day), so a warmed series'
+	// first live sample is scored.
 	Lookback model.Duration `yaml:"lookback"`
 	// TenantHeader carries the series' tenant on every request (Mimir,
 	// Thanos, Cortex); empty sends none.
@@ -80,7 +82,7 @@ type StartupConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		Protocol:            ProtocolQuery,
-		Lookback:            model.Duration(6 * time.Hour),
+		Lookback:            model.Duration(25 * time.Hour),
 		TenantHeader:        "X-Scope-OrgID",
 		OnNewSeries:         true,
 		NewSeriesBatchWait:  model.Duration(time.Second),
