@@ -72,6 +72,7 @@ func ablations() []ablation {
 		{name: "reference interval off (every series scored per sample)", apply: func(c *detector.ScoringConfig) { c.ReferenceInterval = 0 }},
 		{name: "point window off (seasonal point term per sample)", apply: func(c *detector.ScoringConfig) { c.PointWindow = 0 }},
 		{name: "corroboration off", apply: func(c *detector.ScoringConfig) { c.CorroborationLift = 0 }},
+		{name: "learning period off (scored after warm-up)", apply: func(c *detector.ScoringConfig) { c.LearningPeriod = 0 }},
 	}
 	as = append(as, scaleInt("long_window", func(c *detector.ScoringConfig) *int { return &c.LongWindow })...)
 	as = append(as, scaleInt("level_window", func(c *detector.ScoringConfig) *int { return &c.LevelWindow })...)
@@ -84,6 +85,7 @@ func ablations() []ablation {
 	as = append(as, scale("daily_profile_ratio", func(c *detector.ScoringConfig) *float64 { return &c.DailyProfileRatio })...)
 	as = append(as, scaleDuration("reference_interval", func(c *detector.ScoringConfig) *model.Duration { return &c.ReferenceInterval })...)
 	as = append(as, scaleDuration("point_window", func(c *detector.ScoringConfig) *model.Duration { return &c.PointWindow })...)
+	as = append(as, scaleDuration("learning_period", func(c *detector.ScoringConfig) *model.Duration { return &c.LearningPeriod })...)
 	return as
 }
 
