@@ -63,9 +63,10 @@ func latestResult(d *detector.Detector, tenant, series string) (detector.Result,
 	return out, found
 }
 
-// TestBackfillFromPrometheus holds 6 h of a series in a real Prometheus
+// TestBackfillFromPrometheus holds 25 h of a series in a real Prometheus
 // (pushed through its remote-write receiver, oldest first) and starts
-// Sentinel Mesh empty with backfill from it. The first live sample pushed
+// Sentinel Mesh empty with backfill from it, with the default learning
+// period of a day, which the history covers. The first live sample pushed
 // to Sentinel Mesh is scored, and a spike a few samples later opens an
 // anomaly; a Sentinel Mesh without backfill, given the same samples,
 // scores none of them. Both protocols, both ways of finding the series:
@@ -77,10 +78,10 @@ func TestBackfillFromPrometheus(t *testing.T) {
 	prom := toolBinary(t, "prometheus", PrometheusModule)
 	promURL := startPrometheusReceiver(t, prom)
 
-	// 6 h at 15 s of one series per case, ending one step before now.
-	const step = 15_000
+	// 25 h at 15 s of one series per case, ending one step before now.
+	const step, histSamples = 15_000, 6000
 	now := time.Now().UnixMilli() / step * step
-	histStart := now - 6*3600*1000
+	histStart := now - histSamples*step
 	cases := []struct {
 		name, protocol string
 		startup        bool
@@ -107,8 +108,8 @@ func TestBackfillFromPrometheus(t *testing.T) {
 	}
 	// The whole history must be queryable before any Sentinel Mesh reads it.
 	for i := range cases {
-		q := fmt.Sprintf(`count_over_time(%s{series="%d"}[7h])`, backfillMetric, i)
-		require.Equal(t, map[string]float64{"": 1440}, promVector(t, promURL, q, time.UnixMilli(now), "none"), "history of series %d", i)
+		q := fmt.Sprintf(`count_over_time(%s{series="%d"}[26h])`, backfillMetric, i)
+		require.Equal(t, map[string]float64{"": histSamples}, promVector(t, promURL, q, time.UnixMilli(now), "none"), "history of series %d", i)
 	}
 
 	for i, tc := range cases {
@@ -121,10 +122,12 @@ func TestBackfillFromPrometheus(t *testing.T) {
 			app, sentinelURL := startSentinel(t, fmt.Sprintf(`
 detector:
   batch_interval: 20ms
+  scoring:
+    learning_period: 24h
 backfill:
   url: %s
   protocol: %s
-  lookback: 7h
+  lookback: 26h
   new_series_batch_wait: 100ms%s
 `, promURL, tc.protocol, startup))
 			_, controlURL := startSentinel(t, "detector:\n  batch_interval: 20ms\n")
@@ -136,7 +139,7 @@ backfill:
 					return metrictest.Value(t, reg, "sentinel_mesh_backfill_startup_completed") == 1
 				})
 				require.Equal(t, 1.0, metrictest.Value(t, reg, "sentinel_mesh_backfill_series_total", installed...))
-				require.Equal(t, 1440.0, metrictest.Value(t, reg, "sentinel_mesh_backfill_samples_total"))
+				require.Equal(t, float64(histSamples), metrictest.Value(t, reg, "sentinel_mesh_backfill_samples_total"))
 				require.Equal(t, 1, det.NumSeries())
 			}
 
@@ -159,6 +162,7 @@ backfill:
 			require.Equal(t, 1.0, metrictest.Value(t, reg, "sentinel_mesh_backfill_series_total", installed...))
 			require.Equal(t, 1.0, metrictest.Value(t, reg, "sentinel_mesh_samples_scored_total"))
 			require.Equal(t, 0.0, metrictest.Value(t, reg, "sentinel_mesh_samples_unscored_total", "reason", "warmup"))
+			require.Equal(t, 0.0, metrictest.Value(t, reg, "sentinel_mesh_samples_unscored_total", "reason", "learning"), "the history covers the learning period")
 
 			// Three calm samples, then a spike.
 			ts := first

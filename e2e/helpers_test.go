@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,8 +94,10 @@ func startSentinel(t testing.TB, cfgYAML string) (*app.App, string) {
 	cfg, err := config.Parse([]byte(cfgYAML))
 	require.NoError(t, err)
 	// The tests' series are minutes old: scored after warm-up, as before
-	// learning_period (detector.TestLearningPeriod).
-	cfg.Detector.Scoring.LearningPeriod = 0
+	// learning_period (detector.TestLearningPeriod), unless a test sets it.
+	if !strings.Contains(cfgYAML, "learning_period") {
+		cfg.Detector.Scoring.LearningPeriod = 0
+	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
