@@ -23,24 +23,19 @@ type ChurnRow struct {
 // corpus and detector, in the order first seen.
 func ChurnRows(period time.Duration, inherit bool, reports []*FoldReport) []ChurnRow {
 	var rows []ChurnRow
-	idx := map[[2]string]int{}
-	for _, r := range reports {
-		k := [2]string{r.Corpus, r.Detector}
-		i, ok := idx[k]
-		if !ok {
-			i = len(rows)
-			idx[k] = i
-			rows = append(rows, ChurnRow{Period: period, Inherit: inherit, Corpus: r.Corpus, Detector: r.Detector})
+	for _, g := range groupByCorpusDetector(reports) {
+		row := ChurnRow{Period: period, Inherit: inherit, Corpus: g[0].Corpus, Detector: g[0].Detector}
+		for _, r := range g {
+			f := 0
+			if r.Fold == "B" {
+				f = 1
+			}
+			row.F1[f], row.Precision[f] = r.Events.F1, r.Events.Precision
+			if len(r.ScoresTransfer) > 0 {
+				row.ScoresTransfer[f] = r.ScoresTransfer[0].Normalised
+			}
 		}
-		f := 0
-		if r.Fold == "B" {
-			f = 1
-		}
-		row := &rows[i]
-		row.F1[f], row.Precision[f] = r.Events.F1, r.Events.Precision
-		if len(r.ScoresTransfer) > 0 {
-			row.ScoresTransfer[f] = r.ScoresTransfer[0].Normalised
-		}
+		rows = append(rows, row)
 	}
 	return rows
 }

@@ -126,31 +126,43 @@ type Worst struct {
 // in the order first seen.
 func WorstFolds(reports []*FoldReport) []Worst {
 	var out []Worst
+	for _, g := range groupByCorpusDetector(reports) {
+		r := g[0]
+		w := Worst{Corpus: r.Corpus, Detector: r.Detector, Precision: r.Events.Precision, F1: r.Events.F1, FalsePerDay: r.Events.FalsePerDay}
+		for p := range w.Transfer {
+			w.Transfer[p], w.AtThreshold[p] = r.Transfer[p].Normalised, r.AtThreshold[p].Normalised
+			w.ScoresTransfer[p] = r.ScoresTransfer[p].Normalised
+		}
+		for _, r := range g[1:] {
+			for p := range w.Transfer {
+				w.Transfer[p] = min(w.Transfer[p], r.Transfer[p].Normalised)
+				w.AtThreshold[p] = min(w.AtThreshold[p], r.AtThreshold[p].Normalised)
+				w.ScoresTransfer[p] = min(w.ScoresTransfer[p], r.ScoresTransfer[p].Normalised)
+			}
+			w.Precision, w.F1 = min(w.Precision, r.Events.Precision), min(w.F1, r.Events.F1)
+			w.FalsePerDay = max(w.FalsePerDay, r.Events.FalsePerDay)
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// groupByCorpusDetector groups fold reports by corpus and detector, the
+// groups in the order first seen.
+func groupByCorpusDetector(reports []*FoldReport) [][]*FoldReport {
+	var groups [][]*FoldReport
 	idx := map[[2]string]int{}
 	for _, r := range reports {
 		k := [2]string{r.Corpus, r.Detector}
 		i, ok := idx[k]
 		if !ok {
-			i = len(out)
+			i = len(groups)
 			idx[k] = i
-			w := Worst{Corpus: r.Corpus, Detector: r.Detector, Precision: r.Events.Precision, F1: r.Events.F1, FalsePerDay: r.Events.FalsePerDay}
-			for p := range w.Transfer {
-				w.Transfer[p], w.AtThreshold[p] = r.Transfer[p].Normalised, r.AtThreshold[p].Normalised
-				w.ScoresTransfer[p] = r.ScoresTransfer[p].Normalised
-			}
-			out = append(out, w)
-			continue
+			groups = append(groups, nil)
 		}
-		w := &out[i]
-		for p := range w.Transfer {
-			w.Transfer[p] = min(w.Transfer[p], r.Transfer[p].Normalised)
-			w.AtThreshold[p] = min(w.AtThreshold[p], r.AtThreshold[p].Normalised)
-			w.ScoresTransfer[p] = min(w.ScoresTransfer[p], r.ScoresTransfer[p].Normalised)
-		}
-		w.Precision, w.F1 = min(w.Precision, r.Events.Precision), min(w.F1, r.Events.F1)
-		w.FalsePerDay = max(w.FalsePerDay, r.Events.FalsePerDay)
+		groups[i] = append(groups[i], r)
 	}
-	return out
+	return groups
 }
 
 // WorstMarkdown renders the worse-fold summary.
