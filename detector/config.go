@@ -245,6 +245,9 @@ func (c *Config) Validate() error {
 	if s.RangeMargin < 0 {
 		errs = append(errs, errors.New("detector.scoring.range_margin must be >= 0"))
 	}
+	if !(s.InRangeErrorExcess >= 0 && s.InRangeErrorExcess <= 1) {
+		errs = append(errs, errors.New("detector.scoring.in_range_error_excess must be in [0,1]"))
+	}
 	if s.TransitionSpread < 0 {
 		errs = append(errs, errors.New("detector.scoring.transition_spread must be >= 0"))
 	}

@@ -275,6 +275,7 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 	cfg.Scoring.Threshold = 2
 	cfg.AnomalyCloseBelow = -1
 	cfg.Scoring.RangeMargin = -0.1
+	cfg.Scoring.InRangeErrorExcess = 1.5
 	cfg.Scoring.DailyProfileRatio = 1.5
 	cfg.Scoring.CorroborationLift = 3
 	cfg.EntityLabels = []string{"instance", "not a label"}
@@ -283,6 +284,7 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 	require.ErrorContains(t, err, "detector.scoring.threshold")
 	require.ErrorContains(t, err, "detector.anomaly_close_below")
 	require.ErrorContains(t, err, "detector.scoring.range_margin")
+	require.ErrorContains(t, err, "detector.scoring.in_range_error_excess")
 	require.ErrorContains(t, err, "detector.scoring.daily_profile_ratio")
 	require.ErrorContains(t, err, "detector.scoring.corroboration_lift")
 	require.ErrorContains(t, err, "detector.entity_labels[1]")

@@ -98,6 +98,13 @@ type ScoringConfig struct {
 	// error term extrapolates; only a value outside everything the series
 	// has done may be rarer than anything it has done.
 	InRangeErrorCap bool `yaml:"in_range_error_cap"`
+	// InRangeErrorExcess is the share of an in-range error's surprise
+	// beyond that cap that still counts. A value inside the range may still
+	// come at an unusual moment, and a hard cap made every such error score
+	// alike: the scores piled up at the cap, where a threshold chosen on one
+	// set of series did not carry over to another (docs/detection.md). 0 is
+	// the hard cap.
+	InRangeErrorExcess float64 `yaml:"in_range_error_excess"`
 	// DailyProfileRatio enables the daily-profile level term for series
 	// with a daily cycle: each series keeps the mean of its values per hour
 	// of the day (UTC), and the level term also compares the short-term
@@ -196,6 +203,7 @@ var DefaultScoringConfig = ScoringConfig{
 	RangeSurprise:        3.2,
 	RangeMargin:          0.1,
 	InRangeErrorCap:      true,
+	InRangeErrorExcess:   0.2,
 	DailyProfileRatio:    0.5,
 	DailyProfileForecast: false,
 	SeasonalScale:        true,
@@ -791,7 +799,9 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 	}
 
 	if cfg.rangeCapsError() && !beyond && m > 1 {
-		sErr = min(sErr, math.Log(min(float64(m-1), lw)))
+		if c := math.Log(min(float64(m-1), lw)); sErr > c {
+			sErr = c + cfg.InRangeErrorExcess*(sErr-c)
+		}
 	}
 	if warm {
 		sum := sErr + sLvl + sVar
@@ -1006,8 +1016,9 @@ func (c *calibration) longWindow(cfg *ScoringConfig, ts float64) float64 {
 // unit): the values beyond which the error term, with the range term where
 // it adds, reaches the threshold on its own (the level terms can open an
 // anomaly inside the band). With InRangeErrorCap a value inside the
-// series' range cannot, so the band reaches at least to the range's edges
-// and margin. The range term is taken to add outside the range, although
+// series' range needs a far larger error (InRangeErrorExcess), so the band
+// reaches to the range's edges and margin unless that error lies inside
+// them. The range term is taken to add outside the range, although
 // it does not to a record error (RangeWithErrorRecord): drawn from the
 // threshold's surprise instead, the band of a young series, whose tail
 // extrapolates slowly, was up to 2.5 times as wide. Called before the
@@ -1021,5 +1032,33 @@ func (c *calibration) bounds(cfg *ScoringConfig, z *bandZ, pred, scale float64) 
 	}
 	half := c.halfWidth(cfg, zAtAdjusted(&z.outsideRange, adj), cfg.surpriseOutsideRange()+adj, lw) * scale
 	lo, hi := c.rangeEdges(cfg)
-	return min(pred-half, lo), max(pred+half, hi)
+	lower, upper = min(pred-half, lo), max(pred+half, hi)
+	// Inside the range the error term is capped at ln(samples seen) plus
+	// InRangeErrorExcess of the rest; the surprise that still reaches the
+	// threshold there is larger than outside, so its band is wider.
+	if m := c.warmCount(cfg); cfg.InRangeErrorExcess > 0 && m > 0 {
+		capped := math.Log(min(float64(m), lw))
+		s := cfg.surpriseAtThreshold() + adj
+		if s > capped {
+			s = capped + (s-capped)/cfg.InRangeErrorExcess
+		}
+		inside := c.halfWidth(cfg, zAtLarge(s), s, lw) * scale
+		lower, upper = max(lower, pred-inside), min(upper, pred+inside)
+	}
+	return lower, upper
+}
+
+// zAtLarge is zAt for surprises of a few nats or more, without the
+// bisection (it is called per sample): Newton's method on the Gaussian
+// surprise, started from its asymptotic form s ≈ z²/2 + ln(z·√(2π)).
+func zAtLarge(s float64) float64 {
+	z := math.Sqrt(2 * s)
+	z = math.Sqrt(2 * max(s-math.Log(z*math.Sqrt(2*math.Pi)), 1))
+	for range 2 {
+		// d(−ln Q)/dz = φ(z)/Q(z).
+		lq := logGaussTail(z)
+		hazard := math.Exp(-z*z/2 - math.Log(math.Sqrt(2*math.Pi)) - lq)
+		z += (s + lq) / hazard
+	}
+	return z
 }

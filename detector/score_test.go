@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -291,42 +292,90 @@ func TestRangeSurpriseIgnoresSteadyTrends(t *testing.T) {
 	require.Equal(t, float32(2999), with.valMax)
 }
 
-// An error far beyond anything seen scores at most ln(n) nats while the
-// value stays inside the series' range, and is extrapolated as before once
-// the value leaves it; the band reaches at least to the range's edges.
+// An error far beyond anything seen scores at most ln(n) nats, plus
+// InRangeErrorExcess of the rest, while the value stays inside the series'
+// range, and is extrapolated as before once the value leaves it; the band
+// reaches at least to the range's edges.
 func TestInRangeErrorCap(t *testing.T) {
+	nats := -math.Log(DefaultScoringConfig.PFloor)
+	for _, excess := range []float64{0, DefaultScoringConfig.InRangeErrorExcess} {
+		cfg := DefaultScoringConfig
+		cfg.InRangeErrorExcess = excess
+		uncapped := cfg
+		uncapped.InRangeErrorCap = false
+		c, _ := calmCalibration(t, &cfg, 31, 32)
+		lower, upper := c.bounds(&cfg, new(cfg.bandZ()), 10, 1)
+		require.GreaterOrEqual(t, upper, float64(c.valMax), "the band reaches the range's top")
+		require.LessOrEqual(t, lower, float64(c.valMin), "the band reaches the range's bottom")
+		for _, tc := range []struct {
+			name       string
+			value      float64
+			wantCapped bool
+		}{
+			{"inside the range", 10, true},
+			{"beyond the range", 30, false},
+		} {
+			t.Run(fmt.Sprintf("%s, excess %g", tc.name, excess), func(t *testing.T) {
+				capped, free := c, c
+				const e = 40 // an error far beyond the calm series' largest
+				got, _ := observe15s(&capped, &cfg, e, tc.value)
+				want, _ := observe15s(&free, &uncapped, e, tc.value)
+				if !tc.wantCapped {
+					require.Equal(t, want, got)
+					require.GreaterOrEqual(t, got, cfg.Threshold)
+					return
+				}
+				require.Less(t, got, want)
+				require.Less(t, got, cfg.Threshold)
+				if excess == 0 {
+					// The error term is at most ln(warm samples before
+					// this one); the level terms of one normal value add
+					// little.
+					require.LessOrEqual(t, got*nats, math.Log(float64(c.warmCount(&cfg)))+1)
+					return
+				}
+				hard := cfg
+				hard.InRangeErrorExcess = 0
+				hardCapped := c
+				floor, _ := observe15s(&hardCapped, &hard, e, tc.value)
+				require.Greater(t, got, floor, "the excess still counts")
+			})
+		}
+	}
+}
+
+// With InRangeErrorExcess an error far enough beyond the calm series'
+// largest opens even inside the range, and the band says where: after one
+// value of 1,000 widened the range of a series at 10 ± 1, the band ends
+// inside it; an error beyond its edge opens, one inside it does not.
+func TestBandInsideAWideRange(t *testing.T) {
 	cfg := DefaultScoringConfig
-	uncapped := cfg
-	uncapped.InRangeErrorCap = false
-	c, _ := calmCalibration(t, &cfg, 31, 32)
+	c, rng := calmCalibration(t, &cfg, 33, 34)
+	observe15s(&c, &cfg, math.Abs(rng.NormFloat64()), 1000)
+	for range 300 {
+		observe15s(&c, &cfg, math.Abs(rng.NormFloat64()), 10+rng.NormFloat64())
+	}
+	lo, hi := c.rangeEdges(&cfg)
 	lower, upper := c.bounds(&cfg, new(cfg.bandZ()), 10, 1)
-	require.GreaterOrEqual(t, upper, float64(c.valMax), "the band reaches the range's top")
-	require.LessOrEqual(t, lower, float64(c.valMin), "the band reaches the range's bottom")
-	nats := -math.Log(cfg.PFloor)
+	require.Less(t, upper, hi, "the band ends inside the range")
+	require.Greater(t, lower, lo)
+	require.Greater(t, upper-10, 8.0, "wider than the calm errors")
 	for _, tc := range []struct {
-		name       string
-		value      float64
-		wantCapped bool
-	}{
-		{"inside the range", 10, true},
-		{"beyond the range", 30, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			capped, free := c, c
-			const e = 40 // an error far beyond the calm series' largest
-			got, _ := observe15s(&capped, &cfg, e, tc.value)
-			want, _ := observe15s(&free, &uncapped, e, tc.value)
-			if !tc.wantCapped {
-				require.Equal(t, want, got)
-				require.GreaterOrEqual(t, got, cfg.Threshold)
-				return
-			}
-			require.Less(t, got, want)
-			// The error term is at most ln(warm samples before this one);
-			// the level terms of one normal value add little.
-			require.LessOrEqual(t, got*nats, math.Log(float64(c.warmCount(&cfg)))+1)
-			require.Less(t, got, cfg.Threshold)
+		factor float64
+		opens  bool
+	}{{0.8, false}, {1.25, true}} {
+		t.Run(fmt.Sprint(tc.factor), func(t *testing.T) {
+			probe := c
+			score, _ := observe15s(&probe, &cfg, tc.factor*(upper-10), 10)
+			require.Equal(t, tc.opens, score >= cfg.Threshold, "score %.3f", score)
 		})
+	}
+}
+
+// zAtLarge inverts the Gaussian surprise as zAt does, without bisection.
+func TestZAtLarge(t *testing.T) {
+	for s := 5.0; s <= 200; s *= 1.3 {
+		require.InDelta(t, s, -logGaussTail(zAtLarge(s)), 0.05, "s = %g", s)
 	}
 }
 
