@@ -278,3 +278,35 @@ func BenchmarkLabelsEqual(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkBounds is the band of one scored sample (anomaly_lower and
+// anomaly_upper), with the in-range error excess (default) and with a hard
+// cap, whose band needs no second surprise-to-z inversion.
+func BenchmarkBounds(b *testing.B) {
+	hard := DefaultScoringConfig
+	hard.InRangeErrorExcess = 0
+	for _, bc := range []struct {
+		name string
+		cfg  ScoringConfig
+	}{{"default", DefaultScoringConfig}, {"hard_cap", hard}} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := bc.cfg
+			z := cfg.bandZ()
+			var c calibration
+			const step = 15000
+			ts := int64(1_790_000_000_000)
+			for i := range 20000 {
+				c.observe(&cfg, 0.5+0.1*float64(i%7), 100+float64(i%13), ts, step, true)
+				ts += step
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			var sink float64
+			for i := range b.N {
+				lo, hi := c.bounds(&cfg, &z, 100+float64(i%13), 2)
+				sink += hi - lo
+			}
+			require.Greater(b, sink, 0.0)
+		})
+	}
+}

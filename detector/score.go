@@ -925,19 +925,45 @@ func (c *calibration) rangeEdges(cfg *ScoringConfig) (lo, hi float64) {
 // within which the error term stays below surprise (nats); z is the
 // z-score of that surprise (zAt), lw the series' long window in samples.
 func (c *calibration) halfWidth(cfg *ScoringConfig, z, surprise, lw float64) float64 {
+	b := c.errBand(cfg, lw)
+	return b.half(z, surprise)
+}
+
+// errBand is what the half widths of one sample's band share: the error
+// statistics and the empirical tail at its largest error.
+type errBand struct {
+	mean, std, short float64
+	tail             bool    // the empirical tail bounds the error term
+	xm, lnTop, tau   float64 // its largest error (log2), that bin's share, its steepness
+}
+
+func (c *calibration) errBand(cfg *ScoringConfig, lw float64) errBand {
 	mean := float64(c.errMean)
-	std := max(math.Sqrt(float64(c.errVar)), 1e-3+0.1*mean)
-	half := mean + z*std*float64(max(cfg.ShortWindow, 1))
+	b := errBand{
+		mean:  mean,
+		std:   max(math.Sqrt(float64(c.errVar)), 1e-3+0.1*mean),
+		short: float64(max(cfg.ShortWindow, 1)),
+	}
 	if m := c.warmCount(cfg); cfg.EmpiricalTail > 0 && m > 1 {
 		// The error whose empirical tail is rare enough: beyond the largest
 		// error of a sample that was not an anomaly (bandMax) by as many
 		// EmpiricalTail as the share of its bin falls short of that rarity.
 		t := &c.errTail
 		neff := min(float64(m-1), lw)
-		xm := min(c.bandMaxLog2(), float64(t.max))
-		top := t.tail(xm, neff, cfg.EmpiricalTail)
-		x := xm + settledTau(cfg.EmpiricalTail, neff)*max(0, surprise+math.Log(top))
-		half = max(half, math.Exp2(min(x, 60))*float64(max(cfg.ShortWindow, 1)))
+		b.tail = true
+		b.xm = min(c.bandMaxLog2(), float64(t.max))
+		b.lnTop = math.Log(t.tail(b.xm, neff, cfg.EmpiricalTail))
+		b.tau = settledTau(cfg.EmpiricalTail, neff)
+	}
+	return b
+}
+
+// half is the half width at surprise (nats), z its z-score.
+func (b *errBand) half(z, surprise float64) float64 {
+	half := b.mean + z*b.std*b.short
+	if b.tail {
+		x := b.xm + b.tau*max(0, surprise+b.lnTop)
+		half = max(half, math.Exp2(min(x, 60))*b.short)
 	}
 	return half
 }
@@ -952,7 +978,29 @@ func (c *calibration) setBandMax(x float64) {
 // bandZ holds the z-scores of the surprises the bounds are drawn at, for
 // every bandZStep nats a series' time scale adds to them (ReferenceInterval),
 // computed once per configuration.
-type bandZ struct{ threshold, outsideRange [bandZSteps + 1]float64 }
+type bandZ struct {
+	threshold, outsideRange [bandZSteps + 1]float64
+	// The surprises (nats) before the time scale's adjustment.
+	atThreshold, outsideRangeSurprise float64
+	// zAt of every bandZStep nats from 0 to bandZMaxSurprise, for the
+	// in-range band (InRangeErrorExcess), whose surprise is the series'.
+	bySurprise [bandZMaxSurprise/bandZStep + 1]float64
+}
+
+// bandZMaxSurprise bounds the table of bandZ.bySurprise; beyond it zAtLarge
+// inverts the surprise.
+const bandZMaxSurprise = 128
+
+// zAt returns zAt(s) from the table, interpolated.
+func (b *bandZ) zAt(s float64) float64 {
+	if s >= bandZMaxSurprise {
+		return zAtLarge(s)
+	}
+	x := max(s/bandZStep, 0)
+	k := int(x)
+	f := x - float64(k)
+	return b.bySurprise[k]*(1-f) + b.bySurprise[k+1]*f
+}
 
 // bandZSteps × bandZStep nats covers series sampled up to e^8 ≈ 3,000 times
 // faster than the reference interval; faster ones get that band.
@@ -962,6 +1010,19 @@ const (
 )
 
 func (c *ScoringConfig) bandZ() (b bandZ) {
+	b.atThreshold, b.outsideRangeSurprise = c.surpriseAtThreshold(), c.surpriseOutsideRange()
+	for k := range b.bySurprise {
+		if s := float64(k) * bandZStep; s < 5 {
+			b.bySurprise[k] = zAt(s)
+		} else {
+			// zAtLarge polished by one Newton step on the exact surprise
+			// (its derivative is the hazard φ(z)/Q(z)): a bisection for
+			// every entry took milliseconds per configuration.
+			z := zAtLarge(s)
+			lq := logGaussTail(z)
+			b.bySurprise[k] = z + (s+lq)/math.Exp(-z*z/2-math.Log(math.Sqrt(2*math.Pi))-lq)
+		}
+	}
 	for k := range b.threshold {
 		adj := float64(k) * bandZStep
 		b.threshold[k] = zAt(c.surpriseAtThreshold() + adj)
@@ -1026,39 +1087,40 @@ func (c *calibration) longWindow(cfg *ScoringConfig, ts float64) float64 {
 func (c *calibration) bounds(cfg *ScoringConfig, z *bandZ, pred, scale float64) (lower, upper float64) {
 	ts := c.timeScale(cfg)
 	adj, lw := math.Log(ts), c.longWindow(cfg, ts)
+	b := c.errBand(cfg, lw)
 	if !cfg.rangeCapsError() || c.vn == 0 || !(c.valMax > c.valMin) {
-		half := c.halfWidth(cfg, zAtAdjusted(&z.threshold, adj), cfg.surpriseAtThreshold()+adj, lw) * scale
+		half := b.half(zAtAdjusted(&z.threshold, adj), z.atThreshold+adj) * scale
 		return pred - half, pred + half
 	}
-	half := c.halfWidth(cfg, zAtAdjusted(&z.outsideRange, adj), cfg.surpriseOutsideRange()+adj, lw) * scale
+	half := b.half(zAtAdjusted(&z.outsideRange, adj), z.outsideRangeSurprise+adj) * scale
 	lo, hi := c.rangeEdges(cfg)
 	lower, upper = min(pred-half, lo), max(pred+half, hi)
 	// Inside the range the error term is capped at ln(samples seen) plus
 	// InRangeErrorExcess of the rest; the surprise that still reaches the
-	// threshold there is larger than outside, so its band is wider.
-	if m := c.warmCount(cfg); cfg.InRangeErrorExcess > 0 && m > 0 {
+	// threshold there is larger than outside, so its band is wider. Only
+	// a range wider than the band outside it can hold that edge.
+	if m := c.warmCount(cfg); cfg.InRangeErrorExcess > 0 && m > 0 && (lower < pred-half || upper > pred+half) {
 		capped := math.Log(min(float64(m), lw))
-		s := cfg.surpriseAtThreshold() + adj
+		s := z.atThreshold + adj
 		if s > capped {
 			s = capped + (s-capped)/cfg.InRangeErrorExcess
 		}
-		inside := c.halfWidth(cfg, zAtLarge(s), s, lw) * scale
+		inside := b.half(z.zAt(s), s) * scale
 		lower, upper = max(lower, pred-inside), min(upper, pred+inside)
 	}
 	return lower, upper
 }
 
-// zAtLarge is zAt for surprises of a few nats or more, without the
-// bisection (it is called per sample): Newton's method on the Gaussian
-// surprise, started from its asymptotic form s ≈ z²/2 + ln(z·√(2π)).
+// zAtLarge is zAt for surprises of 5 nats or more (within 0.03 nats),
+// without the bisection: the fixed point of the
+// Gaussian tail's asymptotic expansion,
+// s = z²/2 + ln(z·√(2π)) − ln(1 − 1/z² + 3/z⁴).
 func zAtLarge(s float64) float64 {
 	z := math.Sqrt(2 * s)
-	z = math.Sqrt(2 * max(s-math.Log(z*math.Sqrt(2*math.Pi)), 1))
-	for range 2 {
-		// d(−ln Q)/dz = φ(z)/Q(z).
-		lq := logGaussTail(z)
-		hazard := math.Exp(-z*z/2 - math.Log(math.Sqrt(2*math.Pi)) - lq)
-		z += (s + lq) / hazard
+	for range 3 {
+		z2 := z * z
+		series := max(1-1/z2+3/(z2*z2), 0.1)
+		z = math.Sqrt(2 * max(s-math.Log(z*math.Sqrt(2*math.Pi)/series), 0.5))
 	}
 	return z
 }

@@ -372,10 +372,13 @@ func TestBandInsideAWideRange(t *testing.T) {
 	}
 }
 
-// zAtLarge inverts the Gaussian surprise as zAt does, without bisection.
+// zAtLarge and bandZ's table invert the Gaussian surprise as zAt does,
+// without bisection.
 func TestZAtLarge(t *testing.T) {
-	for s := 5.0; s <= 200; s *= 1.3 {
-		require.InDelta(t, s, -logGaussTail(zAtLarge(s)), 0.05, "s = %g", s)
+	z := DefaultScoringConfig.bandZ()
+	for s := 5.0; s <= 400; s *= 1.13 {
+		require.InDelta(t, s, -logGaussTail(zAtLarge(s)), 0.03, "s = %g", s)
+		require.InDelta(t, s, -logGaussTail(z.zAt(s)), 0.01, "s = %g", s)
 	}
 }
 
