@@ -99,11 +99,13 @@ type ScoringConfig struct {
 	// has done may be rarer than anything it has done.
 	InRangeErrorCap bool `yaml:"in_range_error_cap"`
 	// InRangeErrorExcess is the share of an in-range error's surprise
-	// beyond that cap that still counts. A value inside the range may still
-	// come at an unusual moment, and a hard cap made every such error score
-	// alike: the scores piled up at the cap, where a threshold chosen on one
-	// set of series did not carry over to another (docs/detection.md). 0 is
-	// the hard cap.
+	// beyond that cap, up to twice the cap, that still counts. A value
+	// inside the range may still come at an unusual moment, and a hard cap
+	// made every such error score alike: the scores piled up at the cap,
+	// where a threshold chosen on one set of series did not carry over to
+	// another (docs/detection.md). Up to twice the cap: the value and the
+	// moment each seen at most once in n samples; at 0.2 an in-range error
+	// alone stays below the default threshold. 0 is the hard cap.
 	InRangeErrorExcess float64 `yaml:"in_range_error_excess"`
 	// DailyProfileRatio enables the daily-profile level term for series
 	// with a daily cycle: each series keeps the mean of its values per hour
@@ -800,7 +802,10 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 
 	if cfg.rangeCapsError() && !beyond && m > 1 {
 		if c := math.Log(min(float64(m-1), lw)); sErr > c {
-			sErr = c + cfg.InRangeErrorExcess*(sErr-c)
+			// An error beyond the cap still orders in-range values, up to
+			// twice the cap: the value and its moment each seen at most once
+			// in n samples.
+			sErr = c + cfg.InRangeErrorExcess*(min(sErr, 2*c)-c)
 		}
 	}
 	if warm {
@@ -1096,13 +1101,18 @@ func (c *calibration) bounds(cfg *ScoringConfig, z *bandZ, pred, scale float64) 
 	lo, hi := c.rangeEdges(cfg)
 	lower, upper = min(pred-half, lo), max(pred+half, hi)
 	// Inside the range the error term is capped at ln(samples seen) plus
-	// InRangeErrorExcess of the rest; the surprise that still reaches the
-	// threshold there is larger than outside, so its band is wider. Only
-	// a range wider than the band outside it can hold that edge.
+	// InRangeErrorExcess of the rest up to twice that; where this can reach
+	// the threshold (a large excess, or a series that has seen many
+	// samples at a fast scrape), the surprise that does is larger than
+	// outside, so its band is wider. Only a range wider than the band
+	// outside it can hold that edge.
 	if m := c.warmCount(cfg); cfg.InRangeErrorExcess > 0 && m > 0 && (lower < pred-half || upper > pred+half) {
 		capped := math.Log(min(float64(m), lw))
 		s := z.atThreshold + adj
 		if s > capped {
+			if s > capped*(1+cfg.InRangeErrorExcess) {
+				return lower, upper // an in-range error alone never reaches it
+			}
 			s = capped + (s-capped)/cfg.InRangeErrorExcess
 		}
 		inside := b.half(z.zAt(s), s) * scale

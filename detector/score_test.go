@@ -339,27 +339,37 @@ func TestInRangeErrorCap(t *testing.T) {
 				hardCapped := c
 				floor, _ := observe15s(&hardCapped, &hard, e, tc.value)
 				require.Greater(t, got, floor, "the excess still counts")
+				// Up to twice the cap: at most (1 + excess) ln(n).
+				require.LessOrEqual(t, got*nats, (1+excess)*math.Log(float64(c.warmCount(&cfg)))+1)
 			})
 		}
 	}
 }
 
-// With InRangeErrorExcess an error far enough beyond the calm series'
-// largest opens even inside the range, and the band says where: after one
-// value of 1,000 widened the range of a series at 10 ± 1, the band ends
-// inside it; an error beyond its edge opens, one inside it does not.
+// With an InRangeErrorExcess large enough for an in-range error to reach
+// the threshold (the default's stays below it, but a series scraped every
+// 15 s that has seen weeks of samples, or a larger excess, can), an error
+// far enough beyond the calm series' largest opens even inside the range,
+// and the band says where: after one value of 1,000 widened the range of a
+// series at 10 ± 1, the band ends inside it; an error beyond its edge
+// opens, one inside it does not. With the default the band reaches the
+// range's edge.
 func TestBandInsideAWideRange(t *testing.T) {
 	cfg := DefaultScoringConfig
 	c, rng := calmCalibration(t, &cfg, 33, 34)
+	cfg.InRangeErrorExcess = 1
 	observe15s(&c, &cfg, math.Abs(rng.NormFloat64()), 1000)
 	for range 300 {
 		observe15s(&c, &cfg, math.Abs(rng.NormFloat64()), 10+rng.NormFloat64())
 	}
 	lo, hi := c.rangeEdges(&cfg)
+	def := DefaultScoringConfig
+	_, upperDefault := c.bounds(&def, new(def.bandZ()), 10, 1)
+	require.GreaterOrEqual(t, upperDefault, hi, "the default's band reaches the range's edge")
 	lower, upper := c.bounds(&cfg, new(cfg.bandZ()), 10, 1)
 	require.Less(t, upper, hi, "the band ends inside the range")
 	require.Greater(t, lower, lo)
-	require.Greater(t, upper-10, 8.0, "wider than the calm errors")
+	require.Greater(t, upper-10, math.Exp2(float64(c.errTail.max)), "beyond the calm errors")
 	for _, tc := range []struct {
 		factor float64
 		opens  bool

@@ -24,10 +24,10 @@ func TestChurnKeepsDetection(t *testing.T) {
 		minInheritedPrecision   float64
 	}{
 		// Measured: nab-dev 0.588 (precision 0.833) inherited, 0.162
-		// (0.115) cold; ops-dev 0.553 (0.550), 0.160 (0.125). Floors 0.03
+		// (0.115) cold; ops-dev 0.567 (0.579), 0.186 (0.160). Floors 0.03
 		// and 0.05 under.
 		{"nab-dev", 0.55, 0.30, 0.78},
-		{"ops-dev", 0.52, 0.30, 0.50},
+		{"ops-dev", 0.53, 0.30, 0.52},
 	} {
 		t.Run(tc.corpus, func(t *testing.T) {
 			c, err := LoadCorpus("testdata/quality/" + tc.corpus)
