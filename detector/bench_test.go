@@ -281,7 +281,7 @@ func BenchmarkLabelsEqual(b *testing.B) {
 
 // BenchmarkBounds is the band of one scored sample (anomaly_lower and
 // anomaly_upper), with the in-range error excess (default) and with a hard
-// cap, whose band needs no second surprise-to-z inversion.
+// cap, whose band needs no in-range edge.
 func BenchmarkBounds(b *testing.B) {
 	hard := DefaultScoringConfig
 	hard.InRangeErrorExcess = 0
