@@ -633,6 +633,32 @@ func (c *ScoringConfig) rangeCapsError() bool {
 	return c.InRangeErrorCap && c.RangeSurprise > 0 && c.LevelWindow > 0
 }
 
+// inRangeError is the error term s (nats) of a value inside the series'
+// range after n samples (InRangeErrorCap): at most ln(n), plus
+// InRangeErrorExcess of the rest up to twice that. An error beyond the cap
+// still orders in-range values; twice the cap: the value and its moment
+// each seen at most once in n samples.
+func (c *ScoringConfig) inRangeError(s, n, lw float64) float64 {
+	capped := math.Log(min(n, lw))
+	if s <= capped {
+		return s
+	}
+	return capped + c.InRangeErrorExcess*(min(s, 2*capped)-capped)
+}
+
+// inRangeSurpriseFor inverts inRangeError: the error surprise at which an
+// in-range value's error term reaches target, and false when none does.
+func (c *ScoringConfig) inRangeSurpriseFor(target, n, lw float64) (float64, bool) {
+	capped := math.Log(min(n, lw))
+	switch {
+	case target <= capped:
+		return target, true
+	case c.InRangeErrorExcess <= 0 || target > capped*(1+c.InRangeErrorExcess):
+		return 0, false
+	}
+	return capped + (target-capped)/c.InRangeErrorExcess, true
+}
+
 // surpriseOutsideRange is the error term's surprise at which a value
 // outside the series' range reaches the threshold: the range term adds
 // RangeSurprise to it.
@@ -801,12 +827,7 @@ func (c *calibration) observe(cfg *ScoringConfig, e, v float64, tsMs, gapMs int6
 	}
 
 	if cfg.rangeCapsError() && !beyond && m > 1 {
-		if c := math.Log(min(float64(m-1), lw)); sErr > c {
-			// An error beyond the cap still orders in-range values, up to
-			// twice the cap: the value and its moment each seen at most once
-			// in n samples.
-			sErr = c + cfg.InRangeErrorExcess*(min(sErr, 2*c)-c)
-		}
+		sErr = cfg.inRangeError(sErr, float64(m-1), lw)
 	}
 	if warm {
 		sum := sErr + sLvl + sVar
@@ -926,16 +947,9 @@ func (c *calibration) rangeEdges(cfg *ScoringConfig) (lo, hi float64) {
 	return lo - margin, hi + margin
 }
 
-// halfWidth returns the half width, in normalised units, of the errors
-// within which the error term stays below surprise (nats); z is the
-// z-score of that surprise (zAt), lw the series' long window in samples.
-func (c *calibration) halfWidth(cfg *ScoringConfig, z, surprise, lw float64) float64 {
-	b := c.errBand(cfg, lw)
-	return b.half(z, surprise)
-}
-
 // errBand is what the half widths of one sample's band share: the error
-// statistics and the empirical tail at its largest error.
+// statistics and the empirical tail at its largest error; lw is the
+// series' long window in samples.
 type errBand struct {
 	mean, std, short float64
 	tail             bool    // the empirical tail bounds the error term
@@ -963,7 +977,8 @@ func (c *calibration) errBand(cfg *ScoringConfig, lw float64) errBand {
 	return b
 }
 
-// half is the half width at surprise (nats), z its z-score.
+// half is the half width, in normalised units, of the errors within which
+// the error term stays below surprise (nats); z is its z-score (zAt).
 func (b *errBand) half(z, surprise float64) float64 {
 	half := b.mean + z*b.std*b.short
 	if b.tail {
@@ -987,24 +1002,6 @@ type bandZ struct {
 	threshold, outsideRange [bandZSteps + 1]float64
 	// The surprises (nats) before the time scale's adjustment.
 	atThreshold, outsideRangeSurprise float64
-	// zAt of every bandZStep nats from 0 to bandZMaxSurprise, for the
-	// in-range band (InRangeErrorExcess), whose surprise is the series'.
-	bySurprise [bandZMaxSurprise/bandZStep + 1]float64
-}
-
-// bandZMaxSurprise bounds the table of bandZ.bySurprise; beyond it zAtLarge
-// inverts the surprise.
-const bandZMaxSurprise = 128
-
-// zAt returns zAt(s) from the table, interpolated.
-func (b *bandZ) zAt(s float64) float64 {
-	if s >= bandZMaxSurprise {
-		return zAtLarge(s)
-	}
-	x := max(s/bandZStep, 0)
-	k := int(x)
-	f := x - float64(k)
-	return b.bySurprise[k]*(1-f) + b.bySurprise[k+1]*f
 }
 
 // bandZSteps × bandZStep nats covers series sampled up to e^8 ≈ 3,000 times
@@ -1016,18 +1013,6 @@ const (
 
 func (c *ScoringConfig) bandZ() (b bandZ) {
 	b.atThreshold, b.outsideRangeSurprise = c.surpriseAtThreshold(), c.surpriseOutsideRange()
-	for k := range b.bySurprise {
-		if s := float64(k) * bandZStep; s < 5 {
-			b.bySurprise[k] = zAt(s)
-		} else {
-			// zAtLarge polished by one Newton step on the exact surprise
-			// (its derivative is the hazard φ(z)/Q(z)): a bisection for
-			// every entry took milliseconds per configuration.
-			z := zAtLarge(s)
-			lq := logGaussTail(z)
-			b.bySurprise[k] = z + (s+lq)/math.Exp(-z*z/2-math.Log(math.Sqrt(2*math.Pi))-lq)
-		}
-	}
 	for k := range b.threshold {
 		adj := float64(k) * bandZStep
 		b.threshold[k] = zAt(c.surpriseAtThreshold() + adj)
@@ -1100,30 +1085,24 @@ func (c *calibration) bounds(cfg *ScoringConfig, z *bandZ, pred, scale float64) 
 	half := b.half(zAtAdjusted(&z.outsideRange, adj), z.outsideRangeSurprise+adj) * scale
 	lo, hi := c.rangeEdges(cfg)
 	lower, upper = min(pred-half, lo), max(pred+half, hi)
-	// Inside the range the error term is capped at ln(samples seen) plus
-	// InRangeErrorExcess of the rest up to twice that; where this can reach
-	// the threshold (a large excess, or a series that has seen many
-	// samples at a fast scrape), the surprise that does is larger than
+	// Inside the range the error term is capped (inRangeError); where it can
+	// still reach the threshold (a large excess, or a series that has seen
+	// many samples at a fast scrape), the surprise that does is larger than
 	// outside, so its band is wider. Only a range wider than the band
 	// outside it can hold that edge.
 	if m := c.warmCount(cfg); cfg.InRangeErrorExcess > 0 && m > 0 && (lower < pred-half || upper > pred+half) {
-		capped := math.Log(min(float64(m), lw))
-		s := z.atThreshold + adj
-		if s > capped {
-			if s > capped*(1+cfg.InRangeErrorExcess) {
-				return lower, upper // an in-range error alone never reaches it
-			}
-			s = capped + (s-capped)/cfg.InRangeErrorExcess
+		if s, ok := cfg.inRangeSurpriseFor(z.atThreshold+adj, float64(m), lw); ok {
+			// Rare (see above), so the surprise's z is not tabulated.
+			inside := b.half(zAtLarge(s), s) * scale
+			lower, upper = max(lower, pred-inside), min(upper, pred+inside)
 		}
-		inside := b.half(z.zAt(s), s) * scale
-		lower, upper = max(lower, pred-inside), min(upper, pred+inside)
 	}
 	return lower, upper
 }
 
 // zAtLarge is zAt for surprises of 5 nats or more (within 0.03 nats),
-// without the bisection: the fixed point of the
-// Gaussian tail's asymptotic expansion,
+// without the bisection: the fixed point of the Gaussian tail's asymptotic
+// expansion,
 // s = z²/2 + ln(z·√(2π)) − ln(1 − 1/z² + 3/z⁴).
 func zAtLarge(s float64) float64 {
 	z := math.Sqrt(2 * s)

@@ -39,7 +39,8 @@ func TestScoringLearnsRecurringDeviations(t *testing.T) {
 
 	ts := c.timeScale(&cfg)
 	adj := math.Log(ts)
-	half := c.halfWidth(&cfg, zAt(cfg.surpriseAtThreshold()+adj), cfg.surpriseAtThreshold()+adj, c.longWindow(&cfg, ts))
+	band := c.errBand(&cfg, c.longWindow(&cfg, ts))
+	half := band.half(zAt(cfg.surpriseAtThreshold()+adj), cfg.surpriseAtThreshold()+adj)
 	require.Greater(t, half, 12.0, "the bounds must cover the daily deviation")
 	score, _ := observe15s(&c, &cfg, 2*half, 0)
 	require.GreaterOrEqual(t, score, cfg.Threshold, "an error twice the bounds must be anomalous")
@@ -382,13 +383,10 @@ func TestBandInsideAWideRange(t *testing.T) {
 	}
 }
 
-// zAtLarge and bandZ's table invert the Gaussian surprise as zAt does,
-// without bisection.
+// zAtLarge inverts the Gaussian surprise as zAt does, without bisection.
 func TestZAtLarge(t *testing.T) {
-	z := DefaultScoringConfig.bandZ()
 	for s := 5.0; s <= 400; s *= 1.13 {
 		require.InDelta(t, s, -logGaussTail(zAtLarge(s)), 0.03, "s = %g", s)
-		require.InDelta(t, s, -logGaussTail(z.zAt(s)), 0.01, "s = %g", s)
 	}
 }
 
@@ -444,7 +442,8 @@ func TestAnomalyDoesNotWidenTheBand(t *testing.T) {
 	c, _ := calmCalibration(t, &cfg, 41, 42)
 	half := func() float64 {
 		ts := c.timeScale(&cfg)
-		return c.halfWidth(&cfg, zAt(cfg.surpriseAtThreshold()), cfg.surpriseAtThreshold()+math.Log(ts), c.longWindow(&cfg, ts))
+		band := c.errBand(&cfg, c.longWindow(&cfg, ts))
+		return band.half(zAt(cfg.surpriseAtThreshold()), cfg.surpriseAtThreshold()+math.Log(ts))
 	}
 	before, maxBefore := half(), c.errTail.max
 	score, _ := observe15s(&c, &cfg, 200, 500) // far beyond anything seen
@@ -514,5 +513,24 @@ func TestCauseOfAnOpen(t *testing.T) {
 			require.GreaterOrEqual(t, score, cfg.Threshold, "no anomaly opened")
 			require.Equal(t, tc.want, cause)
 		})
+	}
+}
+
+// inRangeSurpriseFor inverts inRangeError where an in-range error can reach
+// the target, and says so where none can.
+func TestInRangeSurpriseFor(t *testing.T) {
+	for _, excess := range []float64{0, 0.2, 1} {
+		cfg := DefaultScoringConfig
+		cfg.InRangeErrorExcess = excess
+		const n, lw = 5000, 8000
+		capped := math.Log(n)
+		for _, target := range []float64{2, capped, capped + 0.5, 1.19 * capped, 1.21 * capped, 3 * capped} {
+			s, ok := cfg.inRangeSurpriseFor(target, n, lw)
+			reachable := target <= capped*(1+excess)
+			require.Equal(t, reachable, ok, "excess %g, target %g", excess, target)
+			if ok {
+				require.InDelta(t, target, cfg.inRangeError(s, n, lw), 1e-9)
+			}
+		}
 	}
 }
