@@ -203,3 +203,18 @@ def test_gaussian_nll():
 def test_f32_round_trips():
     for v in (0.1, -1.5275252, 1e-6, 3.4e38):
         assert np.float32(train.f32(v)) == np.float32(v)
+
+
+@pytest.mark.parametrize("arch, version", [
+    ("lstm", "gauss-lstm-w32-u16-foldA-s1"),
+    ("linear", "gauss-linear-w32-foldA-s1"),
+    ("lstm-ar", "gauss-lstm-ar-w32-u16-foldA-s1"),
+])
+def test_arch_names_the_model(arch, version):
+    a = train.parse_args(["--data", "d", "--out", "o", "--fold", "A", "--arch", arch])
+    assert (a.arch, a.model_version) == (arch, version)
+
+
+def test_unknown_arch_is_refused():
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data", "d", "--out", "o", "--arch", "gru"])

@@ -272,6 +272,8 @@ def parse_args(argv):
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (model.onnx, model.json, parity.json)")
     p.add_argument("--window", type=int, default=32, help="W, values per window (32)")
     p.add_argument("--units", type=int, default=16, help="LSTM units (16)")
+    p.add_argument("--arch", default="lstm", choices=["lstm", "linear", "lstm-ar"],
+                   help="lstm: LSTM(units) -> Dense(2); linear: Dense(2) on the window (a learned linear autoregression, the LSTM's learned baseline)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--windows", type=int, default=300000, help="training windows sampled (300000)")
     p.add_argument("--val-share", type=float, default=0.1,
@@ -298,7 +300,8 @@ def parse_args(argv):
         p.error("--val-share must be in [0, 0.9)")
     if not a.model_version:
         fold = "all" if a.fold == "all" else "fold" + a.fold
-        a.model_version = f"gauss-lstm-w{a.window}-u{a.units}-{fold}-s{a.seed}"
+        net = {"lstm": f"lstm-w{a.window}-u{a.units}", "linear": f"linear-w{a.window}", "lstm-ar": f"lstm-ar-w{a.window}-u{a.units}"}[a.arch]
+        a.model_version = f"gauss-{net}-{fold}-s{a.seed}"
     return a
 
 
@@ -353,7 +356,14 @@ def main(argv=None):
 
     # Network: LSTM(units) -> Dense(2) -> (mean, softplus(raw) + floor).
     inp = keras.Input((W, 1), name=INPUT_NAME)
-    h = keras.layers.LSTM(args.units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, name="lstm")(inp)
+    if args.arch == "lstm":
+        h = keras.layers.LSTM(args.units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, name="lstm")(inp)
+    elif args.arch == "linear":
+        h = keras.layers.Flatten(name="flatten")(inp)
+    else:
+        h = keras.layers.Concatenate(name="lstm_ar")([
+            keras.layers.LSTM(args.units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, name="lstm")(inp),
+            keras.layers.Flatten(name="flatten")(inp)])
     # The scale's bias starts at softplus^-1(1): an initial scale of about 1, the
     # spread of a normalised target.
     raw = keras.layers.Dense(2, name="dense", bias_initializer=keras.initializers.Constant([0.0, math.log(math.e - 1)]))(h)
@@ -371,7 +381,9 @@ def main(argv=None):
     lr = keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=steps, alpha=min(1.0, args.lr_final / args.lr))
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=lr, clipnorm=args.clipnorm or None), loss=nll)
     params = int(infer.count_params())
-    arch = f"LSTM({args.units}) -> Dense(2) -> (mean, softplus + {SCALE_FLOOR:g})"
+    net = {"lstm": f"LSTM({args.units}) -> Dense(2)", "linear": f"Dense(2) on the {W} values",
+           "lstm-ar": f"Dense(2) on LSTM({args.units}) and the {W} values"}[args.arch]
+    arch = f"{net} -> (mean, softplus + {SCALE_FLOOR:g})"
     log(f"architecture {arch} params={params}")
 
     def predict(xs):
