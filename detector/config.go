@@ -118,6 +118,11 @@ type DeviationOverride struct {
 	Direction       *Direction `yaml:"direction,omitempty"`
 	MinAbsDeviation *float64   `yaml:"min_abs_deviation,omitempty"`
 	MinRelDeviation *float64   `yaml:"min_rel_deviation,omitempty"`
+	// MetricType scores the matched series as a counter (on its rate) or
+	// a gauge (as sent), whatever their metadata or name say and whatever
+	// detector.counter_rate is: a gauge named like a counter whose sender
+	// sends no metadata, or a counter without the suffixes.
+	MetricType *MetricType `yaml:"metric_type,omitempty"`
 
 	Match Selector `yaml:"-"`
 }
@@ -127,12 +132,16 @@ type DeviationOverride struct {
 type deviationGate struct {
 	direction      Direction
 	minAbs, minRel float64
+	// kind is the metric type the series is scored as
+	// (DeviationOverride.MetricType); MetricTypeUnknown leaves it to
+	// metadata and names.
+	kind MetricType
 }
 
 // deviationGates resolves the configuration into gates: index 0 is
 // detector.scoring's, index i+1 that of deviation_overrides[i].
 func (c *Config) deviationGates() []deviationGate {
-	base := deviationGate{c.Scoring.Direction, c.Scoring.MinAbsDeviation, c.Scoring.MinRelDeviation}
+	base := deviationGate{direction: c.Scoring.Direction, minAbs: c.Scoring.MinAbsDeviation, minRel: c.Scoring.MinRelDeviation}
 	gates := []deviationGate{base}
 	for _, o := range c.DeviationOverrides {
 		g := base
@@ -144,6 +153,9 @@ func (c *Config) deviationGates() []deviationGate {
 		}
 		if o.MinRelDeviation != nil {
 			g.minRel = *o.MinRelDeviation
+		}
+		if o.MetricType != nil {
+			g.kind = *o.MetricType
 		}
 		gates = append(gates, g)
 	}
@@ -281,6 +293,9 @@ func (c *Config) Validate() error {
 		}
 		if o.MinRelDeviation != nil && !(*o.MinRelDeviation >= 0) {
 			errs = append(errs, fmt.Errorf("%s.min_rel_deviation must be >= 0", key))
+		}
+		if o.MetricType != nil && *o.MetricType != MetricTypeCounter && *o.MetricType != MetricTypeGauge {
+			errs = append(errs, fmt.Errorf("%s.metric_type must be counter or gauge", key))
 		}
 	}
 	errs = append(errs, c.CatchUp.validate()...)

@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"fmt"
 	"math"
 	"strings"
 )
@@ -21,6 +22,35 @@ const (
 	// histogram or summary (_bucket, _sum, _count).
 	MetricTypeCounter
 )
+
+// UnmarshalYAML reads a metric type from "counter" or "gauge"
+// (detector.deviation_overrides[].metric_type).
+func (t *MetricType) UnmarshalYAML(unmarshal func(any) error) error {
+	var s string
+	if err := unmarshal(&s); err != nil {
+		return err
+	}
+	switch s {
+	case "counter":
+		*t = MetricTypeCounter
+	case "gauge":
+		*t = MetricTypeGauge
+	default:
+		return fmt.Errorf("metric_type: unknown metric type %q: want counter or gauge", s)
+	}
+	return nil
+}
+
+// MarshalYAML writes the names UnmarshalYAML reads.
+func (t MetricType) MarshalYAML() (any, error) {
+	switch t {
+	case MetricTypeCounter:
+		return "counter", nil
+	case MetricTypeGauge:
+		return "gauge", nil
+	}
+	return "unknown", nil
+}
 
 // A counter's name ends in _total, and the cumulative series of a classic
 // histogram or summary in one of cumulativeSuffixes: the names PromQL's

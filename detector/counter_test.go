@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -168,4 +169,42 @@ func TestAppendTypedSaysWhatASeriesIs(t *testing.T) {
 		d.AppendTyped("", active, []Sample{{TimestampMs: int64(i+1) * 15_000, Value: v}}, MetricTypeGauge)
 	}
 	require.Equal(t, []float64{7, 5, 6}, d.series(t, "", active).window(nil), "a gauge is scored as sent")
+}
+
+// deviation_overrides[].metric_type beats metadata, names and
+// counter_rate: a gauge named like a counter whose sender sends no
+// metadata, and a counter without the suffixes.
+func TestMetricTypeOverride(t *testing.T) {
+	gauge, counter := MetricTypeGauge, MetricTypeCounter
+	queue, err := NewMatcher(MatchEqual, MetricNameLabel, "queue_count")
+	require.NoError(t, err)
+	served, err := NewMatcher(MatchEqual, MetricNameLabel, "served")
+	require.NoError(t, err)
+	for _, counterRate := range []bool{true, false} {
+		t.Run(fmt.Sprintf("counter_rate=%v", counterRate), func(t *testing.T) {
+			d, _ := newTestDetector(t, func(c *Config) {
+				c.CounterRate = counterRate
+				c.DeviationOverrides = []DeviationOverride{
+					{Selector: `{__name__="queue_count"}`, MetricType: &gauge, Match: Selector{queue}},
+					{Selector: `{__name__="served"}`, MetricType: &counter, Match: Selector{served}},
+				}
+			}, nil)
+			for _, tc := range []struct {
+				name string
+				ls   Labels
+				typ  MetricType // what the input says
+				want []float64  // the window after 7, 5, 6 at 15 s
+			}{
+				{"a gauge named like a counter, no metadata", lbls("__name__", "queue_count"), MetricTypeUnknown, []float64{7, 5, 6}},
+				{"the same, metadata saying counter", lbls("__name__", "queue_count", "sender", "wrong"), MetricTypeCounter, []float64{7, 5, 6}},
+				// The first value sets the base; 7 → 5 is a restart from 0.
+				{"a counter without the suffixes", lbls("__name__", "served"), MetricTypeUnknown, []float64{5.0 / 15, 1.0 / 15}},
+			} {
+				for i, v := range []float64{7, 5, 6} {
+					d.AppendTyped("", tc.ls, []Sample{{TimestampMs: int64(i+1) * 15_000, Value: v}}, tc.typ)
+				}
+				require.InDeltaSlice(t, tc.want, d.series(t, "", tc.ls).window(nil), 1e-6, tc.name)
+			}
+		})
+	}
 }

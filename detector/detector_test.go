@@ -279,6 +279,7 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 	cfg.Scoring.DailyProfileRatio = 1.5
 	cfg.Scoring.CorroborationLift = 3
 	cfg.EntityLabels = []string{"instance", "not a label"}
+	cfg.DeviationOverrides = []DeviationOverride{{Selector: "up"}, {Selector: "up", MetricType: ptr(MetricTypeUnknown)}}
 	err := cfg.Validate()
 	require.ErrorContains(t, err, "detector.max_series")
 	require.ErrorContains(t, err, "detector.scoring.threshold")
@@ -288,6 +289,7 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 	require.ErrorContains(t, err, "detector.scoring.daily_profile_ratio")
 	require.ErrorContains(t, err, "detector.scoring.corroboration_lift")
 	require.ErrorContains(t, err, "detector.entity_labels[1]")
+	require.ErrorContains(t, err, "detector.deviation_overrides[1].metric_type")
 }
 
 func TestHistoryStartsWithTheOpeningSample(t *testing.T) {

@@ -173,6 +173,13 @@ func (d *Detector) AppendMetadata(tenant string, families []MetricFamily) {
 // quantity. Once metadata declared what s is, samples that do not say keep
 // it. Called with the shard lock held.
 func (d *Detector) resolveKind(s *series, tenant string, lbls Labels, typ MetricType) (counter, changed bool) {
+	if k := d.gates[s.gate].kind; k != MetricTypeUnknown {
+		// The configuration's word (deviation_overrides[].metric_type)
+		// beats the sender's and the name's.
+		changed = s.kind != MetricTypeUnknown && s.kind != k
+		s.kind, s.kindDeclared = k, true
+		return k == MetricTypeCounter, changed
+	}
 	if !d.cfg.CounterRate {
 		return false, false
 	}

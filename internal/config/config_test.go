@@ -66,6 +66,13 @@ detector:
 		{name: "bad override selector names the key", yaml: "detector:\n  deviation_overrides:\n    - {selector: '{job='}\n", wantErr: "detector.deviation_overrides[0].selector"},
 		{name: "empty override selector names the key", yaml: "detector:\n  deviation_overrides:\n    - {direction: up}\n", wantErr: "detector.deviation_overrides[0].selector must not be empty"},
 		{name: "bad override value names the key", yaml: "detector:\n  deviation_overrides:\n    - {selector: up}\n    - {selector: up, min_abs_deviation: -1}\n", wantErr: "detector.deviation_overrides[1].min_abs_deviation"},
+		{name: "override metric types", yaml: "detector:\n  deviation_overrides:\n    - {selector: queue_count, metric_type: gauge}\n    - {selector: served, metric_type: counter}\n    - {selector: up}\n", check: func(t *testing.T, c *Config) {
+			ov := c.Detector.DeviationOverrides
+			require.Equal(t, detector.MetricTypeGauge, *ov[0].MetricType)
+			require.Equal(t, detector.MetricTypeCounter, *ov[1].MetricType)
+			require.Nil(t, ov[2].MetricType, "left out: metadata and names decide")
+		}},
+		{name: "bad override metric type names the key", yaml: "detector:\n  deviation_overrides:\n    - {selector: up, metric_type: histogram}\n", wantErr: "metric_type"},
 		{name: "backfill off by default", yaml: "", check: func(t *testing.T, c *Config) {
 			require.False(t, c.Backfill.Enabled())
 		}},
