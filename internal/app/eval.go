@@ -151,6 +151,11 @@ func evalFolds(ctx context.Context, dirs, models []string, dcfg detector.Config,
 						if err := nab.WriteResults(filepath.Join(out, name), c, o); err != nil {
 							return err
 						}
+						// Which incidents were found and which pages were wrong.
+						report := filepath.Join(out, name, o.Detector+"_events_fold"+fold+".csv")
+						if err := nab.WriteEventRecords(report, nab.EventRecords(c, o)); err != nil {
+							return err
+						}
 					}
 					pair[i] = nab.EvaluateFold(name, fold, c, o)
 					return nil

@@ -92,13 +92,7 @@ func ScoreEvents(c *Corpus, o *Output) EventScore {
 			if o.Scores[i][j] <= 0 {
 				continue
 			}
-			inSpan := -1
-			for k, in := range incs {
-				if j >= in.Start && j <= in.End+incidentMerge {
-					inSpan = k
-					break
-				}
-			}
+			inSpan := incidentSpanOf(incs, j)
 			var isTrue bool
 			switch {
 			case inSpan < 0:

@@ -1,0 +1,101 @@
+package nab
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sentinel-mesh/sentinel-mesh/detector"
+)
+
+// The report of TestScoreEvents' series: the first incident found 5 rows
+// in by the prediction term (its reopen is no false open), the second
+// missed with its highest score, the false open and the early one.
+func TestEventRecords(t *testing.T) {
+	const n = 1000
+	s := &Series{Path: "cat/x.csv", Times: make([]time.Time, n), Values: make([]float64, n),
+		Windows: []Window{{Start: 400, End: 420}, {Start: 700, End: 705}}}
+	for i := range s.Times {
+		s.Times[i] = time.Unix(int64(i)*300, 0).UTC()
+	}
+	c := &Corpus{Series: []*Series{s}}
+	o := &Output{Scores: [][]float64{make([]float64, n)}, Raw: [][]float64{make([]float64, n)},
+		Causes: [][]detector.Cause{make([]detector.Cause, n)}}
+	for _, open := range []struct {
+		row   int
+		cause detector.Cause
+	}{{100, detector.CauseLevel}, {405, detector.CausePrediction}, {425, detector.CausePrediction}, {600, detector.CauseSeasonal}} {
+		o.Scores[0][open.row], o.Raw[0][open.row], o.Causes[0][open.row] = 0.9, 0.9, open.cause
+	}
+	o.Raw[0][712] = 0.55 // under the threshold, 7 rows after the second incident
+
+	at := func(i int) time.Time { return s.Times[i] }
+	want := []EventRecord{
+		{File: "cat/x.csv", Kind: "incident", Start: at(400), End: at(420), Rows: 21, Scored: true, Detected: true, FirstOpen: at(405), DelayRows: 5, Cause: "prediction", MaxScore: 0.9},
+		{File: "cat/x.csv", Kind: "incident", Start: at(700), End: at(705), Rows: 6, Scored: true, MaxScore: 0.55},
+		{File: "cat/x.csv", Kind: "false_open", Start: at(100), End: at(100), Rows: 1, Cause: "level", MaxScore: 0.9},
+		{File: "cat/x.csv", Kind: "false_open", Start: at(600), End: at(600), Rows: 1, Scored: true, Cause: "seasonal", MaxScore: 0.9},
+	}
+	require.Equal(t, want, EventRecords(c, o))
+
+	path := filepath.Join(t.TempDir(), "events.csv")
+	require.NoError(t, WriteEventRecords(path, EventRecords(c, o)))
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	require.Len(t, lines, 5)
+	require.Equal(t, "file,kind,start,end,rows,scored,detected,first_open,delay_rows,cause,max_score", lines[0])
+	require.Equal(t, "cat/x.csv,incident,1970-01-02 09:20:00,1970-01-02 11:00:00,21,true,true,1970-01-02 09:45:00,5,prediction,0.900", lines[1])
+	require.Equal(t, "cat/x.csv,incident,1970-01-03 10:20:00,1970-01-03 10:45:00,6,true,false,,,,0.550", lines[2])
+}
+
+// On random labels and opens, the report adds up to ScoreEvents' figures.
+func TestEventRecordsAddUpToScoreEvents(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	c := &Corpus{}
+	o := &Output{}
+	for f := range 30 {
+		n := 200 + rng.IntN(2000)
+		s := &Series{Path: "cat/" + string(rune('a'+f)) + ".csv", Times: make([]time.Time, n), Values: make([]float64, n)}
+		for i := range s.Times {
+			s.Times[i] = time.Unix(int64(i)*300, 0)
+		}
+		for start := rng.IntN(300); start < n; start += 5 + rng.IntN(400) {
+			end := min(start+rng.IntN(30), n-1)
+			s.Windows = append(s.Windows, Window{Start: start, End: end})
+			start = end
+		}
+		scores := make([]float64, n)
+		for range rng.IntN(40) {
+			scores[rng.IntN(n)] = 0.8
+		}
+		c.Series = append(c.Series, s)
+		o.Scores = append(o.Scores, scores)
+	}
+	want := ScoreEvents(c, o)
+	var incidents, detected, falseOpens, early int
+	for _, r := range EventRecords(c, o) {
+		switch {
+		case r.Kind == "incident" && r.Scored:
+			incidents++
+			if r.Detected {
+				detected++
+			}
+		case r.Kind == "false_open" && r.Scored:
+			falseOpens++
+		case r.Kind == "false_open":
+			early++
+		}
+	}
+	require.Positive(t, want.Detected)
+	require.Positive(t, want.Opens-want.TrueOpens)
+	require.Equal(t, want.Incidents, incidents)
+	require.Equal(t, want.Detected, detected)
+	require.Equal(t, want.Opens-want.TrueOpens, falseOpens)
+	require.Equal(t, want.EarlyFalse, early)
+}
