@@ -9,31 +9,14 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/sentinel-mesh/sentinel-mesh/detector"
 )
 
-// The report of TestScoreEvents' series: the first incident found 5 rows
-// in by the prediction term (its reopen is no false open), the second
-// missed with its highest score, the false open and the early one.
+// The report of handMadeEvents: the first incident found 5 rows in by the
+// prediction term (its reopen is no false open), the second missed with its
+// highest score, the false open and the early one.
 func TestEventRecords(t *testing.T) {
-	const n = 1000
-	s := &Series{Path: "cat/x.csv", Times: make([]time.Time, n), Values: make([]float64, n),
-		Windows: []Window{{Start: 400, End: 420}, {Start: 700, End: 705}}}
-	for i := range s.Times {
-		s.Times[i] = time.Unix(int64(i)*300, 0).UTC()
-	}
-	c := &Corpus{Series: []*Series{s}}
-	o := &Output{Scores: [][]float64{make([]float64, n)}, Raw: [][]float64{make([]float64, n)},
-		Causes: [][]detector.Cause{make([]detector.Cause, n)}}
-	for _, open := range []struct {
-		row   int
-		cause detector.Cause
-	}{{100, detector.CauseLevel}, {405, detector.CausePrediction}, {425, detector.CausePrediction}, {600, detector.CauseSeasonal}} {
-		o.Scores[0][open.row], o.Raw[0][open.row], o.Causes[0][open.row] = 0.9, 0.9, open.cause
-	}
-	o.Raw[0][712] = 0.55 // under the threshold, 7 rows after the second incident
-
+	c, o := handMadeEvents()
+	s := c.Series[0]
 	at := func(i int) time.Time { return s.Times[i] }
 	want := []EventRecord{
 		{File: "cat/x.csv", Kind: "incident", Start: at(400), End: at(420), Rows: 21, Scored: true, Detected: true, FirstOpen: at(405), DelayRows: 5, Cause: "prediction", MaxScore: 0.9},
