@@ -41,17 +41,6 @@ func (t *MetricType) UnmarshalYAML(unmarshal func(any) error) error {
 	return nil
 }
 
-// MarshalYAML writes the names UnmarshalYAML reads.
-func (t MetricType) MarshalYAML() (any, error) {
-	switch t {
-	case MetricTypeCounter:
-		return "counter", nil
-	case MetricTypeGauge:
-		return "gauge", nil
-	}
-	return "unknown", nil
-}
-
 // A counter's name ends in _total, and the cumulative series of a classic
 // histogram or summary in one of cumulativeSuffixes: the names PromQL's
 // rate() expects (it warns on others).
