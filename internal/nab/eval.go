@@ -229,21 +229,29 @@ func WriteResults(dir string, c *Corpus, o *Output) error {
 }
 
 func writeResultsFile(path string, s *Series, scores []float64) error {
+	return writeCSV(path, func(w *csv.Writer) {
+		_ = w.Write([]string{"timestamp", "value", "anomaly_score", "label"})
+		label := s.Label()
+		for i := range s.Values {
+			_ = w.Write([]string{
+				s.Times[i].Format(timeLayout),
+				strconv.FormatFloat(s.Values[i], 'g', -1, 64),
+				strconv.FormatFloat(scores[i], 'g', 6, 64),
+				strconv.Itoa(label[i]),
+			})
+		}
+	})
+}
+
+// writeCSV creates path and writes it with write; csv.Writer keeps its
+// first error, which comes back here.
+func writeCSV(path string, write func(*csv.Writer)) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	w := csv.NewWriter(f)
-	_ = w.Write([]string{"timestamp", "value", "anomaly_score", "label"})
-	label := s.Label()
-	for i := range s.Values {
-		_ = w.Write([]string{
-			s.Times[i].Format(timeLayout),
-			strconv.FormatFloat(s.Values[i], 'g', -1, 64),
-			strconv.FormatFloat(scores[i], 'g', 6, 64),
-			strconv.Itoa(label[i]),
-		})
-	}
+	write(w)
 	w.Flush()
 	if err := w.Error(); err != nil {
 		_ = f.Close()

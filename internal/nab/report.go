@@ -3,7 +3,6 @@ package nab
 import (
 	"encoding/csv"
 	"fmt"
-	"os"
 	"strconv"
 	"time"
 )
@@ -62,23 +61,23 @@ func EventRecords(c *Corpus, o *Output) []EventRecord {
 			}
 			recs = append(recs, r)
 		}
-		for j := warm; j < len(s.Values); j++ {
-			// An open detects the first incident whose span holds it, as
-			// in ScoreEvents.
-			if k := incidentSpanOf(incs, j); k >= 0 && o.Scores[i][j] > 0 && !recs[first+k].Detected {
-				r := &recs[first+k]
-				r.Detected, r.FirstOpen, r.DelayRows, r.Cause = true, s.Times[j], j-incs[k].Start, cause(j)
-			}
-		}
 		for j := range s.Values {
 			if o.Scores[i][j] <= 0 {
 				continue
 			}
-			if j < warm {
-				if nearIncident(incs, j) {
-					continue
+			// After the warm-up an open detects the first incident whose
+			// span holds it, as in ScoreEvents; one in the warm-up counts
+			// only as an early false open, away from every incident.
+			k := -1
+			if j >= warm {
+				k = incidentSpanOf(incs, j)
+			} else if nearIncident(incs, j) {
+				continue
+			}
+			if k >= 0 {
+				if r := &recs[first+k]; !r.Detected {
+					r.Detected, r.FirstOpen, r.DelayRows, r.Cause = true, s.Times[j], j-incs[k].Start, cause(j)
 				}
-			} else if incidentSpanOf(incs, j) >= 0 {
 				continue
 			}
 			recs = append(recs, EventRecord{File: s.Path, Kind: "false_open", Start: s.Times[j], End: s.Times[j],
@@ -101,28 +100,20 @@ func incidentSpanOf(incs []incident, j int) int {
 
 // WriteEventRecords writes recs as CSV.
 func WriteEventRecords(path string, recs []EventRecord) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("cannot create the event report: %w", err)
-	}
-	w := csv.NewWriter(f)
-	_ = w.Write([]string{"file", "kind", "start", "end", "rows", "scored", "detected", "first_open", "delay_rows", "cause", "max_score"})
-	for _, r := range recs {
-		first, delay := "", ""
-		if r.Detected {
-			first, delay = r.FirstOpen.Format(timeLayout), strconv.Itoa(r.DelayRows)
+	err := writeCSV(path, func(w *csv.Writer) {
+		_ = w.Write([]string{"file", "kind", "start", "end", "rows", "scored", "detected", "first_open", "delay_rows", "cause", "max_score"})
+		for _, r := range recs {
+			first, delay := "", ""
+			if r.Detected {
+				first, delay = r.FirstOpen.Format(timeLayout), strconv.Itoa(r.DelayRows)
+			}
+			_ = w.Write([]string{r.File, r.Kind, r.Start.Format(timeLayout), r.End.Format(timeLayout), strconv.Itoa(r.Rows),
+				strconv.FormatBool(r.Scored), strconv.FormatBool(r.Detected), first, delay, r.Cause,
+				strconv.FormatFloat(r.MaxScore, 'f', 3, 64)})
 		}
-		_ = w.Write([]string{r.File, r.Kind, r.Start.Format(timeLayout), r.End.Format(timeLayout), strconv.Itoa(r.Rows),
-			strconv.FormatBool(r.Scored), strconv.FormatBool(r.Detected), first, delay, r.Cause,
-			strconv.FormatFloat(r.MaxScore, 'f', 3, 64)})
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
+	})
+	if err != nil {
+		return fmt.Errorf("cannot write the event report %s: %w", path, err)
 	}
 	return nil
 }
