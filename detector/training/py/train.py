@@ -356,14 +356,13 @@ def main(argv=None):
 
     # Network: LSTM(units) -> Dense(2) -> (mean, softplus(raw) + floor).
     inp = keras.Input((W, 1), name=INPUT_NAME)
-    if args.arch == "lstm":
-        h = keras.layers.LSTM(args.units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, name="lstm")(inp)
-    elif args.arch == "linear":
-        h = keras.layers.Flatten(name="flatten")(inp)
-    else:
-        h = keras.layers.Concatenate(name="lstm_ar")([
-            keras.layers.LSTM(args.units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, name="lstm")(inp),
-            keras.layers.Flatten(name="flatten")(inp)])
+    # lstm-ar feeds the Dense both the LSTM's output and the window itself.
+    parts = []
+    if args.arch in ("lstm", "lstm-ar"):
+        parts.append(keras.layers.LSTM(args.units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, name="lstm")(inp))
+    if args.arch in ("linear", "lstm-ar"):
+        parts.append(keras.layers.Flatten(name="flatten")(inp))
+    h = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="lstm_ar")(parts)
     # The scale's bias starts at softplus^-1(1): an initial scale of about 1, the
     # spread of a normalised target.
     raw = keras.layers.Dense(2, name="dense", bias_initializer=keras.initializers.Constant([0.0, math.log(math.e - 1)]))(h)
