@@ -110,6 +110,13 @@ func runEval(ctx context.Context, f *evalFlags, stdout io.Writer) error {
 		return err
 	}
 	tables := nab.WorstMarkdown(nab.WorstFolds(reports)) + "\n" + nab.FoldMarkdown(reports) + "\n" + nab.CauseMarkdown(reports)
+	margins, err := nab.Margins(reports, baselineName, nab.BootstrapResamples, bootstrapSeed)
+	if err != nil {
+		return err
+	}
+	if len(margins) > 0 {
+		tables += "\n" + nab.MarginMarkdown(margins)
+	}
 	if f.docs != "" {
 		if err := nab.UpdateDoc(f.docs, tables); err != nil {
 			return err
@@ -177,6 +184,12 @@ func evalFolds(ctx context.Context, dirs, models []string, dcfg detector.Config,
 	return reports, nil
 }
 
+// baselineName is the window-mean baseline's detector name in reports.
+const baselineName = "window-mean-baseline"
+
+// bootstrapSeed fixes the margins' resamples, so `make eval` is reproducible.
+const bootstrapSeed = 12
+
 // crossfoldPrefix names a pair of models trained on the inner folds:
 // crossfold:<dir> scores fold A with <dir>/B and fold B with <dir>/A, so no
 // series is scored by a model that learned it.
@@ -195,7 +208,7 @@ func evalDetector(spec, fold string, dcfg detector.Config, mcfg config.ModelConf
 		}
 		d.Name, d.Model = "sentinel-mesh-default", m
 	case spec == "baseline":
-		d.Name, d.Model = "window-mean-baseline", detector.WindowMeanModel{W: baselineWindow}
+		d.Name, d.Model = baselineName, detector.WindowMeanModel{W: baselineWindow}
 	default:
 		dir, crossfold := strings.CutPrefix(spec, crossfoldPrefix)
 		name := strings.ReplaceAll(filepath.Base(filepath.Clean(dir)), "_", "-")

@@ -149,6 +149,17 @@ func ScoreEvents(c *Corpus, o *Output) EventScore {
 	return r
 }
 
+// perSeriesEvents applies the event scoring to each series alone: the
+// counts add up to ScoreEvents' over the corpus.
+func perSeriesEvents(c *Corpus, o *Output) []seriesCounts {
+	out := make([]seriesCounts, len(c.Series))
+	for i := range c.Series {
+		e := ScoreEvents(&Corpus{Series: c.Series[i : i+1]}, &Output{Scores: o.Scores[i : i+1]})
+		out[i] = seriesCounts{opens: e.Opens, trueOpens: e.TrueOpens, detected: e.Detected, incidents: e.Incidents}
+	}
+	return out
+}
+
 // nearIncident says whether row j lies within incidentMerge rows of an
 // incident (before or after it).
 func nearIncident(incs []incident, j int) bool {

@@ -34,6 +34,7 @@ type FoldReport struct {
 	Events         EventScore `json:"events"`
 
 	files, rawFiles []File
+	series          []seriesCounts // per series, for BootstrapMargin
 }
 
 // EvaluateFold scores an output of ModeEvents on fold c of a corpus. Transfer
@@ -46,6 +47,7 @@ func EvaluateFold(corpus, fold string, c *Corpus, o *Output) *FoldReport {
 		Corpus: corpus, Fold: fold, Detector: o.Detector, ModelVersion: o.ModelVersion,
 		Series: len(c.Series), Rows: c.Rows(), Dropped: o.Dropped,
 		Events: ScoreEvents(c, o), files: c.Files(o), rawFiles: c.RawFiles(o),
+		series: perSeriesEvents(c, o),
 	}
 	for _, p := range Profiles {
 		r.NAB = append(r.NAB, Optimise(r.files, p))
