@@ -148,6 +148,10 @@ eval-ablation: ort ## The ablation table of docs/detection.md (each term off, ea
 eval-counters: ort ## The counters table of docs/detection.md (traffic anomalies in Prometheus counters, on rates and raw values; needs no corpus).
 	$(GO) run ./cmd/sentinel-mesh eval --counters 10 --out .cache/eval --model embedded --docs docs/detection.md
 
+.PHONY: eval-heavy-tails
+eval-heavy-tails: ort ## The heavy-tails table of docs/detection.md (false alarms on heavy-tailed noise every minute; needs no corpus).
+	$(GO) run ./cmd/sentinel-mesh eval --heavy-tails 100 --out .cache/eval --model embedded --model baseline --docs docs/detection.md
+
 .PHONY: eval-churn
 eval-churn: ort ## The pod churn table of docs/detection.md (dev corpora fed as workloads whose pods are replaced; needs ../shared).
 	$(GO) run ./cmd/sentinel-mesh eval --churn-table $(addprefix --data ,$(EVAL_DATA)) --out .cache/eval --model embedded --model baseline --docs docs/detection.md

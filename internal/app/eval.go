@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -40,6 +41,7 @@ type evalFlags struct {
 	noise      float64
 	injected   int
 	counters   int
+	heavyTails int
 	churn      time.Duration
 	churnTable bool
 }
@@ -54,6 +56,7 @@ func setupEval(cmd *kingpin.CmdClause) func(ctx context.Context, stdout io.Write
 	cmd.Flag("noise", "Instead, count the anomalies each model opens on this many series-days of pure Gaussian noise sampled every 15 s (100 series).").Float64Var(&f.noise)
 	cmd.Flag("injected", "Instead, measure detection power: this many series per kind of injected anomaly and base (flat or daily), at 15 s and at 5 minutes (docs: the injected-anomalies table).").IntVar(&f.injected)
 	cmd.Flag("counters", "Instead, measure detection on Prometheus counters: this many request counters per kind of traffic anomaly over 5 days, at 15 s and 1 minute, scored on their rate (detector.counter_rate) and on their raw values (docs: the counters table).").IntVar(&f.counters)
+	cmd.Flag("heavy-tails", "Instead, count the anomalies each model opens on this many series per kind of heavy-tailed noise (Student's t with 3 degrees of freedom, log-normal, Gaussian), every minute for 7 days, after day 2, each series its own target and as hosts of 5 (docs: the heavy-tails table).").IntVar(&f.heavyTails)
 	cmd.Flag("churn", "Feed each --data series as a workload whose pod is replaced every this much sample time (new pod and instance labels: detector.churn_labels); 0 feeds each as one series.").DurationVar(&f.churn)
 	cmd.Flag("churn-table", "Instead, the pod churn table: both --data corpora fed with a new pod every 7 days, 2 days and 1 day, started cold (churn_labels: []) and inheriting (the configuration's), for each --model (docs: the churn table).").BoolVar(&f.churnTable)
 	cmd.Flag("ablation", "Instead, evaluate the first model with each scoring term switched off and each constant moved (docs: the ablation table).").BoolVar(&f.ablation)
@@ -80,8 +83,11 @@ func runEval(ctx context.Context, f *evalFlags, stdout io.Writer) error {
 	if f.counters > 0 {
 		return runCounters(ctx, f, cfg, stdout)
 	}
+	if f.heavyTails > 0 {
+		return runHeavyTails(ctx, f, cfg, stdout)
+	}
 	if len(f.data) == 0 {
-		return fmt.Errorf("--data is required unless --noise, --injected or --counters is given")
+		return fmt.Errorf("--data is required unless --noise, --injected, --counters or --heavy-tails is given")
 	}
 	if f.ablation {
 		table, err := runAblation(ctx, f.data, f.models[0], cfg, stdout)
@@ -283,6 +289,65 @@ func runInjected(ctx context.Context, f *evalFlags, cfg *config.Config, stdout i
 	table := nab.InjectedMarkdown(cols, results, falseAlarms) + "\n" + nab.InjectedCauseMarkdown(cols, results)
 	if f.docs != "" {
 		if err := nab.UpdateDocSection(f.docs, nab.InjectedDocBegin, nab.InjectedDocEnd, table); err != nil {
+			return err
+		}
+	}
+	fmt.Fprint(stdout, table)
+	return nil
+}
+
+// The heavy-tails table: a minute is where server metrics are often
+// scraped and where these tails showed (docs/detection.md, known
+// weaknesses); the first two days are the learning period and the tails'
+// first day.
+const (
+	heavyTailStep = time.Minute
+	heavyTailDays = 7
+	heavyTailSkip = 48 * time.Hour
+	heavyTailHost = 5
+)
+
+// runHeavyTails counts, for each kind of noise and model, the anomalies
+// opened after heavyTailSkip, each series its own target and grouped into
+// hosts; the runs go concurrently.
+func runHeavyTails(ctx context.Context, f *evalFlags, cfg *config.Config, stdout io.Writer) error {
+	results := make([]nab.HeavyTailResult, len(nab.HeavyTailKinds)*len(f.models))
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for k, kind := range nab.HeavyTailKinds {
+		for m, spec := range f.models {
+			r := &results[k*len(f.models)+m]
+			r.Kind = kind
+			r.SeriesDays = float64(f.heavyTails) * (heavyTailDays - heavyTailSkip.Hours()/24)
+			for _, hostSize := range []int{0, heavyTailHost} {
+				g.Go(func() error {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+					c, err := nab.HeavyTailCorpus(kind, f.heavyTails, heavyTailDays, heavyTailStep, hostSize, 3)
+					if err != nil {
+						return err
+					}
+					name, opens, err := countOpens(c, spec, cfg.Detector, cfg.Model, heavyTailSkip)
+					if err != nil {
+						return err
+					}
+					if hostSize == 0 {
+						r.Detector, r.Opens = name, opens
+					} else {
+						r.HostOpens = opens
+					}
+					return nil
+				})
+			}
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	table := nab.HeavyTailMarkdown(heavyTailStep, heavyTailHost, results)
+	if f.docs != "" {
+		if err := nab.UpdateDocSection(f.docs, nab.HeavyDocBegin, nab.HeavyDocEnd, table); err != nil {
 			return err
 		}
 	}

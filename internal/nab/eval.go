@@ -284,6 +284,8 @@ const (
 	CountersDocEnd   = "<!-- counters:end -->"
 	ChurnDocBegin    = "<!-- churn:begin -->"
 	ChurnDocEnd      = "<!-- churn:end -->"
+	HeavyDocBegin    = "<!-- heavy:begin -->"
+	HeavyDocEnd      = "<!-- heavy:end -->"
 )
 
 // UpdateDoc replaces the text between DocBegin and DocEnd in the file at path.
