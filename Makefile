@@ -148,6 +148,11 @@ eval-ablation: ort ## The ablation table of docs/detection.md (each term off, ea
 eval-counters: ort ## The counters table of docs/detection.md (traffic anomalies in Prometheus counters, on rates and raw values; needs no corpus).
 	$(GO) run ./cmd/sentinel-mesh eval --counters 10 --out .cache/eval --model embedded --docs docs/detection.md
 
+.PHONY: eval-thresholds
+eval-thresholds: ort ## The threshold table of docs/detection.md (event F1 and precision per fold at thresholds around the default; needs ../shared).
+	$(GO) run ./cmd/sentinel-mesh eval $(addprefix --data ,$(EVAL_DATA)) --out .cache/eval --model embedded --model baseline \
+		--threshold-sweep 0.66 --threshold-sweep 0.68 --threshold-sweep 0.7 --threshold-sweep 0.72 --threshold-sweep 0.74 --docs docs/detection.md
+
 .PHONY: eval-heavy-tails
 eval-heavy-tails: ort ## The heavy-tails table of docs/detection.md (false alarms on heavy-tailed noise every minute; needs no corpus).
 	$(GO) run ./cmd/sentinel-mesh eval --heavy-tails 100 --out .cache/eval --model embedded --model baseline --docs docs/detection.md

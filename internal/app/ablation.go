@@ -156,3 +156,47 @@ func runAblation(ctx context.Context, dirs []string, model string, cfg *config.C
 	}
 	return b.String(), nil
 }
+
+// runThresholdSweep evaluates each model at each threshold on both folds of
+// every corpus and renders one row per threshold: event F1 and precision per
+// fold, per model and corpus. The configured threshold's row is in bold.
+func runThresholdSweep(ctx context.Context, dirs, models []string, thresholds []float64, cfg *config.Config, stdout io.Writer) (string, error) {
+	var rows strings.Builder
+	var columns []string
+	for _, th := range thresholds {
+		det := cfg.Detector
+		det.Scoring.Threshold = th
+		if err := det.Validate(); err != nil {
+			return "", fmt.Errorf("threshold %g: %w", th, err)
+		}
+		bold := ""
+		if th == cfg.Detector.Scoring.Threshold {
+			bold = "**"
+		}
+		fmt.Fprintf(&rows, "| %s%g%s |", bold, th, bold)
+		first := columns == nil
+		for _, m := range models {
+			reports, err := evalFolds(ctx, dirs, []string{m}, det, cfg.Model, "", 0, io.Discard)
+			if err != nil {
+				return "", fmt.Errorf("threshold %g: %w", th, err)
+			}
+			for i := 0; i+1 < len(reports); i += 2 {
+				a, b := reports[i], reports[i+1]
+				if first {
+					columns = append(columns, fmt.Sprintf("%s, %s: F1 A / B (precision A / B)", a.Detector, a.Corpus))
+				}
+				fmt.Fprintf(&rows, " %s%.2f / %.2f (%.2f / %.2f)%s |", bold, a.Events.F1, b.Events.F1, a.Events.Precision, b.Events.Precision, bold)
+			}
+		}
+		rows.WriteString("\n")
+		fmt.Fprintf(stdout, "threshold %g done\n", th)
+	}
+	var b strings.Builder
+	b.WriteString("| threshold |")
+	for _, c := range columns {
+		b.WriteString(" " + c + " |")
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---:|", len(columns)) + "\n")
+	b.WriteString(rows.String())
+	return b.String(), nil
+}

@@ -42,6 +42,7 @@ type evalFlags struct {
 	injected   int
 	counters   int
 	heavyTails int
+	thresholds []float64
 	churn      time.Duration
 	churnTable bool
 }
@@ -59,6 +60,7 @@ func setupEval(cmd *kingpin.CmdClause) func(ctx context.Context, stdout io.Write
 	cmd.Flag("heavy-tails", "Instead, count the anomalies each model opens on this many series per kind of heavy-tailed noise (Student's t with 3 degrees of freedom, log-normal, Gaussian), every minute for 7 days, after day 2, each series its own target and as hosts of 5 (docs: the heavy-tails table).").IntVar(&f.heavyTails)
 	cmd.Flag("churn", "Feed each --data series as a workload whose pod is replaced every this much sample time (new pod and instance labels: detector.churn_labels); 0 feeds each as one series.").DurationVar(&f.churn)
 	cmd.Flag("churn-table", "Instead, the pod churn table: both --data corpora fed with a new pod every 7 days, 2 days and 1 day, started cold (churn_labels: []) and inheriting (the configuration's), for each --model (docs: the churn table).").BoolVar(&f.churnTable)
+	cmd.Flag("threshold-sweep", "Instead, evaluate each model at each of these thresholds (detector.scoring.threshold; repeatable) on both folds of every --data corpus: event F1 and precision per fold (docs: the threshold table).").Float64ListVar(&f.thresholds)
 	cmd.Flag("ablation", "Instead, evaluate the first model with each scoring term switched off and each constant moved (docs: the ablation table).").BoolVar(&f.ablation)
 	return func(ctx context.Context, stdout io.Writer) error { return runEval(ctx, f, stdout) }
 }
@@ -104,6 +106,19 @@ func runEval(ctx context.Context, f *evalFlags, stdout io.Writer) error {
 	}
 	if f.churnTable {
 		return runChurnTable(ctx, f, cfg, stdout)
+	}
+	if len(f.thresholds) > 0 {
+		table, err := runThresholdSweep(ctx, f.data, f.models, f.thresholds, cfg, stdout)
+		if err != nil {
+			return err
+		}
+		if f.docs != "" {
+			if err := nab.UpdateDocSection(f.docs, nab.ThresholdDocBegin, nab.ThresholdDocEnd, table); err != nil {
+				return err
+			}
+		}
+		fmt.Fprint(stdout, table)
+		return nil
 	}
 	if f.churn > 0 && f.docs != "" {
 		return fmt.Errorf("--churn does not update --docs: the tables there are without churn")

@@ -274,18 +274,20 @@ func WriteJSON(path string, reports []*FoldReport) error {
 
 // Doc markers delimit the generated tables in docs/detection.md.
 const (
-	DocBegin         = "<!-- eval:begin -->"
-	DocEnd           = "<!-- eval:end -->"
-	AblationDocBegin = "<!-- ablation:begin -->"
-	AblationDocEnd   = "<!-- ablation:end -->"
-	InjectedDocBegin = "<!-- injected:begin -->"
-	InjectedDocEnd   = "<!-- injected:end -->"
-	CountersDocBegin = "<!-- counters:begin -->"
-	CountersDocEnd   = "<!-- counters:end -->"
-	ChurnDocBegin    = "<!-- churn:begin -->"
-	ChurnDocEnd      = "<!-- churn:end -->"
-	HeavyDocBegin    = "<!-- heavy:begin -->"
-	HeavyDocEnd      = "<!-- heavy:end -->"
+	DocBegin          = "<!-- eval:begin -->"
+	DocEnd            = "<!-- eval:end -->"
+	AblationDocBegin  = "<!-- ablation:begin -->"
+	AblationDocEnd    = "<!-- ablation:end -->"
+	InjectedDocBegin  = "<!-- injected:begin -->"
+	InjectedDocEnd    = "<!-- injected:end -->"
+	CountersDocBegin  = "<!-- counters:begin -->"
+	CountersDocEnd    = "<!-- counters:end -->"
+	ChurnDocBegin     = "<!-- churn:begin -->"
+	ChurnDocEnd       = "<!-- churn:end -->"
+	HeavyDocBegin     = "<!-- heavy:begin -->"
+	HeavyDocEnd       = "<!-- heavy:end -->"
+	ThresholdDocBegin = "<!-- threshold:begin -->"
+	ThresholdDocEnd   = "<!-- threshold:end -->"
 )
 
 // UpdateDoc replaces the text between DocBegin and DocEnd in the file at path.
