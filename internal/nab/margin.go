@@ -84,6 +84,12 @@ func BootstrapMargin(d, base *FoldReport, resamples int, seed uint64) (Margin, e
 		return Margin{}, fmt.Errorf("cannot compare %s fold %s (%d series) with %s fold %s (%d series)",
 			d.Corpus, d.Fold, len(d.series), base.Corpus, base.Fold, len(base.series))
 	}
+	for i := range d.rawFiles {
+		if d.rawFiles[i].Name != base.rawFiles[i].Name {
+			return Margin{}, fmt.Errorf("cannot compare %s fold %s: series %d is %s for one detector and %s for the other",
+				d.Corpus, d.Fold, i, d.rawFiles[i].Name, base.rawFiles[i].Name)
+		}
+	}
 	if len(d.ScoresTransfer) == 0 || len(base.ScoresTransfer) == 0 {
 		return Margin{}, fmt.Errorf("cannot compare %s fold %s before its transfer scores are set", d.Corpus, d.Fold)
 	}

@@ -147,6 +147,11 @@ func TestBootstrapMarginRejectsDifferentFolds(t *testing.T) {
 	require.ErrorContains(t, err, "cannot compare")
 	_, err = BootstrapMargin(a, foldReport(c, o, "base"), 10, 1)
 	require.NoError(t, err)
+
+	renamed, ro := marginCorpus(4, func(int) int { return 1 }, func(int) int { return 0 })
+	renamed.Series[2].Path = "cat/other.csv"
+	_, err = BootstrapMargin(a, foldReport(renamed, ro, "base"), 10, 1)
+	require.ErrorContains(t, err, "series 2 is cat/ca.csv for one detector and cat/other.csv for the other")
 }
 
 func TestMargins(t *testing.T) {
