@@ -40,6 +40,12 @@ const (
 	ExpectedMetric = "anomaly_expected"
 	LowerMetric    = "anomaly_lower"
 	UpperMetric    = "anomaly_upper"
+	// OpenMetric is 1 while an anomaly is open on the input series and
+	// absent otherwise, as ALERTS is for a firing alert: a PromQL alert on
+	// it pages exactly when the detector's anomaly opens and stops when it
+	// closes, which a threshold on anomaly_score alone cannot (the score is
+	// per sample, and an open anomaly's later samples score lower).
+	OpenMetric = "anomaly_open"
 )
 
 // OutputLabels builds the label set of a series' outputs: the input labels
@@ -82,13 +88,15 @@ func OutputLabels(dst []detector.Label, names LabelNames, tenant, model string, 
 }
 
 // Collector exposes anomaly_score, anomaly_expected, anomaly_lower and
-// anomaly_upper for every scored series. It is an unchecked collector: the
-// label names vary per series, so it describes nothing up front.
+// anomaly_upper for every scored series, and anomaly_open for those with an
+// open anomaly. It is an unchecked collector: the label names vary per
+// series, so it describes nothing up front.
 type Collector struct {
 	src      ResultSource
 	names    LabelNames
 	enricher LabelEnricher
 	descs    [4]*prometheus.Desc
+	open     *prometheus.Desc
 }
 
 // NewCollector returns a collector over src. enricher may be nil.
@@ -103,14 +111,17 @@ func NewCollector(src ResultSource, names LabelNames, enricher LabelEnricher) *C
 			prometheus.NewDesc(LowerMetric, "Lower bound of the normal range for the latest sample.", nil, nil),
 			prometheus.NewDesc(UpperMetric, "Upper bound of the normal range for the latest sample.", nil, nil),
 		},
+		open: prometheus.NewDesc(OpenMetric, openHelp, nil, nil),
 	}
 }
+
+const openHelp = "1 while an anomaly is open on the input series (opened at the detector's threshold, not yet closed); absent otherwise."
 
 // Describe sends nothing: the collector is unchecked.
 func (c *Collector) Describe(chan<- *prometheus.Desc) {}
 
-// Collect sends four gauges per scored series. Label pairs are built once per
-// series and shared by its four gauges.
+// Collect sends four gauges per scored series, five while an anomaly is open
+// on it. Label pairs are built once per series and shared by its gauges.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	version := ""
 	if m := c.src.Model(); m != nil {
@@ -129,6 +140,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		values := [4]float64{r.Score, r.Expected, r.Lower, r.Upper}
 		for i, v := range values {
 			ch <- &gauge{desc: c.descs[i], labels: ptrs, value: v}
+		}
+		if r.Anomalous {
+			ch <- &gauge{desc: c.open, labels: ptrs, value: 1}
 		}
 		return true
 	})

@@ -2,6 +2,8 @@ package exporter
 
 import (
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -72,3 +74,53 @@ anomaly_expected{job="api",metric="http_requests_total",model="window-mean-w4",t
 }
 
 func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// anomaly_open is there exactly while the detector holds an anomaly open on
+// the series: absent while calm, 1 from the opening sample on, absent again
+// once the anomaly has closed.
+func TestCollectorExposesOpenAnomalies(t *testing.T) {
+	cfg := detector.DefaultConfig
+	cfg.Scoring.LearningPeriod = 0 // a minutes-long series, scored after warm-up
+	cfg.AnomalyCloseAfter = 0
+	d, err := detector.New(cfg, slog.New(slog.DiscardHandler), nil)
+	require.NoError(t, err)
+	d.SetModel(detector.WindowMeanModel{W: 16})
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewCollector(d, DefaultLabelNames, nil))
+	ls := detector.FromStrings("__name__", "http_requests", "job", "api")
+	rng := rand.New(rand.NewPCG(1, 2))
+	ts := int64(1000)
+	feed := func(v float64) detector.Result {
+		t.Helper()
+		d.Append("", ls, []detector.Sample{{TimestampMs: ts, Value: v}})
+		require.NoError(t, d.Flush())
+		ts += 1000
+		var r detector.Result
+		d.Results(func(x *detector.Result) bool { r = *x; return false })
+		return r
+	}
+	openSeries := func() int {
+		t.Helper()
+		n, err := testutil.GatherAndCount(reg, OpenMetric)
+		require.NoError(t, err)
+		return n
+	}
+	for i := range 300 {
+		feed(100 + 10*math.Sin(float64(i)/5) + rng.NormFloat64())
+	}
+	require.Zero(t, openSeries(), "calm: no anomaly_open series")
+
+	r := feed(400)
+	require.True(t, r.Anomalous)
+	want := `# HELP anomaly_open ` + openHelp + `
+# TYPE anomaly_open gauge
+anomaly_open{job="api",metric="http_requests",model="window-mean-w16"} 1
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want), OpenMetric))
+
+	for i := 0; r.Anomalous; i++ {
+		require.Less(t, i, 200, "the anomaly never closed")
+		r = feed(100 + 10*math.Sin(float64(i)/5) + rng.NormFloat64())
+	}
+	require.Zero(t, openSeries(), "closed: anomaly_open gone")
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"sort"
@@ -185,7 +186,10 @@ func newRemoteWriteOutMetrics(reg prometheus.Registerer, w *RemoteWriteOut) *rem
 
 // RemoteWriteOut writes anomaly_score, anomaly_expected, anomaly_lower and
 // anomaly_upper of every newly scored result to a Prometheus-compatible
-// receiver, with the timestamps of the scored samples.
+// receiver, with the timestamps of the scored samples, and anomaly_open: 1
+// with every result while an anomaly is open, and a staleness marker with
+// the first result after it closed, which ends the series in PromQL at once
+// (as Prometheus does for a series that left a scrape).
 type RemoteWriteOut struct {
 	cfg      RemoteWriteOutConfig
 	src      ResultSource
@@ -206,15 +210,55 @@ type RemoteWriteOut struct {
 }
 
 type rwLast struct {
-	ts  int64
-	gen uint32
+	ts   int64
+	gen  uint32
+	open bool // the newest result queued had an open anomaly
 }
 
-// rwItem is one series' result: four samples sharing labels.
+// rwItem is one series' result: four samples sharing labels, and an
+// anomaly_open sample while an anomaly is open or just closed.
 type rwItem struct {
 	labels []detector.Label // output labels without __name__, sorted
 	ts     int64
 	values [4]float64
+	open   int8 // openNone, openSample or openStale
+}
+
+const (
+	openNone   int8 = iota // no anomaly_open sample
+	openSample             // anomaly_open 1: an anomaly is open
+	openStale              // a staleness marker: the anomaly closed
+)
+
+// staleNaN is Prometheus' staleness marker (model/value.StaleNaN).
+var staleNaN = math.Float64frombits(0x7ff0000000000002)
+
+// openState is the anomaly_open sample of result r of a series whose newest
+// queued result is last.
+func openState(r *detector.Result, last rwLast) int8 {
+	switch {
+	case r.Anomalous:
+		return openSample
+	case last.open:
+		return openStale
+	}
+	return openNone
+}
+
+// samples is how many samples the item writes.
+func (it *rwItem) samples() int {
+	if it.open != openNone {
+		return 5
+	}
+	return 4
+}
+
+// openValue is the anomaly_open sample's value.
+func (it *rwItem) openValue() float64 {
+	if it.open == openStale {
+		return staleNaN
+	}
+	return 1
 }
 
 var rwMetricNames = [4]string{ScoreMetric, ExpectedMetric, LowerMetric, UpperMetric}
@@ -314,7 +358,7 @@ func (w *RemoteWriteOut) Collect() {
 			if blocked {
 				// A previous result of this series was dropped: keep the
 				// series' samples in order, the next pass offers it again.
-				dropped++
+				dropped += (&rwItem{open: openState(r, last)}).samples()
 				return
 			}
 		} else {
@@ -328,16 +372,16 @@ func (w *RemoteWriteOut) Collect() {
 			curID, curOK, curTenant, curSrc, blocked = h, true, r.Tenant, append(curSrc[:0], r.Labels...), false
 		}
 		// Results of one series share the (immutable) label slice.
-		it := rwItem{labels: curLbls, ts: r.TimestampMs, values: [4]float64{r.Score, r.Expected, r.Lower, r.Upper}}
+		it := rwItem{labels: curLbls, ts: r.TimestampMs, values: [4]float64{r.Score, r.Expected, r.Lower, r.Upper}, open: openState(r, last)}
 		select {
 		case w.shards[h%uint64(len(w.shards))] <- it:
-			w.last[h] = rwLast{ts: r.TimestampMs, gen: w.gen}
-			queued++
+			w.last[h] = rwLast{ts: r.TimestampMs, gen: w.gen, open: r.Anomalous}
+			queued += it.samples()
 		default:
 			// Not recorded as sent: the next pass offers the series again.
-			w.last[h] = rwLast{ts: last.ts, gen: w.gen}
+			w.last[h] = rwLast{ts: last.ts, gen: w.gen, open: last.open}
 			blocked = true
-			dropped++
+			dropped += it.samples()
 		}
 	}
 	if src, ok := w.src.(ResultsSinceSource); ok {
@@ -346,7 +390,7 @@ func (w *RemoteWriteOut) Collect() {
 			if !ok {
 				return 0
 			}
-			w.last[h] = rwLast{ts: last.ts, gen: w.gen}
+			w.last[h] = rwLast{ts: last.ts, gen: w.gen, open: last.open}
 			return last.ts
 		}, func(h uint64, r *detector.Result) bool {
 			offer(h, r)
@@ -357,7 +401,7 @@ func (w *RemoteWriteOut) Collect() {
 			h := seriesHash(r.Tenant, r.Labels)
 			last, ok := w.last[h]
 			if ok && r.TimestampMs <= last.ts {
-				w.last[h] = rwLast{ts: last.ts, gen: w.gen}
+				w.last[h] = rwLast{ts: last.ts, gen: w.gen, open: last.open}
 				return true
 			}
 			offer(h, r)
@@ -370,8 +414,8 @@ func (w *RemoteWriteOut) Collect() {
 		}
 	}
 	if dropped > 0 {
-		w.metrics.samples.WithLabelValues("dropped").Add(float64(4 * dropped))
-		w.logger.Warn("Remote-write queue full; dropped score samples", "samples", 4*dropped, "queued", 4*queued)
+		w.metrics.samples.WithLabelValues("dropped").Add(float64(dropped))
+		w.logger.Warn("Remote-write queue full; dropped score samples", "samples", dropped, "queued", queued)
 	}
 }
 
@@ -389,8 +433,29 @@ func seriesHash(tenant string, lbls detector.Labels) uint64 {
 }
 
 func (w *RemoteWriteOut) runShard(ctx context.Context, ch chan rwItem) {
-	maxItems := w.cfg.MaxSamplesPerSend / 4
-	batch := make([]rwItem, 0, maxItems)
+	// An item writes 4 or 5 samples: a batch stops before it would pass
+	// max_samples_per_send.
+	maxSamples := w.cfg.MaxSamplesPerSend
+	batch := make([]rwItem, 0, maxSamples/4)
+	// fill appends queued items to batch up to maxSamples, starting from
+	// the items already in it.
+	fill := func(batch []rwItem) []rwItem {
+		n := 0
+		for i := range batch {
+			n += batch[i].samples()
+		}
+		for n+5 <= maxSamples {
+			select {
+			case it := <-ch:
+				batch = append(batch, it)
+				n += it.samples()
+				continue
+			default:
+			}
+			break
+		}
+		return batch
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -398,32 +463,14 @@ func (w *RemoteWriteOut) runShard(ctx context.Context, ch chan rwItem) {
 			fctx, cancel := context.WithTimeout(context.Background(), time.Duration(w.cfg.Timeout))
 			defer cancel()
 			for {
-				batch = batch[:0]
-				for len(batch) < maxItems {
-					select {
-					case it := <-ch:
-						batch = append(batch, it)
-						continue
-					default:
-					}
-					break
-				}
+				batch = fill(batch[:0])
 				if len(batch) == 0 || fctx.Err() != nil {
 					return
 				}
 				w.send(fctx, batch)
 			}
 		case it := <-ch:
-			batch = append(batch[:0], it)
-			for len(batch) < maxItems {
-				select {
-				case it := <-ch:
-					batch = append(batch, it)
-					continue
-				default:
-				}
-				break
-			}
+			batch = fill(append(batch[:0], it))
 			w.send(ctx, batch)
 			clear(batch)
 		}
@@ -432,7 +479,10 @@ func (w *RemoteWriteOut) runShard(ctx context.Context, ch chan rwItem) {
 
 func (w *RemoteWriteOut) send(ctx context.Context, batch []rwItem) {
 	body, ctype, version, err := w.encode(batch)
-	n := float64(4 * len(batch))
+	var n float64
+	for i := range batch {
+		n += float64(batch[i].samples())
+	}
 	if err != nil {
 		w.metrics.samples.WithLabelValues("failed").Add(n)
 		w.logger.Error("Cannot encode remote-write request", "err", err)
@@ -508,6 +558,18 @@ func (w *RemoteWriteOut) encode(batch []rwItem) (body []byte, contentType, versi
 					Metadata:   writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_GAUGE, HelpRef: helpRefs[i]},
 				})
 			}
+			if it.open != openNone {
+				buf = withName(it.labels, OpenMetric, buf)
+				refs := make([]uint32, 0, 2*len(buf))
+				for _, l := range buf {
+					refs = append(refs, st.Symbolize(l.Name), st.Symbolize(l.Value))
+				}
+				req.Timeseries = append(req.Timeseries, writev2.TimeSeries{
+					LabelsRefs: refs,
+					Samples:    []writev2.Sample{{Value: it.openValue(), Timestamp: it.ts}},
+					Metadata:   writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_GAUGE, HelpRef: st.Symbolize(openHelp)},
+				})
+			}
 		}
 		req.Symbols = st.Symbols()
 		raw, err = req.Marshal()
@@ -527,6 +589,17 @@ func (w *RemoteWriteOut) encode(batch []rwItem) (body []byte, contentType, versi
 			req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
 				Labels:  ls,
 				Samples: []prompb.Sample{{Value: it.values[i], Timestamp: it.ts}},
+			})
+		}
+		if it.open != openNone {
+			buf = withName(it.labels, OpenMetric, buf)
+			ls := make([]prompb.Label, len(buf))
+			for j, l := range buf {
+				ls[j] = prompb.Label{Name: l.Name, Value: l.Value}
+			}
+			req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
+				Labels:  ls,
+				Samples: []prompb.Sample{{Value: it.openValue(), Timestamp: it.ts}},
 			})
 		}
 	}

@@ -391,3 +391,86 @@ func TestRemoteWriteOutConfigValidate(t *testing.T) {
 	require.ErrorContains(t, err, "remote_write_out.protobuf_message")
 	require.ErrorContains(t, err, "remote_write_out.shards")
 }
+
+// anomaly_open goes out with every result while an anomaly is open, and once
+// as a staleness marker with the first result after it closed, over both
+// protocol versions: a PromQL alert on it fires and resolves with the
+// detector's anomaly.
+func TestRemoteWriteOutSendsAnomalyOpen(t *testing.T) {
+	for _, msg := range []string{RemoteWriteV1Message, RemoteWriteV2Message} {
+		t.Run(msg, func(t *testing.T) {
+			cfg := detector.DefaultConfig
+			cfg.AnomalyCloseAfter = 0
+			cfg.Scoring.LearningPeriod = 0 // a minutes-long series
+			d, err := detector.New(cfg, slog.New(slog.DiscardHandler), nil)
+			require.NoError(t, err)
+			d.SetModel(detector.WindowMeanModel{W: 16})
+
+			srv, got := rwReceiver(t)
+			rwCfg := testRWConfig(srv.URL)
+			rwCfg.ProtobufMessage = msg
+			rwCfg.MaxSamplesPerSend = 7 // one result a request: the batches stop at the cap
+			w, err := NewRemoteWriteOut(rwCfg, d, DefaultLabelNames, nil, slog.New(slog.DiscardHandler), nil)
+			require.NoError(t, err)
+			runOutput(t, w.Run)
+
+			ls := detector.FromStrings("__name__", "http_requests", "job", "api")
+			rng := rand.New(rand.NewPCG(1, 2))
+			ts := int64(1000)
+			open := map[int64]bool{} // every scored result's timestamp: was an anomaly open?
+			feed := func(v float64) bool {
+				t.Helper()
+				d.Append("", ls, []detector.Sample{{TimestampMs: ts, Value: v}})
+				require.NoError(t, d.Flush())
+				var r detector.Result
+				d.Results(func(x *detector.Result) bool { r = *x; return false })
+				if r.TimestampMs == ts {
+					open[ts] = r.Anomalous
+				}
+				ts += 1000
+				w.Collect()
+				return r.Anomalous
+			}
+			for i := range 300 {
+				require.False(t, feed(100+10*math.Sin(float64(i)/5)+rng.NormFloat64()), "calm series")
+			}
+			require.True(t, feed(400), "the spike opens an anomaly")
+			for i := 0; feed(100 + 10*math.Sin(float64(i)/5) + rng.NormFloat64()); i++ {
+				require.Less(t, i, 200, "the anomaly never closed")
+			}
+			for i := range 5 {
+				require.False(t, feed(100+10*math.Sin(float64(i)/5)+rng.NormFloat64()))
+			}
+			require.Eventually(t, func() bool { return len(scoreSamples(got())) == len(open) }, 5*time.Second, 5*time.Millisecond)
+
+			var openTs []int64
+			var stale []int64
+			for _, s := range allSamples(got()) {
+				if !strings.Contains(s.series, `__name__="anomaly_open"`) {
+					continue
+				}
+				if detector.IsStaleNaN(s.value) {
+					stale = append(stale, s.ts)
+					continue
+				}
+				require.Equal(t, 1.0, s.value)
+				openTs = append(openTs, s.ts)
+			}
+			var wantOpen []int64
+			closedAt := int64(0)
+			for t0 := int64(1000); t0 < ts; t0 += 1000 {
+				if isOpen, ok := open[t0]; ok && isOpen {
+					wantOpen = append(wantOpen, t0)
+				} else if ok && closedAt == 0 && len(wantOpen) > 0 {
+					closedAt = t0
+				}
+			}
+			require.NotEmpty(t, wantOpen)
+			require.Equal(t, wantOpen, openTs, "anomaly_open 1 with every result while open")
+			require.Equal(t, []int64{closedAt}, stale, "one staleness marker, with the first result after the close")
+			for _, r := range got() {
+				require.LessOrEqual(t, len(r.samples), rwCfg.MaxSamplesPerSend)
+			}
+		})
+	}
+}
