@@ -196,6 +196,15 @@ remote_write:
 
 	opened := promVector(t, promURL, `sum by (kind) (sentinel_mesh_anomaly_events_total{kind="open"})`, time.Now(), "kind")
 	require.GreaterOrEqual(t, opened["open"], 2.0, "one anomaly per tenant must open")
+	// anomaly_open, what the mixin's AnomalyDetected alerts on: absent before
+	// the spike, 1 for both tenants while the anomaly is open (it closes only
+	// after anomaly_close_after of calm, 5 minutes by default).
+	openQuery := `anomaly_open{metric="e2e_signal",series="a"}`
+	require.Empty(t, promVector(t, promURL, openQuery, before, "tenant"), "no anomaly open before the spike")
+	waitFor(t, 30*time.Second, func() bool {
+		got := promVector(t, promURL, openQuery, time.Now(), "tenant")
+		return got["v1"] == 1 && got["v2"] == 1
+	})
 	expected := promVector(t, promURL, `anomaly_expected{metric="e2e_signal"}`, before, "tenant")
 	for tenant, v := range expected {
 		require.InDelta(t, 100, v, 30, "tenant %s expected value", tenant)
@@ -211,6 +220,11 @@ remote_write:
 	waitFor(t, 30*time.Second, func() bool {
 		got := promVector(t, storeURL, `max_over_time(`+scoreQuery+`[1m])`, time.Now(), "tenant")
 		return got["v1"] >= threshold && got["v2"] >= threshold
+	})
+	require.Empty(t, promVector(t, storeURL, openQuery, before, "tenant"), "no anomaly_open remote-written before the spike")
+	waitFor(t, 30*time.Second, func() bool {
+		got := promVector(t, storeURL, openQuery, time.Now(), "tenant")
+		return got["v1"] == 1 && got["v2"] == 1
 	})
 	band := promVector(t, storeURL, `count(anomaly_lower{metric="e2e_signal"} < anomaly_expected{metric="e2e_signal"} < anomaly_upper{metric="e2e_signal"})`, before, "")
 	require.Equal(t, 2.0, band[""], "expected value lies inside its bounds for both tenants")

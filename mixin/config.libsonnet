@@ -15,18 +15,24 @@
     instanceLabels: ['job', 'instance'],
     jobLabels: ['job'],
 
-    // anomaly_score at or above this value counts as anomalous (recording rules,
-    // dashboards and the lowest severity band of AnomalyDetected).
-    anomalyScoreThreshold: 0.5,
-    // How long a series must stay anomalous before AnomalyDetected fires.
-    anomalyFor: '5m',
-    // Severity bands of AnomalyDetected: one alerting rule per band, each firing when
-    // anomaly_score >= minScore. Bands overlap on purpose (a critical anomaly is also a
-    // warning one); inhibit warning by critical with equal labels in Alertmanager.
+    // Sentinel Mesh's detector.scoring.threshold: the score at which an anomaly opens
+    // (dashboard lines and colours, the lowest severity band of AnomalyDetected). Set it
+    // to your detector's threshold.
+    anomalyScoreThreshold: 0.7,
+    // AnomalyDetected fires while an anomaly is open on a series (anomaly_open, which
+    // Sentinel Mesh exports from the sample that opened it until it closes), so it pages
+    // for exactly the anomalies docs/detection.md measures. A `for` delays the page and
+    // drops anomalies that close sooner; the detector already decided.
+    anomalyFor: '0m',
+    // Severity bands of AnomalyDetected: one alerting rule per band, each firing while an
+    // anomaly is open whose highest anomaly_score within anomalyPeakWindow is at least
+    // minScore. Bands overlap on purpose (a critical anomaly is also a warning one);
+    // inhibit warning by critical with equal labels in Alertmanager.
     anomalySeverities: [
       { severity: 'warning', minScore: $._config.anomalyScoreThreshold },
       { severity: 'critical', minScore: 0.9 },
     ],
+    anomalyPeakWindow: '1h',
     // Labels added by Sentinel Mesh to the output series that the scored input series
     // does not have; removed when the alert description looks up the observed value.
     outputOnlyLabels: ['tenant', 'model', 'workload', 'workload_kind', 'node'],

@@ -39,7 +39,15 @@ local utils = import '../lib/utils.libsonnet';
         rules: [
           {
             alert: 'AnomalyDetected',
-            expr: 'anomaly_score{%s} >= %g' % [c.anomalySelector, band.minScore],
+            // While the anomaly is open, its highest score within anomalyPeakWindow
+            // (`and` matches anomaly_open's series, which have the score's labels). The
+            // lowest band needs no score: every open anomaly reached the threshold, and
+            // one open longer than the window must not resolve while open.
+            expr: 'max_over_time(anomaly_score{%(s)s}[%(w)s])%(f)s\nand\nanomaly_open{%(s)s}' % {
+              s: c.anomalySelector,
+              w: c.anomalyPeakWindow,
+              f: if band.minScore > c.anomalyScoreThreshold then ' >= %g' % band.minScore else '',
+            },
             'for': c.anomalyFor,
             labels: { severity: band.severity },
             annotations: {

@@ -25,7 +25,7 @@ local utils = import '../lib/utils.libsonnet';
           enable: true,
           hide: false,
           iconColor: 'red',
-          expr: 'anomaly_score{%s} >= %g' % [filter, t],
+          expr: 'anomaly_open{%s}' % filter,
           step: '60s',
           titleFormat: 'Anomaly',
           textFormat: '{{metric}} anomalous (tenant {{tenant}}, model {{model}})',
@@ -42,7 +42,7 @@ local utils = import '../lib/utils.libsonnet';
                        g.target('anomaly_upper{%s}' % filter, 'upper'),
                      ],
                      w=24, h=10,
-                     description='The input series (observed), the value the model expected and the normal band [anomaly_lower, anomaly_upper]. Red annotations mark times the anomaly score was at least %g. Narrow the series with the label matchers variable.' % t,
+                     description='The input series (observed), the value the model expected and the normal band [anomaly_lower, anomaly_upper]. Red annotations mark times an anomaly was open on the series (anomaly_open). Narrow the series with the label matchers variable.',
                      overrides=[
                        {
                          matcher: { id: 'byName', options: 'upper' },

@@ -4,7 +4,8 @@ local utils = import '../lib/utils.libsonnet';
 
 {
   local c = $._config,
-  local anomalous = 'anomaly_score{%s} >= %g' % [c.anomalySelector, c.anomalyScoreThreshold],
+  // A series is anomalous while an anomaly is open on it (anomaly_open).
+  local anomalous = 'anomaly_open{%s}' % c.anomalySelector,
   local scored = 'anomaly_score{%s}' % c.anomalySelector,
   local by = utils.labelList(c.instanceLabels),
 

@@ -366,7 +366,7 @@ func TestGeneratedFilesUpToDate(t *testing.T) {
 func TestMetricNamesExistInCode(t *testing.T) {
 	m := evaluate(t)
 	var used []string
-	nameRE := regexp.MustCompile(`\b(sentinel_mesh_[a-z_]+|anomaly_(score|expected|lower|upper))\b`)
+	nameRE := regexp.MustCompile(`\b(sentinel_mesh_[a-z_]+|anomaly_(score|expected|lower|upper|open))\b`)
 	collect := func(s string) {
 		for _, n := range nameRE.FindAllString(s, -1) {
 			for _, suffix := range []string{"_bucket", "_count", "_sum"} {
