@@ -253,12 +253,18 @@ func (it *rwItem) samples() int {
 	return 4
 }
 
-// openValue is the anomaly_open sample's value.
-func (it *rwItem) openValue() float64 {
-	if it.open == openStale {
-		return staleNaN
+// each calls fn with each sample of the item: i indexes rwMetricNames, and
+// is len(rwMetricNames) for anomaly_open.
+func (it *rwItem) each(fn func(i int, name string, v float64)) {
+	for i, name := range rwMetricNames {
+		fn(i, name, it.values[i])
 	}
-	return 1
+	switch it.open {
+	case openSample:
+		fn(len(rwMetricNames), OpenMetric, 1)
+	case openStale:
+		fn(len(rwMetricNames), OpenMetric, staleNaN)
+	}
 }
 
 var rwMetricNames = [4]string{ScoreMetric, ExpectedMetric, LowerMetric, UpperMetric}
@@ -541,12 +547,13 @@ func (w *RemoteWriteOut) encode(batch []rwItem) (body []byte, contentType, versi
 	if w.cfg.ProtobufMessage == RemoteWriteV2Message {
 		st := writev2.NewSymbolTable()
 		req := writev2.Request{Timeseries: make([]writev2.TimeSeries, 0, 4*len(batch))}
-		var helpRefs [4]uint32
+		var helpRefs [len(rwMetricNames) + 1]uint32
 		for i, name := range rwMetricNames {
 			helpRefs[i] = st.Symbolize(rwHelp[name])
 		}
+		helpRefs[len(rwMetricNames)] = st.Symbolize(openHelp)
 		for _, it := range batch {
-			for i, name := range rwMetricNames {
+			it.each(func(i int, name string, v float64) {
 				buf = withName(it.labels, name, buf)
 				refs := make([]uint32, 0, 2*len(buf))
 				for _, l := range buf {
@@ -554,22 +561,10 @@ func (w *RemoteWriteOut) encode(batch []rwItem) (body []byte, contentType, versi
 				}
 				req.Timeseries = append(req.Timeseries, writev2.TimeSeries{
 					LabelsRefs: refs,
-					Samples:    []writev2.Sample{{Value: it.values[i], Timestamp: it.ts}},
+					Samples:    []writev2.Sample{{Value: v, Timestamp: it.ts}},
 					Metadata:   writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_GAUGE, HelpRef: helpRefs[i]},
 				})
-			}
-			if it.open != openNone {
-				buf = withName(it.labels, OpenMetric, buf)
-				refs := make([]uint32, 0, 2*len(buf))
-				for _, l := range buf {
-					refs = append(refs, st.Symbolize(l.Name), st.Symbolize(l.Value))
-				}
-				req.Timeseries = append(req.Timeseries, writev2.TimeSeries{
-					LabelsRefs: refs,
-					Samples:    []writev2.Sample{{Value: it.openValue(), Timestamp: it.ts}},
-					Metadata:   writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_GAUGE, HelpRef: st.Symbolize(openHelp)},
-				})
-			}
+			})
 		}
 		req.Symbols = st.Symbols()
 		raw, err = req.Marshal()
@@ -580,7 +575,7 @@ func (w *RemoteWriteOut) encode(batch []rwItem) (body []byte, contentType, versi
 	}
 	req := prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, 0, 4*len(batch))}
 	for _, it := range batch {
-		for i, name := range rwMetricNames {
+		it.each(func(_ int, name string, v float64) {
 			buf = withName(it.labels, name, buf)
 			ls := make([]prompb.Label, len(buf))
 			for j, l := range buf {
@@ -588,20 +583,9 @@ func (w *RemoteWriteOut) encode(batch []rwItem) (body []byte, contentType, versi
 			}
 			req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
 				Labels:  ls,
-				Samples: []prompb.Sample{{Value: it.values[i], Timestamp: it.ts}},
+				Samples: []prompb.Sample{{Value: v, Timestamp: it.ts}},
 			})
-		}
-		if it.open != openNone {
-			buf = withName(it.labels, OpenMetric, buf)
-			ls := make([]prompb.Label, len(buf))
-			for j, l := range buf {
-				ls[j] = prompb.Label{Name: l.Name, Value: l.Value}
-			}
-			req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
-				Labels:  ls,
-				Samples: []prompb.Sample{{Value: it.openValue(), Timestamp: it.ts}},
-			})
-		}
+		})
 	}
 	raw, err = req.Marshal()
 	if err != nil {
