@@ -96,13 +96,7 @@ func runEval(ctx context.Context, f *evalFlags, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if f.docs != "" {
-			if err := nab.UpdateDocSection(f.docs, nab.AblationDocBegin, nab.AblationDocEnd, table); err != nil {
-				return err
-			}
-		}
-		fmt.Fprint(stdout, table)
-		return nil
+		return f.publish(stdout, nab.AblationDocBegin, nab.AblationDocEnd, table)
 	}
 	if f.churnTable {
 		return runChurnTable(ctx, f, cfg, stdout)
@@ -112,13 +106,7 @@ func runEval(ctx context.Context, f *evalFlags, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if f.docs != "" {
-			if err := nab.UpdateDocSection(f.docs, nab.ThresholdDocBegin, nab.ThresholdDocEnd, table); err != nil {
-				return err
-			}
-		}
-		fmt.Fprint(stdout, table)
-		return nil
+		return f.publish(stdout, nab.ThresholdDocBegin, nab.ThresholdDocEnd, table)
 	}
 	if f.churn > 0 && f.docs != "" {
 		return fmt.Errorf("--churn does not update --docs: the tables there are without churn")
@@ -138,12 +126,18 @@ func runEval(ctx context.Context, f *evalFlags, stdout io.Writer) error {
 	if len(margins) > 0 {
 		tables += "\n" + nab.MarginMarkdown(margins)
 	}
+	return f.publish(stdout, nab.DocBegin, nab.DocEnd, tables)
+}
+
+// publish prints a generated table and, with --docs, replaces the section
+// between the markers begin and end of that file with it.
+func (f *evalFlags) publish(stdout io.Writer, begin, end, table string) error {
 	if f.docs != "" {
-		if err := nab.UpdateDoc(f.docs, tables); err != nil {
+		if err := nab.UpdateDocSection(f.docs, begin, end, table); err != nil {
 			return err
 		}
 	}
-	fmt.Fprint(stdout, tables)
+	fmt.Fprint(stdout, table)
 	return nil
 }
 
@@ -302,13 +296,7 @@ func runInjected(ctx context.Context, f *evalFlags, cfg *config.Config, stdout i
 		return err
 	}
 	table := nab.InjectedMarkdown(cols, results, falseAlarms) + "\n" + nab.InjectedCauseMarkdown(cols, results)
-	if f.docs != "" {
-		if err := nab.UpdateDocSection(f.docs, nab.InjectedDocBegin, nab.InjectedDocEnd, table); err != nil {
-			return err
-		}
-	}
-	fmt.Fprint(stdout, table)
-	return nil
+	return f.publish(stdout, nab.InjectedDocBegin, nab.InjectedDocEnd, table)
 }
 
 // The heavy-tails table: a minute is where server metrics are often
@@ -361,13 +349,7 @@ func runHeavyTails(ctx context.Context, f *evalFlags, cfg *config.Config, stdout
 		return err
 	}
 	table := nab.HeavyTailMarkdown(heavyTailStep, heavyTailHost, results)
-	if f.docs != "" {
-		if err := nab.UpdateDocSection(f.docs, nab.HeavyDocBegin, nab.HeavyDocEnd, table); err != nil {
-			return err
-		}
-	}
-	fmt.Fprint(stdout, table)
-	return nil
+	return f.publish(stdout, nab.HeavyDocBegin, nab.HeavyDocEnd, table)
 }
 
 // counterSteps are the scrape intervals of the counters table.
@@ -413,13 +395,7 @@ func runCounters(ctx context.Context, f *evalFlags, cfg *config.Config, stdout i
 		return err
 	}
 	table := nab.CounterMarkdown(cols, results)
-	if f.docs != "" {
-		if err := nab.UpdateDocSection(f.docs, nab.CountersDocBegin, nab.CountersDocEnd, table); err != nil {
-			return err
-		}
-	}
-	fmt.Fprint(stdout, table)
-	return nil
+	return f.publish(stdout, nab.CountersDocBegin, nab.CountersDocEnd, table)
 }
 
 // runModel scores corpus c in event mode with the detector named by spec
@@ -477,11 +453,5 @@ func runChurnTable(ctx context.Context, f *evalFlags, cfg *config.Config, stdout
 		}
 	}
 	table := nab.ChurnMarkdown(rows)
-	if f.docs != "" {
-		if err := nab.UpdateDocSection(f.docs, nab.ChurnDocBegin, nab.ChurnDocEnd, table); err != nil {
-			return err
-		}
-	}
-	fmt.Fprint(stdout, table)
-	return nil
+	return f.publish(stdout, nab.ChurnDocBegin, nab.ChurnDocEnd, table)
 }

@@ -39,7 +39,9 @@ func writeTinyCorpus(t *testing.T) string {
 			}
 			name := fmt.Sprintf("%s/s%d.csv", cat, f)
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "data", name), []byte(b.String()), 0o644))
-			ts := func(i int) string { return start.Add(time.Duration(i) * 5 * time.Minute).Format("2006-01-02 15:04:05.000000") }
+			ts := func(i int) string {
+				return start.Add(time.Duration(i) * 5 * time.Minute).Format("2006-01-02 15:04:05.000000")
+			}
 			windows[name] = [][2]string{{ts(700), ts(705)}}
 		}
 	}

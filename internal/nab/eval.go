@@ -290,11 +290,6 @@ const (
 	ThresholdDocEnd   = "<!-- threshold:end -->"
 )
 
-// UpdateDoc replaces the text between DocBegin and DocEnd in the file at path.
-func UpdateDoc(path, table string) error {
-	return UpdateDocSection(path, DocBegin, DocEnd, table)
-}
-
 // UpdateDocSection replaces the text between the markers begin and end in
 // the file at path.
 func UpdateDocSection(path, begin, end, text string) error {

@@ -163,16 +163,16 @@ func TestRunAndReport(t *testing.T) {
 	}
 }
 
-func TestUpdateDoc(t *testing.T) {
+func TestUpdateDocSection(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "doc.md")
 	require.NoError(t, os.WriteFile(path, []byte("# T\n"+DocBegin+"\nold\n"+DocEnd+"\nafter\n"), 0o644))
-	require.NoError(t, UpdateDoc(path, "new\n"))
+	require.NoError(t, UpdateDocSection(path, DocBegin, DocEnd, "new\n"))
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	require.Equal(t, "# T\n"+DocBegin+"\nnew\n"+DocEnd+"\nafter\n", string(b))
 
 	require.NoError(t, os.WriteFile(path, []byte("no markers"), 0o644))
-	require.ErrorContains(t, UpdateDoc(path, "x"), "markers")
+	require.ErrorContains(t, UpdateDocSection(path, DocBegin, DocEnd, "x"), "markers")
 }
 
 func TestParseMode(t *testing.T) {
