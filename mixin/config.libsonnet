@@ -21,8 +21,9 @@
     anomalyScoreThreshold: 0.7,
     // AnomalyDetected fires while an anomaly is open on a series (anomaly_open, which
     // Sentinel Mesh exports from the sample that opened it until it closes), so it pages
-    // for exactly the anomalies docs/detection.md measures. A `for` delays the page and
-    // drops anomalies that close sooner; the detector already decided.
+    // for exactly the anomalies docs/detection.md measures. The detector already decided,
+    // and an anomaly stays open at least detector.anomaly_close_after (5m): a `for` up to
+    // that only delays the page.
     anomalyFor: '0m',
     // Severity bands of AnomalyDetected: one alerting rule per band, each firing while an
     // anomaly is open whose highest anomaly_score within anomalyPeakWindow is at least
