@@ -126,6 +126,7 @@ func runEval(ctx context.Context, f *evalFlags, stdout io.Writer) error {
 	if len(margins) > 0 {
 		tables += "\n" + nab.MarginMarkdown(margins)
 	}
+	tables += "\n" + nab.RuleMarkdown(reports)
 	return f.publish(stdout, nab.DocBegin, nab.DocEnd, tables)
 }
 

@@ -32,6 +32,9 @@ type FoldReport struct {
 	ScoresNAB      []Score    `json:"nab_scores"`
 	ScoresTransfer []Score    `json:"nab_scores_transfer"`
 	Events         EventScore `json:"events"`
+	// LegacyRuleEvents is the event scoring of what LegacyMixinRule would
+	// have paged from the same scores.
+	LegacyRuleEvents EventScore `json:"legacy_rule_events"`
 
 	files, rawFiles []File
 	series          []seriesCounts // per series, for BootstrapMargin
@@ -47,7 +50,8 @@ func EvaluateFold(corpus, fold string, c *Corpus, o *Output) *FoldReport {
 		Corpus: corpus, Fold: fold, Detector: o.Detector, ModelVersion: o.ModelVersion,
 		Series: len(c.Series), Rows: c.Rows(), Dropped: o.Dropped,
 		Events: ScoreEvents(c, o), files: c.Files(o), rawFiles: c.RawFiles(o),
-		series: perSeriesEvents(c, o),
+		series:           perSeriesEvents(c, o),
+		LegacyRuleEvents: ScoreEvents(c, LegacyMixinRule.Pages(c, o)),
 	}
 	for _, p := range Profiles {
 		r.NAB = append(r.NAB, Optimise(r.files, p))
