@@ -57,15 +57,19 @@ type topicPartition struct {
 // at-least-once semantics: offsets are committed only after a polled batch
 // was appended and flushed. Rebalances block while a batch is processed.
 type Consumer struct {
-	cfg    Config
-	o      ConsumerOptions
-	cl     *kgo.Client // group client, created by connect once ready
-	clMu   sync.Mutex  // guards cl against kill from another goroutine
-	opts   []kgo.Opt   // options of the group client
-	base   []kgo.Opt   // connection options, for the state restore client
-	dec    *Decoder
-	m      *Metrics
-	logger *slog.Logger
+	cfg  Config
+	o    ConsumerOptions
+	cl   *kgo.Client // group client, created by connect once ready
+	clMu sync.Mutex  // guards cl against kill from another goroutine
+	// closeOnce closes cl once: kgo.Client.Close is not safe to call from
+	// two goroutines at once, and kill (another goroutine) and Run's return
+	// both close it.
+	closeOnce sync.Once
+	opts      []kgo.Opt // options of the group client
+	base      []kgo.Opt // connection options, for the state restore client
+	dec       *Decoder
+	m         *Metrics
+	logger    *slog.Logger
 
 	mu    sync.Mutex
 	owner map[uint64]topicPartition // series hash -> partition it is read from
@@ -201,7 +205,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.connect(); err != nil {
 		return err
 	}
-	defer c.cl.Close()
+	defer c.closeClient(c.cl)
 	// A poll blocks rebalances until AllowRebalance; Close must not wait on it.
 	defer c.cl.AllowRebalance()
 	for {
@@ -252,9 +256,12 @@ func (c *Consumer) kill() {
 	cl := c.cl
 	c.clMu.Unlock()
 	if cl != nil {
-		cl.Close()
+		c.closeClient(cl)
 	}
 }
+
+// closeClient closes the group client cl the first time it is called.
+func (c *Consumer) closeClient(cl *kgo.Client) { c.closeOnce.Do(cl.Close) }
 
 func (c *Consumer) processBatch(ctx context.Context, fetches kgo.Fetches) {
 	start := time.Now()
