@@ -130,15 +130,9 @@ func ScoreEvents(c *Corpus, o *Output) EventScore {
 	}
 	r.Detected = len(delays)
 	if r.Opens > 0 {
-		r.Precision = float64(r.TrueOpens) / float64(r.Opens)
 		r.IncidentPrecision = float64(r.Detected) / float64(r.Detected+r.Opens-r.TrueOpens)
 	}
-	if r.Incidents > 0 {
-		r.Recall = float64(r.Detected) / float64(r.Incidents)
-	}
-	if r.Precision+r.Recall > 0 {
-		r.F1 = 2 * r.Precision * r.Recall / (r.Precision + r.Recall)
-	}
+	r.Precision, r.Recall, r.F1 = seriesCounts{opens: r.Opens, trueOpens: r.TrueOpens, detected: r.Detected, incidents: r.Incidents}.scores()
 	if r.SeriesDays > 0 {
 		r.FalsePerDay = float64(r.Opens-r.TrueOpens) / r.SeriesDays
 	}

@@ -43,19 +43,25 @@ type seriesNAB struct {
 	windows int
 }
 
-// f1Of is the event F1 of summed counts, as ScoreEvents computes it.
-func f1Of(c seriesCounts) float64 {
-	var p, r float64
+// scores are the event precision, recall and F1 of the counts: the one
+// place ScoreEvents and the bootstrap compute them.
+func (c seriesCounts) scores() (precision, recall, f1 float64) {
 	if c.opens > 0 {
-		p = float64(c.trueOpens) / float64(c.opens)
+		precision = float64(c.trueOpens) / float64(c.opens)
 	}
 	if c.incidents > 0 {
-		r = float64(c.detected) / float64(c.incidents)
+		recall = float64(c.detected) / float64(c.incidents)
 	}
-	if p+r == 0 {
-		return 0
+	if precision+recall > 0 {
+		f1 = 2 * precision * recall / (precision + recall)
 	}
-	return 2 * p * r / (p + r)
+	return precision, recall, f1
+}
+
+// f1Of is the event F1 of summed counts.
+func f1Of(c seriesCounts) float64 {
+	_, _, f1 := c.scores()
+	return f1
 }
 
 // nabOf normalises summed NAB raw scores (Score.normalise).
