@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
@@ -230,9 +231,6 @@ const (
 	openStale              // a staleness marker: the anomaly closed
 )
 
-// staleNaN is Prometheus' staleness marker (model/value.StaleNaN).
-var staleNaN = math.Float64frombits(0x7ff0000000000002)
-
 // openState is the anomaly_open sample of result r of a series whose newest
 // queued result is last.
 func openState(r *detector.Result, last rwLast) int8 {
@@ -263,7 +261,7 @@ func (it *rwItem) each(fn func(i int, name string, v float64)) {
 	case openSample:
 		fn(len(rwMetricNames), OpenMetric, 1)
 	case openStale:
-		fn(len(rwMetricNames), OpenMetric, staleNaN)
+		fn(len(rwMetricNames), OpenMetric, math.Float64frombits(value.StaleNaN))
 	}
 }
 
